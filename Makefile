@@ -1,0 +1,70 @@
+# hessian: build, test and benchmark.
+#   make            library + CLI (bin/hessian)
+#   make test       builds and runs every tests/test_*.c program, then prints "N passed, M failed"
+#   make bench      benchmarks against PyTorch (needs data and python3-torch; see bench/README.md)
+#   make DEBUG=1    -O0 -g with AddressSanitizer and UndefinedBehaviorSanitizer
+# No -ffast-math anywhere: this code computes derivatives and eigenvalues.
+
+CC ?= cc
+OPT ?= -O2 -march=native
+ifeq ($(DEBUG),1)
+OPT = -O0 -g -fsanitize=address,undefined -fno-omit-frame-pointer
+endif
+CFLAGS ?=
+CFLAGS += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter -fopenmp $(OPT) -I/usr/include/openblas -MMD -MP
+LDLIBS += -llapacke -lopenblas -lm -fopenmp
+ifeq ($(DEBUG),1)
+LDLIBS += -fsanitize=address,undefined
+endif
+
+BUILD := build
+# Precision-generic sources: compiled twice (HS_F32 -> *_f32 symbols, HS_F64 -> *_f64 symbols).
+GENERIC_DIRS := src/ops src/models src/optim src/curvature
+# Precision-independent sources: compiled once.
+PLAIN_DIRS := src/core src/io src/data src/spectral src/report
+
+GENERIC_SRC := $(foreach d,$(GENERIC_DIRS),$(wildcard $(d)/*.c))
+PLAIN_SRC := $(foreach d,$(PLAIN_DIRS),$(wildcard $(d)/*.c))
+CLI_SRC := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/test_*.c)
+
+OBJ := $(GENERIC_SRC:%.c=$(BUILD)/f32/%.o) $(GENERIC_SRC:%.c=$(BUILD)/f64/%.o) $(PLAIN_SRC:%.c=$(BUILD)/plain/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/plain/%.o)
+LIB := $(BUILD)/libhessian.a
+TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test bench clean
+all: bin/hessian
+
+$(BUILD)/f32/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DHS_F32 -c $< -o $@
+$(BUILD)/f64/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DHS_F64 -c $< -o $@
+$(BUILD)/plain/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+bin/hessian: $(CLI_OBJ) $(LIB)
+	@mkdir -p bin
+	$(CC) $(CFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c $(LIB) tests/check.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DHS_F64 $< $(LIB) $(LDLIBS) -o $@
+
+test: $(TESTS) bin/hessian
+	@OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 HESSIAN_BIN=bin/hessian sh tests/run_all.sh $(TESTS)
+
+bench: bin/hessian
+	sh bench/run.sh
+
+clean:
+	rm -rf $(BUILD) bin
+
+-include $(OBJ:.o=.d) $(CLI_OBJ:.o=.d)
