@@ -26,10 +26,12 @@ PLAIN_DIRS := src/core src/io src/data src/spectral src/report
 GENERIC_SRC := $(foreach d,$(GENERIC_DIRS),$(wildcard $(d)/*.c))
 PLAIN_SRC := $(foreach d,$(PLAIN_DIRS),$(wildcard $(d)/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
+# Command implementations (precision-generic, linked into the CLI only).
+CMD_SRC := $(wildcard src/commands/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 
 OBJ := $(GENERIC_SRC:%.c=$(BUILD)/f32/%.o) $(GENERIC_SRC:%.c=$(BUILD)/f64/%.o) $(PLAIN_SRC:%.c=$(BUILD)/plain/%.o)
-CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/plain/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/plain/%.o) $(CMD_SRC:%.c=$(BUILD)/f32/%.o) $(CMD_SRC:%.c=$(BUILD)/f64/%.o)
 LIB := $(BUILD)/libhessian.a
 TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 

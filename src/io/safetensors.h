@@ -28,6 +28,7 @@ typedef struct {
     char **meta_keys, **meta_values;
     uint8_t *data; /* the data section */
     size_t data_size;
+    char *path; /* the file read, for messages (e.g. from safetensors_expect_shape) */
 } SafeTensors;
 
 /* Reads and validates a whole file. On error returns -1 with a message naming the file and the problem

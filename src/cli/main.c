@@ -1,0 +1,76 @@
+/* main.c: the `hessian` command line: dispatches to a sub-command in the precision --precision asks for
+ * (float32 by default). Only this program exits; library code returns errors. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../commands/commands.h"
+#include "../core/common.h"
+#include "../data/cifar10_download.h"
+#include "args.h"
+
+typedef struct {
+    const char *name;
+    int (*f32)(int, char **);
+    int (*f64)(int, char **);
+    const char *summary;
+} Command;
+
+static const Command commands[] = {
+    {"study", cmd_study_f32, cmd_study_f64, "the CIFAR-10 study end to end: train, exact spectrum, power iterations, report"},
+    {"train", cmd_train_f32, cmd_train_f64, "train a model with SGD (checkpoint after every epoch)"},
+    {"eval", cmd_eval_f32, cmd_eval_f64, "test loss and accuracy of a checkpoint"},
+    {"hvp", cmd_hvp_f32, cmd_hvp_f64, "exact Hessian-vector product with a vector from a .npy file"},
+    {"exact", cmd_exact_f32, cmd_exact_f64, "the full Hessian of a small model and all its eigenvalues"},
+    {"power", cmd_power_f32, cmd_power_f64, "power iteration for the top eigenvalue (stochastic or fixed set)"},
+};
+
+static void usage(FILE *fp) {
+    fprintf(fp, "hessian %s: exact curvature of neural-network losses\n\nusage: hessian COMMAND [options]\n\n",
+            HS_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(fp, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(fp, "  %-8s %s\n", "data", "data cifar10 DIR: download CIFAR-10 (binary version) into DIR");
+    fprintf(fp, "\n'hessian COMMAND --help' lists a command's options. Every command takes --precision f32|f64.\n");
+}
+
+static int cmd_data(int argc, char **argv) {
+    if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+        printf("usage: hessian data cifar10 DIR\nDownloads the official CIFAR-10 binary archive, checks its MD5 and "
+               "unpacks DIR/cifar-10-batches-bin/.\n");
+        return 0;
+    }
+    if (argc != 2 || strcmp(argv[0], "cifar10") != 0) {
+        fprintf(stderr, "hessian data: usage: hessian data cifar10 DIR\n");
+        return 2;
+    }
+    if (cifar10_download(argv[1]) != 0) {
+        fprintf(stderr, "hessian data: error: %s\n", hs_last_error());
+        return 1;
+    }
+    printf("CIFAR-10 is ready in %s/cifar-10-batches-bin\n", argv[1]);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("hessian %s\n", HS_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "data") == 0) return cmd_data(argc - 2, argv + 2);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0) continue;
+        int bytes = args_precision_bytes(args_find_value(argc - 2, argv + 2, "--precision"));
+        if (bytes < 0) {
+            fprintf(stderr, "hessian %s: %s\n", argv[1], hs_last_error());
+            return 2;
+        }
+        return bytes == 8 ? commands[i].f64(argc - 2, argv + 2) : commands[i].f32(argc - 2, argv + 2);
+    }
+    fprintf(stderr, "hessian: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,48 @@
+/* curvature.h: loss, gradient, Hessian-vector products and the exact Hessian of a model over a set of
+ * samples (precision-generic). Samples are processed in chunks; chunk results are accumulated in double in
+ * a fixed order, so for a given thread count the same inputs give the same bits. The loss is the mean
+ * cross-entropy over the whole set.
+ *
+ * Curvature is the Hessian, or the generalised Gauss-Newton matrix (CURVATURE_GGN, positive semi-definite).
+ * "No silent zeros": results that come out non-finite, or exactly zero for a non-zero direction, are errors. */
+#ifndef HS_CURVATURE_H
+#define HS_CURVATURE_H
+
+#include "../data/cifar10.h"
+#include "../models/model.h"
+
+/* The samples a computation runs on: images indices[0..count) of data, never augmented. */
+typedef struct {
+    const Cifar10 *data;
+    const int *indices; /* (count) */
+    int count;
+    int chunk;          /* samples per pass (memory vs. speed); <= 0: 250 */
+} SampleSet;
+
+/* Loss (mean), accuracy (fraction correct) and gradient (P, may be NULL) over the set. */
+int FN(curv_loss_grad)(Model *m, const SampleSet *set, double *loss, double *accuracy, double *grad);
+
+/* hv (K,P) = C v for K directions v (K,P), C = Hessian or GGN of the mean loss over the set. Also returns the
+ * loss (may be NULL). */
+int FN(curv_hvp)(Model *m, const SampleSet *set, const double *v, int K, Curvature curvature, double *hv,
+                 double *loss);
+
+typedef struct {
+    double loss;
+    double asymmetry;     /* max |H_ij - H_ji| over the entries computed twice (same-layer blocks) */
+    double seconds;
+    int64_t directions;   /* unit directions propagated */
+} ExactInfo;
+
+typedef void (*ExactProgress)(void *user, int64_t done, int64_t total);
+
+/* The full P x P matrix (row-major, double) of the Hessian or GGN over the set, from batched HVPs with unit
+ * directions: a direction in layer l has zero tangents below l, so only rows of layers >= l are computed;
+ * the rest follows by symmetry. H is symmetrised on return. */
+int FN(curv_exact)(Model *m, const SampleSet *set, Curvature curvature, double *H, ExactInfo *info,
+                   ExactProgress progress, void *user);
+
+/* Fills (count) normalised images (count,3,32,32) and labels for indices. */
+void FN(samples_fill)(const Cifar10 *data, const int *indices, int count, real *x, int32_t *labels);
+
+#endif

@@ -1,0 +1,110 @@
+/* exact.c: the full Hessian (or Gauss-Newton matrix) of a small model over a sample set, from batched
+ * Hessian-vector products with unit directions (see curvature.h).
+ *
+ * For each chunk of samples the primal forward and backward passes run once; then, layer by layer, up to
+ * `max_directions` unit directions of that layer's parameters are propagated together. A direction in layer l
+ * has no tangent below l, so the tangent passes start at l and only rows of parameters in layers >= l are
+ * formed: the block of layer l with itself is computed twice (that gives the measured asymmetry), blocks
+ * below it are filled in from the transposed blocks. Accumulation over chunks is in double. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "curvature.h"
+
+#define EXACT_MAX_DIRECTIONS 512
+
+int FN(curv_exact)(Model *m, const SampleSet *set, Curvature curvature, double *H, ExactInfo *info,
+                   ExactProgress progress, void *user) {
+    if (set->count <= 0) return hs_error("no samples selected");
+    double t0 = hs_seconds();
+    size_t P = m->num_params;
+    int L = m->num_layers;
+    /* first parameter of each layer (tensors are in layer order) */
+    size_t *layer_begin = hs_calloc((size_t)L + 1, sizeof(size_t));
+    if (!layer_begin) return -1;
+    for (int l = 0; l <= L; l++) layer_begin[l] = P;
+    for (int t = m->num_tensors - 1; t >= 0; t--) layer_begin[m->tensors[t].layer] = m->tensors[t].offset;
+    for (int l = L - 1; l >= 0; l--)
+        if (layer_begin[l] > layer_begin[l + 1]) layer_begin[l] = layer_begin[l + 1];
+
+    int chunk = set->chunk > 0 ? set->chunk : 32;
+    if (chunk > set->count) chunk = set->count;
+    int Kmax = EXACT_MAX_DIRECTIONS;
+    real *x = hs_malloc(sizeof(real) * (size_t)chunk * CIFAR10_PIXELS);
+    int32_t *y = hs_malloc(sizeof(int32_t) * (size_t)chunk);
+    real *grad = hs_malloc(sizeof(real) * P);
+    real *V = hs_calloc(P * (size_t)Kmax, sizeof(real));
+    real *HV = hs_malloc(sizeof(real) * P * (size_t)Kmax);
+    int rc = (x && y && grad && V && HV) ? 0 : -1;
+    memset(H, 0, sizeof(double) * P * P);
+    double scale = 1.0 / set->count, loss = 0;
+    int64_t chunks = (set->count + chunk - 1) / chunk, done = 0, total = chunks * (int64_t)P;
+
+    for (int start = 0; start < set->count && rc == 0; start += chunk) {
+        int n = set->count - start < chunk ? set->count - start : chunk;
+        FN(samples_fill)(set->data, set->indices + start, n, x, y);
+        double part;
+        rc = FN(model_forward)(m, x, n);
+        if (rc == 0) rc = FN(model_loss)(m, y, scale, &part, NULL);
+        if (rc == 0) rc = FN(model_backward)(m, y, scale, grad);
+        if (rc != 0) break;
+        loss += part;
+        for (int l = 0; l < L && rc == 0; l++) {
+            for (size_t j0 = layer_begin[l]; j0 < layer_begin[l + 1] && rc == 0; j0 += (size_t)Kmax) {
+                int K = (int)(layer_begin[l + 1] - j0 < (size_t)Kmax ? layer_begin[l + 1] - j0 : (size_t)Kmax);
+                for (int k = 0; k < K; k++) V[(size_t)k * P + j0 + (size_t)k] = 1;
+                memset(HV, 0, sizeof(real) * P * (size_t)K);
+                rc = FN(model_hvp_chunk)(m, V, K, l, curvature, HV);
+                for (int k = 0; k < K; k++) V[(size_t)k * P + j0 + (size_t)k] = 0;
+                size_t c0 = layer_begin[l];
+#pragma omp parallel for schedule(static)
+                for (int k = 0; k < K; k++) {
+                    double *row = H + (j0 + (size_t)k) * P;
+                    const real *hv = HV + (size_t)k * P;
+                    for (size_t c = c0; c < P; c++) row[c] += (double)hv[c];
+                }
+                done += K;
+                if (progress) progress(user, done, total);
+            }
+        }
+    }
+    double asym = 0;
+    if (rc == 0) {
+        /* Same-layer blocks were computed from both sides: measure, then average. Other blocks: mirror. */
+        for (int l = 0; l < L; l++)
+            for (size_t i = layer_begin[l]; i < layer_begin[l + 1]; i++)
+                for (size_t j = i + 1; j < layer_begin[l + 1]; j++) {
+                    double a = H[i * P + j], b = H[j * P + i];
+                    if (fabs(a - b) > asym) asym = fabs(a - b);
+                    H[i * P + j] = H[j * P + i] = 0.5 * (a + b);
+                }
+        for (int l = 1; l < L; l++)
+            for (size_t j = layer_begin[l]; j < layer_begin[l + 1]; j++)
+                for (size_t c = 0; c < layer_begin[l]; c++) H[j * P + c] = H[c * P + j];
+        double norm = 0;
+        int finite = 1;
+        for (size_t i = 0; i < P * P; i++) {
+            if (!isfinite(H[i])) finite = 0;
+            norm += fabs(H[i]);
+        }
+        if (!finite) rc = hs_error("the Hessian has non-finite entries (diverged model or bad input)");
+        else if (norm == 0)
+            rc = hs_error("the Hessian is exactly zero: the loss does not depend on the parameters (or every unit is "
+                          "inactive); refusing to return a silent zero");
+    }
+    free(layer_begin);
+    free(x);
+    free(y);
+    free(grad);
+    free(V);
+    free(HV);
+    if (rc != 0) return -1;
+    if (info) {
+        info->loss = loss;
+        info->asymmetry = asym;
+        info->seconds = hs_seconds() - t0;
+        info->directions = total;
+    }
+    return 0;
+}

@@ -1,0 +1,289 @@
+/* model.c: what every architecture shares: tensor tables, parameter and buffer storage, default
+ * initialisation, safetensors checkpoints with PyTorch state_dict names, the cross-entropy head, and the
+ * chunk-level passes (forward, loss, backward, Hessian- or Gauss-Newton-vector products). */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/rng.h"
+#include "../io/safetensors.h"
+#include "../ops/ops.h"
+
+static const ModelArch *FN(find_arch)(const char *name) {
+    static const ModelArch *const archs[] = {&FN(cnn_arch)};
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        if (strcmp(archs[i]->name, name) == 0) return archs[i];
+    return NULL;
+}
+
+int FN(model_add_tensor)(Model *m, const char *name, int ndim, const int64_t *shape, int layer, int fan_in, int kind) {
+    int is_buffer = kind == TENSOR_RUNNING_MEAN || kind == TENSOR_RUNNING_VAR;
+    int *count = is_buffer ? &m->num_buffers : &m->num_tensors;
+    TensorInfo **table = is_buffer ? &m->buffers : &m->tensors;
+    size_t *total = is_buffer ? &m->num_buffer_values : &m->num_params;
+    TensorInfo *grown = realloc(*table, sizeof(TensorInfo) * (size_t)(*count + 1));
+    if (!grown) return hs_error("out of memory building the tensor table");
+    *table = grown;
+    TensorInfo *t = &grown[*count];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        t->shape[d] = shape[d];
+        t->numel *= (size_t)shape[d];
+    }
+    t->offset = *total;
+    t->layer = layer;
+    t->fan_in = fan_in;
+    t->kind = kind;
+    *total += t->numel;
+    (*count)++;
+    if (layer + 1 > m->num_layers) m->num_layers = layer + 1;
+    return 0;
+}
+
+int FN(model_create)(const char *arch_name, uint64_t seed, Model **out) {
+    *out = NULL;
+    const ModelArch *arch = FN(find_arch)(arch_name);
+    if (!arch) return hs_error("unknown model '%s' (available: cnn)", arch_name);
+    Model *m = hs_calloc(1, sizeof *m);
+    if (!m) return -1;
+    m->arch = arch;
+    m->classes = 10;
+    if (arch->init(m) != 0) {
+        FN(model_free)(m);
+        return -1;
+    }
+    m->params = hs_calloc(m->num_params, sizeof(real));
+    m->buffer_values = hs_calloc(m->num_buffer_values + 1, sizeof(real));
+    if (!m->params || !m->buffer_values) {
+        FN(model_free)(m);
+        return -1;
+    }
+    FN(model_init_default)(m, seed);
+    *out = m;
+    return 0;
+}
+
+void FN(model_free)(Model *m) {
+    if (!m) return;
+    if (m->arch && m->arch->free_state) m->arch->free_state(m);
+    free(m->tensors);
+    free(m->buffers);
+    free(m->params);
+    free(m->buffer_values);
+    free(m->logits);
+    free(m->probs);
+    free(m->d_logits);
+    free(m->t_logits);
+    free(m->td_logits);
+    free(m);
+}
+
+void FN(model_init_default)(Model *m, uint64_t seed) {
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (int i = 0; i < m->num_tensors; i++) {
+        const TensorInfo *t = &m->tensors[i];
+        real *p = m->params + t->offset;
+        for (size_t j = 0; j < t->numel; j++) {
+            double value;
+            if (t->kind == TENSOR_BN_WEIGHT) value = 1;
+            else if (t->kind == TENSOR_BN_BIAS) value = 0;
+            else {
+                /* kaiming_uniform_(a=sqrt(5)) gives bound sqrt(6/((1+5) fan_in)) = 1/sqrt(fan_in); biases
+                 * use the same bound. */
+                double bound = 1.0 / sqrt((double)t->fan_in);
+                value = (2 * rng_uniform(&rng) - 1) * bound;
+            }
+            p[j] = (real)value;
+        }
+    }
+    for (int i = 0; i < m->num_buffers; i++) {
+        const TensorInfo *t = &m->buffers[i];
+        for (size_t j = 0; j < t->numel; j++) m->buffer_values[t->offset + j] = t->kind == TENSOR_RUNNING_VAR ? 1 : 0;
+    }
+    m->batches_tracked = 0;
+}
+
+int FN(model_find_tensor)(const Model *m, const char *name) {
+    for (int i = 0; i < m->num_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* "bn1.running_mean" -> "bn1.num_batches_tracked" */
+static void tracked_name(char *out, size_t size, const char *running_mean_name) {
+    const char *dot = strrchr(running_mean_name, '.');
+    int prefix = dot ? (int)(dot - running_mean_name) : 0;
+    snprintf(out, size, "%.*s%snum_batches_tracked", prefix, running_mean_name, dot ? "." : "");
+}
+
+int FN(model_save)(const Model *m, const char *path, const char *const *meta_keys, const char *const *meta_values,
+                   int meta_count) {
+    int count = m->num_tensors + m->num_buffers;
+    int tracked = 0;
+    for (int i = 0; i < m->num_buffers; i++) tracked += m->buffers[i].kind == TENSOR_RUNNING_MEAN;
+    StWriteTensor *w = hs_calloc((size_t)(count + tracked), sizeof *w);
+    char (*names)[96] = hs_calloc((size_t)tracked + 1, sizeof *names);
+    if (!w || !names) {
+        free(w);
+        free(names);
+        return -1;
+    }
+    StDtype dtype = sizeof(real) == 8 ? ST_F64 : ST_F32;
+    int n = 0, nt = 0;
+    /* state_dict order: each module's parameters then its buffers; writing parameters first then buffers
+     * is equally valid for load_state_dict (names, not order, matter). */
+    for (int i = 0; i < m->num_tensors; i++, n++) {
+        const TensorInfo *t = &m->tensors[i];
+        w[n] = (StWriteTensor){t->name, dtype, t->ndim, {0}, m->params + t->offset};
+        memcpy(w[n].shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+    }
+    for (int i = 0; i < m->num_buffers; i++, n++) {
+        const TensorInfo *t = &m->buffers[i];
+        w[n] = (StWriteTensor){t->name, dtype, t->ndim, {0}, m->buffer_values + t->offset};
+        memcpy(w[n].shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+        if (t->kind == TENSOR_RUNNING_MEAN) {
+            tracked_name(names[nt], sizeof names[nt], t->name);
+            w[count + nt] = (StWriteTensor){names[nt], ST_I64, 0, {0}, &m->batches_tracked};
+            nt++;
+        }
+    }
+    int rc = safetensors_write(path, w, count + tracked, meta_keys, meta_values, meta_count);
+    free(w);
+    free(names);
+    return rc;
+}
+
+static int FN(load_tensor)(const SafeTensors *st, const char *path, const TensorInfo *t, real *dst) {
+    const StTensor *found;
+    if (safetensors_expect_shape(st, t->name, t->ndim, t->shape, &found) != 0) return -1;
+#if defined(HS_F64)
+    if (safetensors_to_f64(st, found, dst) != 0) return -1;
+#else
+    if (safetensors_to_f32(st, found, dst) != 0) return -1;
+#endif
+    for (size_t j = 0; j < t->numel; j++)
+        if (!isfinite((double)dst[j]))
+            return hs_error("checkpoint %s: tensor '%s' holds a non-finite value at index %zu", path, t->name, j);
+    return 0;
+}
+
+int FN(model_load)(Model *m, const char *path, int allow_classifier_swap, char *note, size_t note_size) {
+    if (note && note_size) note[0] = 0;
+    SafeTensors st;
+    if (safetensors_read(path, &st) != 0) return -1;
+    int rc = -1;
+    real *params = hs_malloc(sizeof(real) * m->num_params);
+    real *buffers = hs_malloc(sizeof(real) * (m->num_buffer_values + 1));
+    if (!params || !buffers) goto done;
+    memcpy(params, m->params, sizeof(real) * m->num_params);
+    /* Every tensor in the file must be known to the model (as load_state_dict(strict=True)). */
+    for (int i = 0; i < st.count; i++) {
+        const char *name = st.tensors[i].name;
+        int known = FN(model_find_tensor)(m, name) >= 0;
+        for (int b = 0; b < m->num_buffers && !known; b++) {
+            char tn[96];
+            tracked_name(tn, sizeof tn, m->buffers[b].name);
+            known = strcmp(m->buffers[b].name, name) == 0 || strcmp(tn, name) == 0;
+        }
+        if (!known) {
+            hs_error("checkpoint %s: unexpected tensor '%s' for model %s (is it a checkpoint of another model?)", path,
+                     name, m->arch->name);
+            goto done;
+        }
+    }
+    int last_layer = m->tensors[m->num_tensors - 1].layer;
+    int swapped = 0;
+    for (int i = 0; i < m->num_tensors; i++) {
+        const TensorInfo *t = &m->tensors[i];
+        if (FN(load_tensor)(&st, path, t, params + t->offset) == 0) continue;
+        const StTensor *found = safetensors_find(&st, t->name);
+        if (allow_classifier_swap && found && t->layer == last_layer) {
+            swapped = 1; /* keep the fresh initialisation */
+            memcpy(params + t->offset, m->params + t->offset, sizeof(real) * t->numel);
+            continue;
+        }
+        goto done;
+    }
+    for (int i = 0; i < m->num_buffers; i++)
+        if (FN(load_tensor)(&st, path, &m->buffers[i], buffers + m->buffers[i].offset) != 0) goto done;
+    int64_t tracked = 0;
+    for (int i = 0; i < m->num_buffers; i++) {
+        char tn[96];
+        tracked_name(tn, sizeof tn, m->buffers[i].name);
+        const StTensor *t = safetensors_find(&st, tn);
+        if (t && t->dtype == ST_I64 && t->numel == 1) memcpy(&tracked, st.data + t->begin, sizeof tracked);
+    }
+    memcpy(m->params, params, sizeof(real) * m->num_params);
+    memcpy(m->buffer_values, buffers, sizeof(real) * m->num_buffer_values);
+    m->batches_tracked = tracked;
+    if (swapped && note && note_size) {
+        const TensorInfo *t = &m->tensors[m->num_tensors - 1];
+        snprintf(note, note_size,
+                 "classifier '%s' in %s has another shape; replaced by a freshly initialised one with %lld outputs",
+                 t->name, path, (long long)t->shape[0]);
+    }
+    rc = 0;
+done:
+    free(params);
+    free(buffers);
+    safetensors_free(&st);
+    return rc;
+}
+
+int FN(model_reserve)(Model *m, int N, int K) {
+    size_t C = (size_t)m->classes;
+    if (N > m->capacity_N) {
+        free(m->logits);
+        free(m->probs);
+        free(m->d_logits);
+        m->logits = hs_malloc(sizeof(real) * (size_t)N * C);
+        m->probs = hs_malloc(sizeof(real) * (size_t)N * C);
+        m->d_logits = hs_malloc(sizeof(real) * (size_t)N * C);
+        m->capacity_N = (m->logits && m->probs && m->d_logits) ? N : 0;
+        if (!m->capacity_N) return -1;
+    }
+    if ((long)N * K > m->capacity_NK) {
+        free(m->t_logits);
+        free(m->td_logits);
+        m->t_logits = hs_malloc(sizeof(real) * (size_t)N * K * C);
+        m->td_logits = hs_malloc(sizeof(real) * (size_t)N * K * C);
+        m->capacity_NK = (m->t_logits && m->td_logits) ? N * K : 0;
+        if (!m->capacity_NK) return -1;
+    }
+    return 0;
+}
+
+int FN(model_forward)(Model *m, const real *x, int N) {
+    if (N <= 0) return hs_error("empty batch");
+    HS_TRY(FN(model_reserve)(m, N, 1));
+    m->N = N;
+    m->x = (real *)x;
+    return m->arch->forward(m, x, N);
+}
+
+int FN(model_loss)(Model *m, const int32_t *labels, double scale, double *loss, int *correct) {
+    HS_TRY(FN(cross_entropy_forward)(loss, m->probs, correct, m->logits, labels, scale, m->N, m->classes));
+    if (!isfinite(*loss)) return hs_error("the loss is not finite (%g): diverged or bad input", *loss);
+    return 0;
+}
+
+int FN(model_backward)(Model *m, const int32_t *labels, double scale, real *grad) {
+    m->scale = scale;
+    FN(cross_entropy_backward)(m->d_logits, m->probs, labels, scale, m->N, m->classes);
+    return m->arch->backward(m, grad);
+}
+
+int FN(model_hvp_chunk)(Model *m, const real *v, int K, int start_layer, Curvature curvature, real *hv) {
+    HS_TRY(FN(model_reserve)(m, m->N, K));
+    m->K = K;
+    HS_TRY(m->arch->tangent_forward(m, v, K, start_layer));
+    FN(cross_entropy_tangent_backward)(m->td_logits, m->t_logits, m->probs, m->scale, K, m->N, m->classes);
+    return m->arch->tangent_backward(m, v, K, start_layer, curvature, hv);
+}

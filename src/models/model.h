@@ -1,0 +1,108 @@
+/* model.h: a network with all its parameters in one contiguous buffer in PyTorch's model.parameters()
+ * order, and the four passes over the whole network (precision-generic: Model holds `real`).
+ *
+ * Every vector that lives in parameter space (gradient, momentum, v, Hv) uses the same layout, so index i
+ * names the same parameter everywhere, also in PyTorch's torch.cat([p.reshape(-1) for p in parameters()]).
+ *
+ * Usage (one chunk of N samples; the loss is scale * sum of per-sample losses, scale = 1/total samples):
+ *   model_forward(m, x, N); model_loss(m, y, scale, &loss, &correct);
+ *   model_backward(m, y, scale, grad);                        grad += dL/dtheta
+ *   model_hvp_chunk(m, v, K, start_layer, curvature, hv);     hv (K,P) += H v  (needs the two calls above)
+ * An architecture (cnn.c, resnet.c) provides the ModelArch table. */
+#ifndef HS_MODEL_H
+#define HS_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/common.h"
+
+#define MODEL_MAX_DIMS 4
+
+typedef struct {
+    char name[96];       /* PyTorch state_dict name, e.g. "0.weight", "layer1.0.conv1.weight" */
+    int ndim;
+    int64_t shape[MODEL_MAX_DIMS];
+    size_t offset, numel; /* position in the parameter (or buffer) vector */
+    int layer;           /* index of the layer that owns it, in forward order */
+    int fan_in;          /* for default initialisation; 0 = not a weight/bias */
+    int kind;            /* TENSOR_WEIGHT, TENSOR_BIAS, TENSOR_BN_WEIGHT, ... */
+} TensorInfo;
+
+enum { TENSOR_WEIGHT, TENSOR_BIAS, TENSOR_BN_WEIGHT, TENSOR_BN_BIAS, TENSOR_RUNNING_MEAN, TENSOR_RUNNING_VAR };
+
+typedef enum { CURVATURE_HESSIAN, CURVATURE_GGN } Curvature;
+typedef enum { BN_EVAL, BN_BATCH } BatchNormMode;
+
+typedef struct Model Model;
+
+typedef struct {
+    const char *name;
+    int (*init)(Model *m);                   /* fills the tensor tables; called once by model_create */
+    void (*free_state)(Model *m);
+    /* logits (N,C) = f(x (N,3,32,32)); activations kept for the passes below. */
+    int (*forward)(Model *m, const real *x, int N);
+    /* Given m->d_logits, keeps activation gradients and accumulates grad (P) +=. */
+    int (*backward)(Model *m, real *grad);
+    /* t_logits (N,K,C) for parameter directions v (K,P), layers >= start_layer. */
+    int (*tangent_forward)(Model *m, const real *v, int K, int start_layer);
+    /* Given m->td_logits, hv (K,P) += curvature products for tensors of layers >= start_layer. */
+    int (*tangent_backward)(Model *m, const real *v, int K, int start_layer, Curvature curvature, real *hv);
+} ModelArch;
+
+struct Model {
+    const ModelArch *arch;
+    int classes;
+    int num_tensors;
+    TensorInfo *tensors;   /* trainable parameters, PyTorch order */
+    size_t num_params;
+    real *params;          /* (num_params) */
+    int num_buffers;
+    TensorInfo *buffers;   /* non-trainable state (batch-norm running statistics) */
+    size_t num_buffer_values;
+    real *buffer_values;   /* (num_buffer_values) */
+    int64_t batches_tracked; /* batch norm's num_batches_tracked (same for every layer) */
+    int num_layers;
+    int training;          /* batch norm uses batch statistics and updates running ones */
+    BatchNormMode bn_mode; /* for second-order passes */
+    /* per-chunk state, grown on demand */
+    int N, K, capacity_N, capacity_NK;
+    double scale;          /* loss scale of the last model_backward (1/total samples) */
+    real *x;               /* (N,3,32,32) borrowed input of the last forward */
+    real *logits, *probs, *d_logits;      /* (N,C) */
+    real *t_logits, *td_logits;           /* (N,K,C) */
+    void *state;           /* architecture-specific activations */
+};
+
+/* Creates "cnn", "resnet18", "resnet50", ... with default (PyTorch) initialisation from `seed`. */
+int FN(model_create)(const char *arch, uint64_t seed, Model **out);
+void FN(model_free)(Model *m);
+/* Re-initialises parameters as PyTorch does by default (Kaiming-uniform a=sqrt(5) weights, uniform
+ * +-1/sqrt(fan_in) biases; batch norm weight 1, bias 0, running mean 0, var 1). */
+void FN(model_init_default)(Model *m, uint64_t seed);
+/* Index of a tensor by name, or -1. */
+int FN(model_find_tensor)(const Model *m, const char *name);
+
+/* Checkpoints (safetensors, state_dict names and layouts). Loading checks every name, shape and dtype.
+ * With allow_classifier_swap, a classifier whose shape differs is re-initialised (message in *note). */
+int FN(model_save)(const Model *m, const char *path, const char *const *meta_keys, const char *const *meta_values,
+                   int meta_count);
+int FN(model_load)(Model *m, const char *path, int allow_classifier_swap, char *note, size_t note_size);
+
+/* Passes over one chunk (see the usage comment above). */
+int FN(model_forward)(Model *m, const real *x, int N);
+int FN(model_loss)(Model *m, const int32_t *labels, double scale, double *loss, int *correct);
+int FN(model_backward)(Model *m, const int32_t *labels, double scale, real *grad);
+int FN(model_hvp_chunk)(Model *m, const real *v, int K, int start_layer, Curvature curvature, real *hv);
+
+/* Appends a tensor to the parameter table (weights, biases) or the buffer table (running statistics);
+ * used by architectures' init. shape has ndim entries. */
+int FN(model_add_tensor)(Model *m, const char *name, int ndim, const int64_t *shape, int layer, int fan_in, int kind);
+
+/* Grows the shared chunk buffers for N samples and K directions (architectures call it). */
+int FN(model_reserve)(Model *m, int N, int K);
+
+/* Registered architectures. */
+extern const ModelArch FN(cnn_arch);
+
+#endif

@@ -1,0 +1,72 @@
+/* linear.c: the fully connected layer out = in W^T + b and its four passes (see ops.h).
+ *
+ * Tangent passes, for direction k with tangents t_in, t_W, t_b (tangents are (N,K,...), so direction k's
+ * rows are a strided view with leading dimension K*width):
+ *   t_out      = t_in W^T + in t_W^T + t_b
+ *   td_in      = td_out W + d_out t_W
+ *   td_W      += td_out^T in + d_out^T t_in
+ *   td_b      += sum_n td_out
+ * The d_out terms are the second-order terms of the bilinear map (in, W) -> in W^T. */
+#include <string.h>
+
+#include "blas.h"
+#include "ops.h"
+
+void FN(linear_forward)(real *out, const real *in, const real *weight, const real *bias, int N, int In, int O) {
+    if (bias) {
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * O, bias, sizeof(real) * (size_t)O);
+    }
+    FN(gemm)(0, 1, N, O, In, 1, in, In, weight, In, bias ? 1 : 0, out, O);
+}
+
+/* acc[o] += sum over N rows of x[n*ld + o]. */
+static void FN(add_column_sums)(real *acc /* (O) += */, const real *x /* (N, ld) */, int N, int O, int ld) {
+    for (int n = 0; n < N; n++) {
+        const real *row = x + (size_t)n * ld;
+        for (int o = 0; o < O; o++) acc[o] += row[o];
+    }
+}
+
+void FN(linear_backward)(real *d_in, real *d_weight, real *d_bias, const real *d_out, const real *in,
+                         const real *weight, int N, int In, int O) {
+    if (d_in) FN(gemm)(0, 0, N, In, O, 1, d_out, O, weight, In, 0, d_in, In);
+    FN(gemm)(1, 0, O, In, N, 1, d_out, O, in, In, 1, d_weight, In);
+    if (d_bias) FN(add_column_sums)(d_bias, d_out, N, O, O);
+}
+
+void FN(linear_tangent_forward)(real *t_out, const real *t_in, const real *t_weight, const real *t_bias, size_t ldw,
+                                const real *in, const real *weight, int K, int N, int In, int O) {
+    if (t_in) {
+        FN(gemm)(0, 1, N * K, O, In, 1, t_in, In, weight, In, 0, t_out, O);
+    } else {
+        memset(t_out, 0, sizeof(real) * (size_t)N * K * O);
+    }
+    if (!t_weight && !t_bias) return;
+#pragma omp parallel for schedule(static) if (K > 1)
+    for (int k = 0; k < K; k++) {
+        real *tk = t_out + (size_t)k * O; /* rows n at stride K*O */
+        if (t_weight) FN(gemm)(0, 1, N, O, In, 1, in, In, t_weight + (size_t)k * ldw, In, 1, tk, K * O);
+        if (t_bias) {
+            const real *b = t_bias + (size_t)k * ldw;
+            for (int n = 0; n < N; n++)
+                for (int o = 0; o < O; o++) tk[(size_t)n * K * O + o] += b[o];
+        }
+    }
+}
+
+void FN(linear_tangent_backward)(real *td_in, real *td_weight, real *td_bias, size_t ldw, const real *td_out,
+                                 const real *d_out, const real *t_in, const real *t_weight, const real *in,
+                                 const real *weight, int K, int N, int In, int O) {
+    if (td_in) FN(gemm)(0, 0, N * K, In, O, 1, td_out, O, weight, In, 0, td_in, In);
+#pragma omp parallel for schedule(static) if (K > 1)
+    for (int k = 0; k < K; k++) {
+        const real *tdo = td_out + (size_t)k * O; /* rows n at stride K*O */
+        real *tdw = td_weight + (size_t)k * ldw;
+        FN(gemm)(1, 0, O, In, N, 1, tdo, K * O, in, In, 1, tdw, In);
+        if (td_bias) FN(add_column_sums)(td_bias + (size_t)k * ldw, tdo, N, O, K * O);
+        if (!d_out) continue;
+        if (td_in && t_weight)
+            FN(gemm)(0, 0, N, In, O, 1, d_out, O, t_weight + (size_t)k * ldw, In, 1, td_in + (size_t)k * In, K * In);
+        if (t_in) FN(gemm)(1, 0, O, In, N, 1, d_out, O, t_in + (size_t)k * In, K * In, 1, tdw, In);
+    }
+}

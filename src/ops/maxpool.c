@@ -1,0 +1,92 @@
+/* maxpool.c: max-pooling over square windows (kernel k, stride, zero-free padding: padded cells never win)
+ * and its four passes (see ops.h). The forward pass records the winning input index of every output; the
+ * other passes route values through it, so max-pool adds no second-order term. Ties go to the first
+ * maximum in scan order, as in PyTorch. */
+#include <string.h>
+
+#include "ops.h"
+
+/* Precision-independent, but this file is compiled twice (f32 and f64): define it in one of them only. */
+#if defined(HS_F64)
+PoolShape maxpool_shape(int C, int H, int W, int k, int stride, int pad) {
+    PoolShape s = {C, H, W, k, stride, pad, (H + 2 * pad - k) / stride + 1, (W + 2 * pad - k) / stride + 1};
+    return s;
+}
+#endif
+
+void FN(maxpool_forward)(real *out, int32_t *argmax, const real *in, int N, const PoolShape *s) {
+    size_t in_plane = (size_t)s->H * s->W, out_plane = (size_t)s->Ho * s->Wo;
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * s->C; nc++) {
+        const real *x = in + (size_t)nc * in_plane;
+        real *y = out + (size_t)nc * out_plane;
+        int32_t *am = argmax + (size_t)nc * out_plane;
+        for (int oh = 0; oh < s->Ho; oh++)
+            for (int ow = 0; ow < s->Wo; ow++) {
+                int best = -1;
+                real best_value = 0;
+                for (int i = 0; i < s->k; i++) {
+                    int h = oh * s->stride - s->pad + i;
+                    if (h < 0 || h >= s->H) continue;
+                    for (int j = 0; j < s->k; j++) {
+                        int w = ow * s->stride - s->pad + j;
+                        if (w < 0 || w >= s->W) continue;
+                        real v = x[h * s->W + w];
+                        if (best < 0 || v > best_value || v != v) {
+                            best = h * s->W + w;
+                            best_value = v;
+                        }
+                    }
+                }
+                y[oh * s->Wo + ow] = best_value;
+                am[oh * s->Wo + ow] = best;
+            }
+    }
+}
+
+/* Plane p of a (N,K,C,...) tangent uses argmax plane (p / (K*C)) * C + p % C; K = 1 for primal tensors. */
+static inline size_t argmax_plane(long p, int K, int C) { return (size_t)(p / ((long)K * C)) * C + (size_t)(p % C); }
+
+/* d_in = 0, then d_out scattered through argmax, for N*K*C planes. */
+static void FN(maxpool_scatter)(real *d_in, const real *d_out, const int32_t *argmax, int K, int N,
+                                const PoolShape *s) {
+    long planes = (long)N * K * s->C;
+    size_t in_plane = (size_t)s->H * s->W, out_plane = (size_t)s->Ho * s->Wo;
+    memset(d_in, 0, sizeof(real) * in_plane * (size_t)planes);
+#pragma omp parallel for schedule(static)
+    for (long p = 0; p < planes; p++) {
+        real *dx = d_in + (size_t)p * in_plane;
+        const real *dy = d_out + (size_t)p * out_plane;
+        const int32_t *am = argmax + argmax_plane(p, K, s->C) * out_plane;
+        for (size_t i = 0; i < out_plane; i++)
+            if (am[i] >= 0) dx[am[i]] += dy[i];
+    }
+}
+
+/* t_out = t_in at argmax, for N*K*C planes. */
+static void FN(maxpool_gather)(real *t_out, const real *t_in, const int32_t *argmax, int K, int N,
+                               const PoolShape *s) {
+    long planes = (long)N * K * s->C;
+    size_t in_plane = (size_t)s->H * s->W, out_plane = (size_t)s->Ho * s->Wo;
+#pragma omp parallel for schedule(static)
+    for (long p = 0; p < planes; p++) {
+        const real *tx = t_in + (size_t)p * in_plane;
+        real *ty = t_out + (size_t)p * out_plane;
+        const int32_t *am = argmax + argmax_plane(p, K, s->C) * out_plane;
+        for (size_t i = 0; i < out_plane; i++) ty[i] = am[i] >= 0 ? tx[am[i]] : 0;
+    }
+}
+
+void FN(maxpool_backward)(real *d_in, const real *d_out, const int32_t *argmax, int N, const PoolShape *s) {
+    FN(maxpool_scatter)(d_in, d_out, argmax, 1, N, s);
+}
+
+void FN(maxpool_tangent_forward)(real *t_out, const real *t_in, const int32_t *argmax, int K, int N,
+                                 const PoolShape *s) {
+    FN(maxpool_gather)(t_out, t_in, argmax, K, N, s);
+}
+
+void FN(maxpool_tangent_backward)(real *td_in, const real *td_out, const int32_t *argmax, int K, int N,
+                                  const PoolShape *s) {
+    FN(maxpool_scatter)(td_in, td_out, argmax, K, N, s);
+}

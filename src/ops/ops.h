@@ -1,0 +1,110 @@
+/* ops.h: the kernels every model is built from. Each op has four passes with one argument order:
+ *
+ *   op_forward         (out, [cache,] in, weights..., dims)
+ *   op_backward        (d_in, d_weights..., d_out, in, weights..., [cache,] dims)        vector-Jacobian
+ *   op_tangent_forward (t_out, t_in, t_weights..., ldw, in, weights..., [cache,] K, dims)  Jacobian-vector
+ *   op_tangent_backward(td_in, td_weights..., ldw, td_out, d_out, t_in, t_weights..., in, weights..., [cache,] K, dims)
+ *
+ * Forward-over-reverse (Pearlmutter's R-operator): with parameters theta + eps*v, the tangent forward pass
+ * gives t_x = dx/deps of every activation, and the tangent backward pass gives td_x = d(dL/dx)/deps; its
+ * td_weights are the Hessian-vector product Hv. K directions are propagated at once.
+ *
+ * Conventions
+ * - Layouts are C order, NCHW. Tangents of activations are (N, K, ...): sample-major, the K directions of a
+ *   sample side by side, so the tangent passes of weight-sharing ops become wide matrix products.
+ * - Tangents of weights are rows of a (K, ldw) matrix: direction k's weight tangent is t_weight + k*ldw.
+ *   In hessian ldw = the model's parameter count, so v and Hv are (K, P) matrices in PyTorch order.
+ * - Activation gradients are written (=), parameter gradients accumulate (+=).
+ * - Any tangent input may be NULL, meaning zero. td_in may be NULL when not needed (first layer).
+ *   d_out == NULL in a tangent backward pass drops the terms that multiply the first-order gradient: that
+ *   pass then computes the generalised Gauss-Newton product instead of the Hessian product.
+ * - Functions that need scratch memory return 0, or -1 with hs_error() set; the others return void.
+ */
+#ifndef HS_OPS_H
+#define HS_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/common.h"
+
+/* ---- linear: out = in W^T + b ---- */
+void FN(linear_forward)(real *out /* (N,O) */, const real *in /* (N,In) */, const real *weight /* (O,In) */,
+                        const real *bias /* (O) or NULL */, int N, int In, int O);
+void FN(linear_backward)(real *d_in /* (N,In) or NULL */, real *d_weight /* (O,In) += */, real *d_bias /* (O) += or NULL */,
+                         const real *d_out /* (N,O) */, const real *in /* (N,In) */, const real *weight /* (O,In) */,
+                         int N, int In, int O);
+void FN(linear_tangent_forward)(real *t_out /* (N,K,O) */, const real *t_in /* (N,K,In) or NULL */,
+                                const real *t_weight /* (K,ldw) rows: (O,In) or NULL */,
+                                const real *t_bias /* (K,ldw) rows: (O) or NULL */, size_t ldw,
+                                const real *in /* (N,In) */, const real *weight /* (O,In) */, int K, int N, int In, int O);
+void FN(linear_tangent_backward)(real *td_in /* (N,K,In) or NULL */, real *td_weight /* (K,ldw) += */,
+                                 real *td_bias /* (K,ldw) += or NULL */, size_t ldw,
+                                 const real *td_out /* (N,K,O) */, const real *d_out /* (N,O) or NULL */,
+                                 const real *t_in /* (N,K,In) or NULL */, const real *t_weight /* (K,ldw) or NULL */,
+                                 const real *in /* (N,In) */, const real *weight /* (O,In) */, int K, int N, int In, int O);
+
+/* ---- conv2d: out = conv(in, W) + b, square kernel, stride, zero padding ---- */
+typedef struct {
+    int C, H, W;      /* input channels and size */
+    int O, k;         /* output channels, kernel size */
+    int stride, pad;
+    int Ho, Wo;       /* output size (filled by conv2d_shape) */
+} ConvShape;
+
+ConvShape conv2d_shape(int C, int H, int W, int O, int k, int stride, int pad);
+
+int FN(conv2d_forward)(real *out /* (N,O,Ho,Wo) */, const real *in /* (N,C,H,W) */, const real *weight /* (O,C,k,k) */,
+                       const real *bias /* (O) or NULL */, int N, const ConvShape *s);
+int FN(conv2d_backward)(real *d_in /* (N,C,H,W) or NULL */, real *d_weight /* (O,C,k,k) += */,
+                        real *d_bias /* (O) += or NULL */, const real *d_out /* (N,O,Ho,Wo) */,
+                        const real *in /* (N,C,H,W) */, const real *weight /* (O,C,k,k) */, int N, const ConvShape *s);
+int FN(conv2d_tangent_forward)(real *t_out /* (N,K,O,Ho,Wo) */, const real *t_in /* (N,K,C,H,W) or NULL */,
+                               const real *t_weight /* (K,ldw) rows: (O,C,k,k) or NULL */,
+                               const real *t_bias /* (K,ldw) rows: (O) or NULL */, size_t ldw,
+                               const real *in /* (N,C,H,W) */, const real *weight /* (O,C,k,k) */, int K, int N,
+                               const ConvShape *s);
+int FN(conv2d_tangent_backward)(real *td_in /* (N,K,C,H,W) or NULL */, real *td_weight /* (K,ldw) += */,
+                                real *td_bias /* (K,ldw) += or NULL */, size_t ldw,
+                                const real *td_out /* (N,K,O,Ho,Wo) */, const real *d_out /* (N,O,Ho,Wo) or NULL */,
+                                const real *t_in /* (N,K,C,H,W) or NULL */, const real *t_weight /* (K,ldw) or NULL */,
+                                const real *in /* (N,C,H,W) */, const real *weight /* (O,C,k,k) */, int K, int N,
+                                const ConvShape *s);
+
+/* ---- relu: out = max(in, 0); the mask is taken from out > 0 as PyTorch does ---- */
+void FN(relu_forward)(real *out /* (n) */, const real *in /* (n) */, size_t n);
+void FN(relu_backward)(real *d_in /* (n) */, const real *d_out /* (n) */, const real *out /* (n) */, size_t n);
+void FN(relu_tangent_forward)(real *t_out /* (N,K,m) */, const real *t_in /* (N,K,m) */, const real *out /* (N,m) */,
+                              int K, int N, size_t m);
+void FN(relu_tangent_backward)(real *td_in /* (N,K,m) */, const real *td_out /* (N,K,m) */,
+                               const real *out /* (N,m) */, int K, int N, size_t m);
+
+/* ---- max-pool: square window, stride, padding (padded cells never win); cache = argmax per output ---- */
+typedef struct {
+    int C, H, W;
+    int k, stride, pad;
+    int Ho, Wo;
+} PoolShape;
+
+PoolShape maxpool_shape(int C, int H, int W, int k, int stride, int pad);
+
+void FN(maxpool_forward)(real *out /* (N,C,Ho,Wo) */, int32_t *argmax /* (N,C,Ho,Wo): index in the H*W plane */,
+                         const real *in /* (N,C,H,W) */, int N, const PoolShape *s);
+void FN(maxpool_backward)(real *d_in /* (N,C,H,W) */, const real *d_out /* (N,C,Ho,Wo) */,
+                          const int32_t *argmax /* (N,C,Ho,Wo) */, int N, const PoolShape *s);
+void FN(maxpool_tangent_forward)(real *t_out /* (N,K,C,Ho,Wo) */, const real *t_in /* (N,K,C,H,W) */,
+                                 const int32_t *argmax /* (N,C,Ho,Wo) */, int K, int N, const PoolShape *s);
+void FN(maxpool_tangent_backward)(real *td_in /* (N,K,C,H,W) */, const real *td_out /* (N,K,C,Ho,Wo) */,
+                                  const int32_t *argmax /* (N,C,Ho,Wo) */, int K, int N, const PoolShape *s);
+
+/* ---- cross-entropy from logits: loss = scale * sum_n (logsumexp(z_n) - z_n[y_n]) ----
+ * scale = 1/(total samples) gives the mean over a data set processed in chunks. probs is the cache. */
+int FN(cross_entropy_forward)(double *loss, real *probs /* (N,C) */, int *correct /* count of argmax == y, or NULL */,
+                              const real *logits /* (N,C) */, const int32_t *labels /* (N) */, double scale, int N,
+                              int C);
+void FN(cross_entropy_backward)(real *d_logits /* (N,C) */, const real *probs /* (N,C) */,
+                                const int32_t *labels /* (N) */, double scale, int N, int C);
+void FN(cross_entropy_tangent_backward)(real *td_logits /* (N,K,C) */, const real *t_logits /* (N,K,C) */,
+                                        const real *probs /* (N,C) */, double scale, int K, int N, int C);
+
+#endif

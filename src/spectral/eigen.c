@@ -1,0 +1,51 @@
+/* eigen.c: all eigenvalues (and optionally eigenvectors) of a dense symmetric matrix with LAPACKE dsyevd /
+ * ssyevd (divide and conquer), row-major. Eigenvalues come back ascending. With want_vectors, `a` is
+ * overwritten by the orthonormal eigenvectors stored as COLUMNS of the row-major matrix: eigenvector j is
+ * a[i * n + j] for i = 0..n-1 and belongs to eigenvalues[j] (this is LAPACKE's row-major layout). Without
+ * vectors `a` is destroyed. Only the upper triangle of `a` is read (the matrix is assumed symmetric). */
+#include <lapacke.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "../core/common.h"
+#include "spectral.h"
+
+static int check_size(int64_t n, const void *a, const void *w, const char *who) {
+    if (!a || !w) return hs_error("%s: NULL matrix or eigenvalue array", who);
+    if (n <= 0) return hs_error("%s: matrix order %lld must be positive", who, (long long)n);
+    if (n > INT_MAX || n > INT64_MAX / n)
+        return hs_error("%s: matrix order %lld is too large for LAPACK (32-bit integers)", who, (long long)n);
+    return 0;
+}
+
+static int report_info(lapack_int info, const char *routine, int64_t n) {
+    if (info < 0) return hs_error("%s: argument %d had an illegal value (n = %lld)", routine, (int)-info, (long long)n);
+    return hs_error("%s failed to converge (info %d, n = %lld)", routine, (int)info, (long long)n);
+}
+
+int eigen_symmetric_f64(double *a, int64_t n, double *eigenvalues, int want_vectors) {
+    HS_TRY(check_size(n, a, eigenvalues, "eigen_symmetric_f64"));
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i; j < n; j++)
+            if (!isfinite(a[i * n + j]))
+                return hs_error("eigen_symmetric_f64: matrix entry (%lld, %lld) is not finite (%g)", (long long)i,
+                                (long long)j, a[i * n + j]);
+    lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, want_vectors ? 'V' : 'N', 'U', (lapack_int)n, a,
+                                     (lapack_int)n, eigenvalues);
+    if (info != 0) return report_info(info, "LAPACKE_dsyevd", n);
+    return 0;
+}
+
+int eigen_symmetric_f32(float *a, int64_t n, float *eigenvalues, int want_vectors) {
+    HS_TRY(check_size(n, a, eigenvalues, "eigen_symmetric_f32"));
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i; j < n; j++)
+            if (!isfinite(a[i * n + j]))
+                return hs_error("eigen_symmetric_f32: matrix entry (%lld, %lld) is not finite (%g)", (long long)i,
+                                (long long)j, (double)a[i * n + j]);
+    lapack_int info = LAPACKE_ssyevd(LAPACK_ROW_MAJOR, want_vectors ? 'V' : 'N', 'U', (lapack_int)n, a,
+                                     (lapack_int)n, eigenvalues);
+    if (info != 0) return report_info(info, "LAPACKE_ssyevd", n);
+    return 0;
+}

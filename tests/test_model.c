@@ -1,0 +1,186 @@
+#define _DEFAULT_SOURCE
+/* test_model.c: whole-network derivatives of the cnn in float64 on tiny synthetic data:
+ *   gradient against central differences of the loss;
+ *   Hessian-vector products against central differences of the gradient (relative error <= 1e-6);
+ *   symmetry v.(Hw) = w.(Hv); GGN products are positive semi-definite;
+ *   the exact Hessian equals the matrix built column by column from single HVPs (checked as H v for random
+ *   v and on sampled columns);
+ *   f32 and f64 agree; checkpoints round-trip; a zero direction product is refused when it must be. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../src/core/rng.h"
+#include "../src/curvature/curvature.h"
+#include "../src/io/safetensors.h"
+#include "check.h"
+
+static Cifar10 synthetic_data(int n, uint64_t seed) {
+    Cifar10 d = {n, malloc((size_t)n), malloc((size_t)n * CIFAR10_PIXELS)};
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (int i = 0; i < n; i++) d.labels[i] = (uint8_t)rng_below(&rng, 10);
+    for (size_t i = 0; i < (size_t)n * CIFAR10_PIXELS; i++) d.pixels[i] = (uint8_t)rng_below(&rng, 256);
+    return d;
+}
+
+static void random_vector(double *v, size_t n, uint64_t seed) {
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (size_t i = 0; i < n; i++) v[i] = rng_normal(&rng);
+}
+
+static double rel_error(const double *a, const double *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += (a[i] - b[i]) * (a[i] - b[i]);
+        den += b[i] * b[i];
+    }
+    return sqrt(num) / (sqrt(den) + 1e-300);
+}
+
+static double dot(const double *a, const double *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+int main(void) {
+    Cifar10 data = synthetic_data(7, 7);
+    int idx[7];
+    for (int i = 0; i < 7; i++) idx[i] = i;
+    SampleSet set = {&data, idx, 7, 3}; /* chunks of 3, 3, 1: exercises accumulation */
+    Model *m;
+    CHECK(model_create_f64("cnn", 3, &m) == 0, "create: %s", hs_last_error());
+    size_t P = m->num_params;
+    CHECK(P == 5100, "cnn has %zu parameters, expected 5100", P);
+    /* Scale up weights a little so ReLUs are active and curvature is not tiny. */
+    for (size_t i = 0; i < P; i++) m->params[i] *= 1.5;
+
+    double *g = malloc(sizeof(double) * P), *gp = malloc(sizeof(double) * P), *gm = malloc(sizeof(double) * P);
+    double *v = malloc(sizeof(double) * P), *w = malloc(sizeof(double) * P);
+    double *hv = malloc(sizeof(double) * P), *hw = malloc(sizeof(double) * P), *fd = malloc(sizeof(double) * P);
+    double *theta = malloc(sizeof(double) * P);
+    memcpy(theta, m->params, sizeof(double) * P);
+    double loss, acc;
+    CHECK(curv_loss_grad_f64(m, &set, &loss, &acc, g) == 0, "grad: %s", hs_last_error());
+    CHECK(loss > 0 && isfinite(loss), "loss %g", loss);
+
+    /* Gradient: directional derivative along v against central differences of the loss. */
+    random_vector(v, P, 11);
+    double eps = 1e-6, lp, lm;
+    for (size_t i = 0; i < P; i++) m->params[i] = theta[i] + eps * v[i];
+    curv_loss_grad_f64(m, &set, &lp, NULL, gp);
+    for (size_t i = 0; i < P; i++) m->params[i] = theta[i] - eps * v[i];
+    curv_loss_grad_f64(m, &set, &lm, NULL, gm);
+    memcpy(m->params, theta, sizeof(double) * P);
+    double dd = (lp - lm) / (2 * eps), gv = dot(g, v, P);
+    CHECK_CLOSE(gv, dd, 1e-6, 1e-9);
+
+    /* HVP against central differences of the gradient (the same +-eps evaluations). */
+    CHECK(curv_hvp_f64(m, &set, v, 1, CURVATURE_HESSIAN, hv, NULL) == 0, "hvp: %s", hs_last_error());
+    for (size_t i = 0; i < P; i++) fd[i] = (gp[i] - gm[i]) / (2 * eps);
+    double err = rel_error(hv, fd, P);
+    CHECK(err <= 1e-6, "HVP vs differences of gradients: relative error %.3g > 1e-6", err);
+    printf("HVP vs central differences: relative error %.3g\n", err);
+
+    /* Symmetry: w.(Hv) = v.(Hw), batched K = 2 must equal two single products. */
+    random_vector(w, P, 12);
+    double *vw = malloc(sizeof(double) * 2 * P), *hvw = malloc(sizeof(double) * 2 * P);
+    memcpy(vw, v, sizeof(double) * P);
+    memcpy(vw + P, w, sizeof(double) * P);
+    CHECK(curv_hvp_f64(m, &set, vw, 2, CURVATURE_HESSIAN, hvw, NULL) == 0, "hvp K=2: %s", hs_last_error());
+    curv_hvp_f64(m, &set, w, 1, CURVATURE_HESSIAN, hw, NULL);
+    CHECK(rel_error(hvw, hv, P) < 1e-12, "batched direction 0 differs from single: %.3g", rel_error(hvw, hv, P));
+    CHECK(rel_error(hvw + P, hw, P) < 1e-12, "batched direction 1 differs from single: %.3g", rel_error(hvw + P, hw, P));
+    double whv = dot(w, hv, P), vhw = dot(v, hw, P);
+    CHECK_CLOSE(whv, vhw, 1e-10, 1e-12);
+
+    /* GGN: v.Gv >= 0 for several random v. */
+    for (int s = 0; s < 4; s++) {
+        random_vector(w, P, 100 + s);
+        curv_hvp_f64(m, &set, w, 1, CURVATURE_GGN, hw, NULL);
+        double q = dot(w, hw, P);
+        CHECK(q >= -1e-12, "GGN quadratic form negative: %g", q);
+    }
+
+    /* Exact Hessian: H v equals the HVP; sampled columns equal single unit-vector HVPs. */
+    double *H = malloc(sizeof(double) * P * P);
+    ExactInfo info;
+    CHECK(curv_exact_f64(m, &set, CURVATURE_HESSIAN, H, &info, NULL, NULL) == 0, "exact: %s", hs_last_error());
+    CHECK(info.asymmetry < 1e-12, "asymmetry %g", info.asymmetry);
+    CHECK_CLOSE(info.loss, loss, 1e-12, 0);
+    for (size_t i = 0; i < P; i++) fd[i] = dot(H + i * P, v, P);
+    err = rel_error(fd, hv, P);
+    CHECK(err < 1e-10, "exact H v vs HVP: relative error %.3g", err);
+    size_t cols[] = {0, 374, 380, 1009, 1010, 4789, 4790, 5099};
+    for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
+        memset(w, 0, sizeof(double) * P);
+        w[cols[c]] = 1;
+        curv_hvp_f64(m, &set, w, 1, CURVATURE_HESSIAN, hw, NULL);
+        double col_err = 0;
+        for (size_t i = 0; i < P; i++) col_err = fmax(col_err, fabs(H[i * P + cols[c]] - hw[i]));
+        CHECK(col_err < 1e-12, "column %zu of the exact Hessian differs from its HVP by %g", cols[c], col_err);
+    }
+    int sym = 1;
+    for (size_t i = 0; i < P && sym; i++)
+        for (size_t j = 0; j < i; j++)
+            if (H[i * P + j] != H[j * P + i]) sym = 0;
+    CHECK(sym, "exact Hessian is not exactly symmetric after symmetrisation");
+
+    /* The exact GGN is positive semi-definite (spot check v.Gv through the matrix). */
+    CHECK(curv_exact_f64(m, &set, CURVATURE_GGN, H, &info, NULL, NULL) == 0, "exact GGN: %s", hs_last_error());
+    curv_hvp_f64(m, &set, v, 1, CURVATURE_GGN, hv, NULL);
+    for (size_t i = 0; i < P; i++) fd[i] = dot(H + i * P, v, P);
+    CHECK(rel_error(fd, hv, P) < 1e-10, "exact GGN v vs GGN product: %.3g", rel_error(fd, hv, P));
+
+    /* Checkpoint round trip. */
+    char dir[] = "/tmp/hessian_test_model_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char path[256];
+    snprintf(path, sizeof path, "%s/cnn.safetensors", dir);
+    CHECK(model_save_f64(m, path, NULL, NULL, 0) == 0, "save: %s", hs_last_error());
+    Model *m2;
+    model_create_f64("cnn", 99, &m2);
+    CHECK(model_load_f64(m2, path, 0, NULL, 0) == 0, "load: %s", hs_last_error());
+    CHECK(memcmp(m2->params, m->params, sizeof(double) * P) == 0, "round trip changed parameters");
+    SafeTensors st;
+    CHECK(safetensors_read(path, &st) == 0, "read back: %s", hs_last_error());
+    const StTensor *t = safetensors_find(&st, "7.weight");
+    CHECK(t && t->ndim == 2 && t->shape[0] == 30 && t->shape[1] == 125, "7.weight layout");
+    safetensors_free(&st);
+    /* Wrong shape: a checkpoint with 9.weight [10,31] is rejected. */
+    static double junk[310];
+    StWriteTensor bad[8];
+    for (int i = 0; i < 8; i++) {
+        const TensorInfo *ti = &m->tensors[i];
+        bad[i] = (StWriteTensor){ti->name, ST_F64, ti->ndim, {0}, m->params + ti->offset};
+        memcpy(bad[i].shape, ti->shape, sizeof(int64_t) * (size_t)ti->ndim);
+    }
+    bad[6].shape[1] = 31;
+    bad[6].data = junk;
+    char bad_path[256];
+    snprintf(bad_path, sizeof bad_path, "%s/bad.safetensors", dir);
+    CHECK(safetensors_write(bad_path, bad, 8, NULL, NULL, 0) == 0, "write bad: %s", hs_last_error());
+    CHECK(model_load_f64(m2, bad_path, 0, NULL, 0) != 0 && strstr(hs_last_error(), "9.weight"),
+          "wrong shape accepted or unclear: %s", hs_last_error());
+    unlink(path);
+    unlink(bad_path);
+    rmdir(dir);
+
+    /* No silent zeros: with all weights zero except biases the loss does not depend on the conv weights, and
+     * the product along a direction in 0.weight only is exactly zero: refused. */
+    memset(m2->params, 0, sizeof(double) * P);
+    memset(w, 0, sizeof(double) * P);
+    for (size_t i = 0; i < 375; i++) w[i] = 1;
+    CHECK(curv_hvp_f64(m2, &set, w, 1, CURVATURE_HESSIAN, hw, NULL) != 0 && strstr(hs_last_error(), "zero"),
+          "a silent zero HVP was returned");
+    model_free_f64(m2);
+
+    model_free_f64(m);
+    free(g); free(gp); free(gm); free(v); free(w); free(hv); free(hw); free(fd); free(theta); free(vw); free(hvw);
+    free(H);
+    cifar10_free(&data);
+    return check_summary("test_model");
+}

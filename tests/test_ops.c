@@ -1,0 +1,894 @@
+/* test_ops.c: derivative tests of every op in src/ops/ (double precision) against naive references and
+ * central differences.
+ *
+ * For linear and conv2d (with and without bias, several shapes):
+ *   1. forward against a direct-loop reference;
+ *   2. backward (d_in, d_weight, d_bias) against central differences of sum(r * forward) for a random r,
+ *      element by element; parameter gradients must accumulate (+=), d_in must be overwritten (=);
+ *   3. tangent forward (K directions; t_in, t_weight, t_bias each also NULL) against central differences of
+ *      the forward pass along each direction;
+ *   4. tangent backward (K directions; every NULL combination of t_in, t_weight, d_out, td_in, td_bias)
+ *      against central differences of the backward pass along (t_in, t_weight, td_out); with d_out == NULL
+ *      (Gauss-Newton) against backward(td_out) at the unperturbed point.
+ *   Weight tangents live in a (K, ldw) matrix at an offset, with padding that must stay untouched.
+ * relu, maxpool and cross-entropy get the analogous checks. Inputs avoid kinks: ReLU inputs have |x| > 0.05,
+ * max-pool inputs are distinct by 0.02 (so every window has a unique maximum by a margin far above eps), as
+ * ggml's test-backend-ops does. Finally results must not depend on the OpenMP thread count beyond rounding.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/ops/ops.h"
+#include "check.h"
+
+#define EPS 1e-6         /* central-difference step */
+#define RTOL_FD 1e-6     /* analytic vs central difference (relative, with a floor of 1e-3 * max |ref|) */
+#define RTOL_EXACT 1e-11 /* same quantity computed in a different order */
+
+/* ---------------------------------------------------------------- utilities */
+
+enum { OP_LINEAR, OP_CONV, OP_RELU, OP_POOL, OP_CE, OP_THREADS, OP_COUNT };
+static const char *op_names[OP_COUNT] = {"linear", "conv2d", "relu", "maxpool", "cross_entropy", "threads"};
+static double worst_fd[OP_COUNT], worst_exact[OP_COUNT];
+static int rc_failures;
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static double urand(void) { /* [0, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
+}
+static void fill(real *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = (real)(2 * urand() - 1);
+}
+/* Random values with 0.05 <= |x| <= 1 (away from the ReLU kink). */
+static void fill_away(real *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        double u = 0.05 + 0.95 * urand();
+        x[i] = (real)(urand() < 0.5 ? -u : u);
+    }
+}
+static void fill_nan(real *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = (real)NAN;
+}
+static real *vec(size_t n) {
+    real *p = calloc(n ? n : 1, sizeof(real));
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+static real *vec_copy(const real *x, size_t n) {
+    real *p = vec(n);
+    if (n) memcpy(p, x, sizeof(real) * n);
+    return p;
+}
+
+/* Compares got to ref: error_i = |got_i - ref_i| / max(|ref_i|, 1e-3 max|ref|, 1e-9); fails on NaN. */
+static double compare(int op, int exact, const char *what, const real *got, const real *ref, size_t n, double rtol) {
+    double amax = 0;
+    for (size_t i = 0; i < n; i++) amax = fmax(amax, fabs((double)ref[i]));
+    double floor_ = fmax(1e-3 * amax, 1e-9), worst = 0;
+    size_t wi = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)ref[i]);
+        double e = d == d ? d / fmax(fabs((double)ref[i]), floor_) : INFINITY;
+        if (e > worst || (e != e)) worst = e, wi = i;
+    }
+    CHECK(worst <= rtol, "%s: max rel error %.3g > %g at [%zu] (got %.17g, expected %.17g, max |ref| %.3g)", what,
+          worst, rtol, wi, n ? (double)got[wi] : 0.0, n ? (double)ref[wi] : 0.0, amax);
+    double *w = exact ? &worst_exact[op] : &worst_fd[op];
+    if (worst > *w) *w = worst;
+    return worst;
+}
+
+/* dst (N, m) = direction k of src (N, K, m). */
+static void get_dir(real *dst, const real *src, int N, int K, size_t m, int k) {
+    for (int n = 0; n < N; n++) memcpy(dst + (size_t)n * m, src + ((size_t)n * K + k) * m, sizeof(real) * m);
+}
+
+typedef void (*EvalFn)(void *ctx, real *out);
+
+/* x = x0 + s * t for a list of perturbed arrays (t == NULL: unperturbed). s == 0 restores x0 exactly. */
+typedef struct {
+    real *x;
+    const real *x0;
+    const real *t;
+    size_t n;
+} Pert;
+static void set_pert(const Pert *p, int np, double s) {
+    for (int j = 0; j < np; j++)
+        for (size_t i = 0; i < p[j].n; i++) p[j].x[i] = p[j].x0[i] + (p[j].t ? (real)(s * p[j].t[i]) : 0);
+}
+
+/* deriv (m) = (f(x + eps t) - f(x - eps t)) / (2 eps), all perturbations applied simultaneously. */
+static void fd_dir(real *deriv, size_t m, const Pert *p, int np, EvalFn f, void *ctx) {
+    real *fp = vec(m), *fm = vec(m);
+    set_pert(p, np, EPS);
+    f(ctx, fp);
+    set_pert(p, np, -EPS);
+    f(ctx, fm);
+    set_pert(p, np, 0);
+    for (size_t j = 0; j < m; j++) deriv[j] = (real)(((double)fp[j] - (double)fm[j]) / (2 * EPS));
+    free(fp);
+    free(fm);
+}
+
+/* grad[i] = d/dx_i sum_j r_j f_j(x) by central differences, one element at a time. */
+static void fd_grad(real *grad, real *x, size_t n, const real *r, size_t m, EvalFn f, void *ctx) {
+    real *fp = vec(m), *fm = vec(m);
+    for (size_t i = 0; i < n; i++) {
+        real x0 = x[i], xp = x0 + (real)EPS, xm = x0 - (real)EPS;
+        x[i] = xp;
+        f(ctx, fp);
+        x[i] = xm;
+        f(ctx, fm);
+        x[i] = x0;
+        double s = 0;
+        for (size_t j = 0; j < m; j++) s += (double)r[j] * ((double)fp[j] - (double)fm[j]);
+        grad[i] = (real)(s / ((double)xp - (double)xm));
+    }
+    free(fp);
+    free(fm);
+}
+
+/* ---------------------------------------------------------------- linear and conv2d: one generic test */
+
+typedef struct {
+    char name[96];
+    int op, is_conv, N, has_bias;
+    int In, O;    /* linear */
+    ConvShape cs; /* conv2d */
+    size_t in_size, out_size, wsize, bsize; /* per sample / total */
+} Layer;
+
+static Layer make_linear(int N, int In, int O, int bias) {
+    Layer L = {0};
+    snprintf(L.name, sizeof L.name, "linear N=%d In=%d O=%d bias=%d", N, In, O, bias);
+    L.op = OP_LINEAR, L.N = N, L.has_bias = bias, L.In = In, L.O = O;
+    L.in_size = (size_t)In, L.out_size = (size_t)O, L.wsize = (size_t)O * In, L.bsize = (size_t)O;
+    return L;
+}
+
+static Layer make_conv(int N, int C, int H, int W, int O, int k, int stride, int pad, int bias) {
+    Layer L = {0};
+    L.cs = conv2d_shape(C, H, W, O, k, stride, pad);
+    snprintf(L.name, sizeof L.name, "conv2d N=%d C=%d H=%d W=%d O=%d k=%d s=%d p=%d (Ho=%d Wo=%d) bias=%d", N, C, H,
+             W, O, k, stride, pad, L.cs.Ho, L.cs.Wo, bias);
+    L.op = OP_CONV, L.is_conv = 1, L.N = N, L.has_bias = bias;
+    L.in_size = (size_t)C * H * W, L.out_size = (size_t)O * L.cs.Ho * L.cs.Wo;
+    L.wsize = (size_t)O * C * k * k, L.bsize = (size_t)O;
+    return L;
+}
+
+static void L_fwd(const Layer *L, real *out, const real *in, const real *w, const real *b, int N) {
+    if (L->is_conv) {
+        if (FN(conv2d_forward)(out, in, w, b, N, &L->cs) != 0) rc_failures++;
+    } else {
+        FN(linear_forward)(out, in, w, b, N, L->In, L->O);
+    }
+}
+static void L_bwd(const Layer *L, real *d_in, real *d_w, real *d_b, const real *d_out, const real *in, const real *w,
+                  int N) {
+    if (L->is_conv) {
+        if (FN(conv2d_backward)(d_in, d_w, d_b, d_out, in, w, N, &L->cs) != 0) rc_failures++;
+    } else {
+        FN(linear_backward)(d_in, d_w, d_b, d_out, in, w, N, L->In, L->O);
+    }
+}
+static void L_tfwd(const Layer *L, real *t_out, const real *t_in, const real *t_w, const real *t_b, size_t ldw,
+                   const real *in, const real *w, int K, int N) {
+    if (L->is_conv) {
+        if (FN(conv2d_tangent_forward)(t_out, t_in, t_w, t_b, ldw, in, w, K, N, &L->cs) != 0) rc_failures++;
+    } else {
+        FN(linear_tangent_forward)(t_out, t_in, t_w, t_b, ldw, in, w, K, N, L->In, L->O);
+    }
+}
+static void L_tbwd(const Layer *L, real *td_in, real *td_w, real *td_b, size_t ldw, const real *td_out,
+                   const real *d_out, const real *t_in, const real *t_w, const real *in, const real *w, int K, int N) {
+    if (L->is_conv) {
+        if (FN(conv2d_tangent_backward)(td_in, td_w, td_b, ldw, td_out, d_out, t_in, t_w, in, w, K, N, &L->cs) != 0)
+            rc_failures++;
+    } else {
+        FN(linear_tangent_backward)(td_in, td_w, td_b, ldw, td_out, d_out, t_in, t_w, in, w, K, N, L->In, L->O);
+    }
+}
+
+/* Direct loops. */
+static void L_ref(const Layer *L, real *out, const real *in, const real *w, const real *b, int N) {
+    if (!L->is_conv) {
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < L->O; o++) {
+                double acc = b ? b[o] : 0;
+                for (int i = 0; i < L->In; i++) acc += (double)in[(size_t)n * L->In + i] * w[(size_t)o * L->In + i];
+                out[(size_t)n * L->O + o] = (real)acc;
+            }
+        return;
+    }
+    const ConvShape *s = &L->cs;
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < s->O; o++)
+            for (int oh = 0; oh < s->Ho; oh++)
+                for (int ow = 0; ow < s->Wo; ow++) {
+                    double acc = b ? b[o] : 0;
+                    for (int c = 0; c < s->C; c++)
+                        for (int i = 0; i < s->k; i++)
+                            for (int j = 0; j < s->k; j++) {
+                                int h = oh * s->stride - s->pad + i, x = ow * s->stride - s->pad + j;
+                                if (h < 0 || h >= s->H || x < 0 || x >= s->W) continue;
+                                acc += (double)in[(((size_t)n * s->C + c) * s->H + h) * s->W + x] *
+                                       w[(((size_t)o * s->C + c) * s->k + i) * s->k + j];
+                            }
+                    out[(((size_t)n * s->O + o) * s->Ho + oh) * s->Wo + ow] = (real)acc;
+                }
+}
+
+typedef struct {
+    const Layer *L;
+    real *in, *w, *b, *d_out;
+} LayerCtx;
+
+static void eval_layer_fwd(void *c, real *out) {
+    LayerCtx *x = c;
+    L_fwd(x->L, out, x->in, x->w, x->b, x->L->N);
+}
+/* out = [d_in | d_w | d_b] of the backward pass at (in, w, d_out). */
+static void eval_layer_bwd(void *c, real *out) {
+    LayerCtx *x = c;
+    const Layer *L = x->L;
+    size_t nin = (size_t)L->N * L->in_size, nb = L->has_bias ? L->bsize : 0;
+    real *d_w = out + nin, *d_b = d_w + L->wsize;
+    memset(d_w, 0, sizeof(real) * (L->wsize + nb));
+    L_bwd(L, out, d_w, nb ? d_b : NULL, x->d_out, x->in, x->w, L->N);
+}
+
+static void test_layer(const Layer *L, int K) {
+    const int N = L->N, op = L->op;
+    const size_t nin = (size_t)N * L->in_size, nout = (size_t)N * L->out_size, nw = L->wsize;
+    const size_t nb = L->has_bias ? L->bsize : 0;
+    const size_t tin_n = (size_t)K * nin, tout_n = (size_t)K * nout;
+    /* Parameter vector layout of the (K, ldw) tangent matrices: pad | weight | pad | bias | pad. */
+    const size_t offw = 3, offb = offw + nw + 2, ldw = offb + L->bsize + 5;
+    char what[320];
+
+    real *in = vec(nin), *w = vec(nw), *b = nb ? vec(nb) : NULL;
+    fill_away(in, nin);
+    fill(w, nw);
+    if (b) fill(b, nb);
+    real *in0 = vec_copy(in, nin), *w0 = vec_copy(w, nw), *b0 = nb ? vec_copy(b, nb) : NULL;
+    LayerCtx ctx = {L, in, w, b, NULL};
+
+    /* 1. forward */
+    real *out = vec(nout), *ref = vec(nout);
+    fill_nan(out, nout);
+    L_fwd(L, out, in, w, b, N);
+    L_ref(L, ref, in, w, b, N);
+    snprintf(what, sizeof what, "%s: forward vs direct loops", L->name);
+    compare(op, 1, what, out, ref, nout, RTOL_EXACT);
+
+    /* 2. backward */
+    real *r = vec(nout);
+    fill(r, nout);
+    real *d_in = vec(nin), *d_in2 = vec(nin), *d_w = vec(nw), *d_b = vec(L->bsize);
+    fill_nan(d_in, nin);
+    fill(d_w, nw);
+    fill(d_b, L->bsize);
+    real *d_w0 = vec_copy(d_w, nw), *d_b0 = vec_copy(d_b, L->bsize);
+    L_bwd(L, d_in, d_w, nb ? d_b : NULL, r, in, w, N);
+    real *g_in = vec(nin), *g_w = vec(nw), *g_b = vec(L->bsize), *inc_w = vec(nw), *inc_b = vec(L->bsize);
+    fd_grad(g_in, in, nin, r, nout, eval_layer_fwd, &ctx);
+    fd_grad(g_w, w, nw, r, nout, eval_layer_fwd, &ctx);
+    if (nb) fd_grad(g_b, b, nb, r, nout, eval_layer_fwd, &ctx);
+    snprintf(what, sizeof what, "%s: backward d_in vs central differences", L->name);
+    compare(op, 0, what, d_in, g_in, nin, RTOL_FD);
+    for (size_t i = 0; i < nw; i++) inc_w[i] = d_w[i] - d_w0[i];
+    snprintf(what, sizeof what, "%s: backward d_weight vs central differences", L->name);
+    compare(op, 0, what, inc_w, g_w, nw, RTOL_FD);
+    if (nb) {
+        for (size_t i = 0; i < nb; i++) inc_b[i] = d_b[i] - d_b0[i];
+        snprintf(what, sizeof what, "%s: backward d_bias vs central differences", L->name);
+        compare(op, 0, what, inc_b, g_b, nb, RTOL_FD);
+    }
+    /* Second call: d_in overwritten (same value), parameter gradients accumulate to twice the increment. */
+    fill_nan(d_in2, nin);
+    L_bwd(L, d_in2, d_w, nb ? d_b : NULL, r, in, w, N);
+    snprintf(what, sizeof what, "%s: backward d_in is overwritten, not accumulated", L->name);
+    compare(op, 1, what, d_in2, d_in, nin, RTOL_EXACT);
+    {
+        real *acc = vec(nw), *two = vec(nw);
+        for (size_t i = 0; i < nw; i++) acc[i] = d_w[i] - d_w0[i], two[i] = 2 * inc_w[i];
+        snprintf(what, sizeof what, "%s: backward d_weight accumulates (+=)", L->name);
+        compare(op, 1, what, acc, two, nw, RTOL_EXACT);
+        /* Third call with d_in == NULL and d_bias == NULL: weight gradient still accumulates, bias untouched. */
+        real *d_b_before = vec_copy(d_b, L->bsize);
+        L_bwd(L, NULL, d_w, NULL, r, in, w, N);
+        for (size_t i = 0; i < nw; i++) acc[i] = d_w[i] - d_w0[i], two[i] = 3 * inc_w[i];
+        snprintf(what, sizeof what, "%s: backward with d_in = d_bias = NULL", L->name);
+        compare(op, 1, what, acc, two, nw, RTOL_EXACT);
+        CHECK(memcmp(d_b_before, d_b, sizeof(real) * L->bsize) == 0, "%s: d_bias modified although NULL was passed",
+              L->name);
+        if (nb) {
+            for (size_t i = 0; i < nb; i++) acc[i] = d_b[i] - d_b0[i], two[i] = 2 * inc_b[i];
+            snprintf(what, sizeof what, "%s: backward d_bias accumulates (+=)", L->name);
+            compare(op, 1, what, acc, two, nb, RTOL_EXACT);
+        }
+        free(acc);
+        free(two);
+        free(d_b_before);
+    }
+
+    /* 3. tangent forward */
+    real *t_in = vec(tin_n), *tp = vec((size_t)K * ldw), *t_out = vec(tout_n);
+    fill(t_in, tin_n);
+    fill(tp, (size_t)K * ldw);
+    real *tp_copy = vec_copy(tp, (size_t)K * ldw);
+    real *tin_k = vec(nin), *got_k = vec(nout), *ref_k = vec(nout);
+    for (int mask = 0; mask < 8; mask++) {
+        int use_tin = mask & 1, use_tw = (mask >> 1) & 1, use_tb = (mask >> 2) & 1;
+        if (use_tb && !nb) continue;
+        fill_nan(t_out, tout_n);
+        L_tfwd(L, t_out, use_tin ? t_in : NULL, use_tw ? tp + offw : NULL, use_tb ? tp + offb : NULL, ldw, in, w, K, N);
+        for (int k = 0; k < K; k++) {
+            get_dir(tin_k, t_in, N, K, nin / N, k);
+            Pert p[3] = {{in, in0, use_tin ? tin_k : NULL, nin},
+                         {w, w0, use_tw ? tp + (size_t)k * ldw + offw : NULL, nw},
+                         {b, b0, use_tb ? tp + (size_t)k * ldw + offb : NULL, nb}};
+            fd_dir(ref_k, nout, p, 3, eval_layer_fwd, &ctx);
+            get_dir(got_k, t_out, N, K, nout / N, k);
+            snprintf(what, sizeof what, "%s: tangent_forward K=%d dir %d [t_in%s t_weight%s t_bias%s]", L->name, K, k,
+                     use_tin ? "" : "=NULL", use_tw ? "" : "=NULL", use_tb ? "" : "=NULL");
+            compare(op, 0, what, got_k, ref_k, nout, RTOL_FD);
+        }
+    }
+    CHECK(memcmp(tp, tp_copy, sizeof(real) * (size_t)K * ldw) == 0, "%s: tangent_forward modified its input", L->name);
+
+    /* 4. tangent backward */
+    real *d_out = vec(nout), *td_out = vec(tout_n), *td_in = vec(tin_n);
+    real *tdm = vec((size_t)K * ldw), *tdm0 = vec((size_t)K * ldw);
+    real *dout_buf = vec(nout), *tdout_k = vec(nout);
+    size_t nref = nin + nw + nb;
+    real *refb = vec(nref), *inc = vec(nw + L->bsize), *tdin_k = vec(nin);
+    fill(d_out, nout);
+    fill(td_out, tout_n);
+    for (int mask = 0; mask < 32; mask++) {
+        int use_tin = mask & 1, use_tw = (mask >> 1) & 1, use_dout = (mask >> 2) & 1;
+        int want_tdin = (mask >> 3) & 1, want_tdb = (mask >> 4) & 1;
+        if (want_tdb && !nb) continue;
+        fill_nan(td_in, tin_n);
+        fill(tdm0, (size_t)K * ldw);
+        memcpy(tdm, tdm0, sizeof(real) * (size_t)K * ldw);
+        L_tbwd(L, want_tdin ? td_in : NULL, tdm + offw, want_tdb ? tdm + offb : NULL, ldw, td_out,
+               use_dout ? d_out : NULL, use_tin ? t_in : NULL, use_tw ? tp + offw : NULL, in, w, K, N);
+        char cfg[160];
+        snprintf(cfg, sizeof cfg, "[t_in%s t_weight%s d_out%s td_in%s td_bias%s]", use_tin ? "" : "=NULL",
+                 use_tw ? "" : "=NULL", use_dout ? "" : "=NULL (GGN)", want_tdin ? "" : "=NULL",
+                 want_tdb ? "" : "=NULL");
+        size_t untouched_bad = 0;
+        for (int k = 0; k < K; k++) {
+            get_dir(tin_k, t_in, N, K, nin / N, k);
+            get_dir(tdout_k, td_out, N, K, nout / N, k);
+            int exact = !use_dout;
+            if (use_dout) {
+                memcpy(dout_buf, d_out, sizeof(real) * nout);
+                ctx.d_out = dout_buf;
+                Pert p[3] = {{in, in0, use_tin ? tin_k : NULL, nin},
+                             {w, w0, use_tw ? tp + (size_t)k * ldw + offw : NULL, nw},
+                             {dout_buf, d_out, tdout_k, nout}};
+                fd_dir(refb, nref, p, 3, eval_layer_bwd, &ctx);
+            } else {
+                ctx.d_out = tdout_k; /* Gauss-Newton: backward(td_out) at the unperturbed point */
+                eval_layer_bwd(&ctx, refb);
+            }
+            double rtol = exact ? RTOL_EXACT : RTOL_FD;
+            if (want_tdin) {
+                get_dir(tdin_k, td_in, N, K, nin / N, k);
+                snprintf(what, sizeof what, "%s: tangent_backward K=%d dir %d %s td_in", L->name, K, k, cfg);
+                compare(op, exact, what, tdin_k, refb, nin, rtol);
+            }
+            const real *row = tdm + (size_t)k * ldw, *row0 = tdm0 + (size_t)k * ldw;
+            for (size_t i = 0; i < nw; i++) inc[i] = row[offw + i] - row0[offw + i];
+            snprintf(what, sizeof what, "%s: tangent_backward K=%d dir %d %s td_weight", L->name, K, k, cfg);
+            compare(op, exact, what, inc, refb + nin, nw, rtol);
+            if (want_tdb) {
+                for (size_t i = 0; i < nb; i++) inc[i] = row[offb + i] - row0[offb + i];
+                snprintf(what, sizeof what, "%s: tangent_backward K=%d dir %d %s td_bias", L->name, K, k, cfg);
+                compare(op, exact, what, inc, refb + nin + nw, nb, rtol);
+            }
+            for (size_t j = 0; j < ldw; j++) {
+                int in_w = j >= offw && j < offw + nw, in_b = want_tdb && j >= offb && j < offb + nb;
+                if (!in_w && !in_b && memcmp(&row[j], &row0[j], sizeof(real)) != 0) untouched_bad++;
+            }
+        }
+        CHECK(untouched_bad == 0, "%s: tangent_backward K=%d %s wrote %zu entries of the (K, ldw) matrix outside "
+              "its blocks", L->name, K, cfg, untouched_bad);
+    }
+
+    free(in), free(w), free(b), free(in0), free(w0), free(b0), free(out), free(ref), free(r);
+    free(d_in), free(d_in2), free(d_w), free(d_b), free(d_w0), free(d_b0), free(g_in), free(g_w), free(g_b);
+    free(inc_w), free(inc_b), free(t_in), free(tp), free(tp_copy), free(t_out), free(tin_k), free(got_k), free(ref_k);
+    free(d_out), free(td_out), free(td_in), free(tdm), free(tdm0), free(dout_buf), free(tdout_k), free(refb);
+    free(inc), free(tdin_k);
+}
+
+/* ---------------------------------------------------------------- relu */
+
+typedef struct {
+    int N, K;
+    size_t m;
+    real *in, *d_out;
+} ReluCtx;
+
+static void eval_relu_fwd(void *c, real *out) {
+    ReluCtx *x = c;
+    FN(relu_forward)(out, x->in, (size_t)x->N * x->m);
+}
+static void eval_relu_bwd(void *c, real *d_in) {
+    ReluCtx *x = c;
+    size_t n = (size_t)x->N * x->m;
+    real *out = vec(n);
+    FN(relu_forward)(out, x->in, n);
+    FN(relu_backward)(d_in, x->d_out, out, n);
+    free(out);
+}
+
+static void test_relu(int N, int K, size_t m) {
+    const size_t n = (size_t)N * m, tn = (size_t)K * n;
+    char what[200];
+    real *in = vec(n), *out = vec(n), *ref = vec(n);
+    fill_away(in, n);
+    real *in0 = vec_copy(in, n);
+    ReluCtx ctx = {N, K, m, in, NULL};
+
+    /* 1. forward (exact), also in place */
+    fill_nan(out, n);
+    FN(relu_forward)(out, in, n);
+    for (size_t i = 0; i < n; i++) ref[i] = in[i] > 0 ? in[i] : 0;
+    CHECK(memcmp(out, ref, sizeof(real) * n) == 0, "relu N=%d m=%zu: forward differs from max(x, 0)", N, m);
+    real *inplace = vec_copy(in, n);
+    FN(relu_forward)(inplace, inplace, n);
+    CHECK(memcmp(inplace, ref, sizeof(real) * n) == 0, "relu N=%d m=%zu: in-place forward differs", N, m);
+
+    /* 2. backward */
+    real *r = vec(n), *d_in = vec(n), *g = vec(n);
+    fill(r, n);
+    fill_nan(d_in, n);
+    FN(relu_backward)(d_in, r, out, n);
+    fd_grad(g, in, n, r, n, eval_relu_fwd, &ctx);
+    snprintf(what, sizeof what, "relu N=%d m=%zu: backward vs central differences", N, m);
+    compare(OP_RELU, 0, what, d_in, g, n, RTOL_FD);
+
+    /* 3. tangent forward (also in place, as the models call it) */
+    real *t_in = vec(tn), *t_out = vec(tn), *tk = vec(n), *gk = vec(n), *rk = vec(n);
+    fill(t_in, tn);
+    fill_nan(t_out, tn);
+    FN(relu_tangent_forward)(t_out, t_in, out, K, N, m);
+    for (int k = 0; k < K; k++) {
+        get_dir(tk, t_in, N, K, m, k);
+        Pert p[1] = {{in, in0, tk, n}};
+        fd_dir(rk, n, p, 1, eval_relu_fwd, &ctx);
+        get_dir(gk, t_out, N, K, m, k);
+        snprintf(what, sizeof what, "relu N=%d K=%d m=%zu: tangent_forward dir %d", N, K, m, k);
+        compare(OP_RELU, 0, what, gk, rk, n, RTOL_FD);
+    }
+    real *t_inplace = vec_copy(t_in, tn);
+    FN(relu_tangent_forward)(t_inplace, t_inplace, out, K, N, m);
+    CHECK(memcmp(t_inplace, t_out, sizeof(real) * tn) == 0, "relu: in-place tangent_forward differs");
+
+    /* 4. tangent backward: derivative of relu_backward(d_out, relu(in)) along (t_in, td_out) */
+    real *d_out = vec(n), *dbuf = vec(n), *td_out = vec(tn), *td_in = vec(tn), *tdk = vec(n);
+    fill(d_out, n);
+    fill(td_out, tn);
+    fill_nan(td_in, tn);
+    FN(relu_tangent_backward)(td_in, td_out, out, K, N, m);
+    ctx.d_out = dbuf;
+    for (int k = 0; k < K; k++) {
+        get_dir(tk, t_in, N, K, m, k);
+        get_dir(tdk, td_out, N, K, m, k);
+        memcpy(dbuf, d_out, sizeof(real) * n);
+        Pert p[2] = {{in, in0, tk, n}, {dbuf, d_out, tdk, n}};
+        fd_dir(rk, n, p, 2, eval_relu_bwd, &ctx);
+        get_dir(gk, td_in, N, K, m, k);
+        snprintf(what, sizeof what, "relu N=%d K=%d m=%zu: tangent_backward dir %d", N, K, m, k);
+        compare(OP_RELU, 0, what, gk, rk, n, RTOL_FD);
+    }
+    memcpy(t_inplace, td_out, sizeof(real) * tn);
+    FN(relu_tangent_backward)(t_inplace, t_inplace, out, K, N, m);
+    CHECK(memcmp(t_inplace, td_in, sizeof(real) * tn) == 0, "relu: in-place tangent_backward differs");
+
+    free(in), free(out), free(ref), free(in0), free(inplace), free(r), free(d_in), free(g), free(t_in), free(t_out);
+    free(tk), free(gk), free(rk), free(t_inplace), free(d_out), free(dbuf), free(td_out), free(td_in), free(tdk);
+}
+
+/* Large sizes take the OpenMP paths (> 65536 elements); every pass is exact there. */
+static void test_relu_large(void) {
+    const int N = 3, K = 2;
+    const size_t m = 30011, n = (size_t)N * m, tn = (size_t)K * n;
+    real *in = vec(n), *out = vec(n), *d = vec(n), *dx = vec(n), *t = vec(tn), *tt = vec(tn);
+    fill(in, n);
+    fill(d, n);
+    fill(t, tn);
+    FN(relu_forward)(out, in, n);
+    FN(relu_backward)(dx, d, out, n);
+    FN(relu_tangent_forward)(tt, t, out, K, N, m);
+    size_t bad_f = 0, bad_b = 0, bad_t = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (out[i] != (in[i] > 0 ? in[i] : 0)) bad_f++;
+        if (dx[i] != (in[i] > 0 ? d[i] : 0)) bad_b++;
+    }
+    for (int nn = 0; nn < N; nn++)
+        for (int k = 0; k < K; k++)
+            for (size_t i = 0; i < m; i++) {
+                size_t ti = ((size_t)nn * K + k) * m + i;
+                if (tt[ti] != (in[(size_t)nn * m + i] > 0 ? t[ti] : 0)) bad_t++;
+            }
+    CHECK(bad_f == 0 && bad_b == 0 && bad_t == 0,
+          "relu large (n=%zu): %zu forward, %zu backward, %zu tangent mismatches", n, bad_f, bad_b, bad_t);
+    free(in), free(out), free(d), free(dx), free(t), free(tt);
+}
+
+/* ---------------------------------------------------------------- maxpool */
+
+typedef struct {
+    const PoolShape *s;
+    int N;
+    real *in, *d_out;
+} PoolCtx;
+
+static void eval_pool_fwd(void *c, real *out) {
+    PoolCtx *x = c;
+    int32_t *am = malloc(sizeof(int32_t) * (size_t)x->N * x->s->C * x->s->Ho * x->s->Wo);
+    FN(maxpool_forward)(out, am, x->in, x->N, x->s);
+    free(am);
+}
+static void eval_pool_bwd(void *c, real *d_in) {
+    PoolCtx *x = c;
+    size_t no = (size_t)x->N * x->s->C * x->s->Ho * x->s->Wo;
+    int32_t *am = malloc(sizeof(int32_t) * no);
+    real *out = vec(no);
+    FN(maxpool_forward)(out, am, x->in, x->N, x->s);
+    FN(maxpool_backward)(d_in, x->d_out, am, x->N, x->s);
+    free(am);
+    free(out);
+}
+
+static void test_maxpool(int N, int C, int H, int W, int kk, int stride, int pad, int K) {
+    PoolShape s = maxpool_shape(C, H, W, kk, stride, pad);
+    const size_t pin = (size_t)H * W, pout = (size_t)s.Ho * s.Wo;
+    const size_t nin = (size_t)N * C * pin, nout = (size_t)N * C * pout;
+    char name[128], what[256];
+    snprintf(name, sizeof name, "maxpool N=%d C=%d H=%d W=%d k=%d s=%d p=%d (Ho=%d Wo=%d) K=%d", N, C, H, W, kk,
+             stride, pad, s.Ho, s.Wo, K);
+    CHECK(s.Ho == (H + 2 * pad - kk) / stride + 1 && s.Wo == (W + 2 * pad - kk) / stride + 1, "%s: shape", name);
+
+    /* Distinct values 0.02 apart (a random permutation), every window's maximum unique by >= 0.02; the last
+     * plane is entirely negative so that a padded cell counted as 0 would win there. */
+    real *in = vec(nin);
+    size_t *perm = malloc(sizeof(size_t) * nin);
+    for (size_t i = 0; i < nin; i++) perm[i] = i;
+    for (size_t i = nin - 1; i > 0; i--) {
+        size_t j = (size_t)(urand() * (double)(i + 1)), tmp = perm[i];
+        perm[i] = perm[j], perm[j] = tmp;
+    }
+    for (size_t i = 0; i < nin; i++) in[i] = (real)(0.02 * ((double)perm[i] - 0.5 * (double)nin));
+    for (size_t i = nin - pin; i < nin; i++) in[i] -= (real)(0.03 * (double)nin);
+    free(perm);
+    real *in0 = vec_copy(in, nin);
+
+    /* 1. forward: values and argmax against direct loops (exact) */
+    real *out = vec(nout), *ref = vec(nout);
+    int32_t *am = malloc(sizeof(int32_t) * nout), *am_ref = malloc(sizeof(int32_t) * nout);
+    fill_nan(out, nout);
+    FN(maxpool_forward)(out, am, in, N, &s);
+    for (int p = 0; p < N * C; p++)
+        for (int oh = 0; oh < s.Ho; oh++)
+            for (int ow = 0; ow < s.Wo; ow++) {
+                int best = -1;
+                double bv = -INFINITY;
+                for (int i = 0; i < kk; i++)
+                    for (int j = 0; j < kk; j++) {
+                        int h = oh * stride - pad + i, x = ow * stride - pad + j;
+                        if (h < 0 || h >= H || x < 0 || x >= W) continue;
+                        double v = in[(size_t)p * pin + (size_t)h * W + x];
+                        if (v > bv) bv = v, best = h * W + x;
+                    }
+                size_t o = (size_t)p * pout + (size_t)oh * s.Wo + ow;
+                ref[o] = (real)bv;
+                am_ref[o] = best;
+            }
+    CHECK(memcmp(out, ref, sizeof(real) * nout) == 0, "%s: forward values differ from direct loops", name);
+    CHECK(memcmp(am, am_ref, sizeof(int32_t) * nout) == 0, "%s: forward argmax differs from direct loops", name);
+
+    PoolCtx ctx = {&s, N, in, NULL};
+    /* 2. backward */
+    real *r = vec(nout), *d_in = vec(nin), *g = vec(nin);
+    fill(r, nout);
+    fill_nan(d_in, nin);
+    FN(maxpool_backward)(d_in, r, am, N, &s);
+    fd_grad(g, in, nin, r, nout, eval_pool_fwd, &ctx);
+    snprintf(what, sizeof what, "%s: backward vs central differences", name);
+    compare(OP_POOL, 0, what, d_in, g, nin, RTOL_FD);
+
+    /* 3. tangent forward */
+    real *t_in = vec((size_t)K * nin), *t_out = vec((size_t)K * nout);
+    real *tk = vec(nin), *gk = vec(nout), *rk = vec(nout);
+    fill(t_in, (size_t)K * nin);
+    fill_nan(t_out, (size_t)K * nout);
+    FN(maxpool_tangent_forward)(t_out, t_in, am, K, N, &s);
+    for (int k = 0; k < K; k++) {
+        get_dir(tk, t_in, N, K, nin / N, k);
+        Pert p[1] = {{in, in0, tk, nin}};
+        fd_dir(rk, nout, p, 1, eval_pool_fwd, &ctx);
+        get_dir(gk, t_out, N, K, nout / N, k);
+        snprintf(what, sizeof what, "%s: tangent_forward dir %d", name, k);
+        compare(OP_POOL, 0, what, gk, rk, nout, RTOL_FD);
+    }
+
+    /* 4. tangent backward: derivative of maxpool_backward(d_out, argmax(in)) along (t_in, td_out) */
+    real *d_out = vec(nout), *dbuf = vec(nout), *td_out = vec((size_t)K * nout), *td_in = vec((size_t)K * nin);
+    real *tdk = vec(nout), *gi = vec(nin), *ri = vec(nin);
+    fill(d_out, nout);
+    fill(td_out, (size_t)K * nout);
+    fill_nan(td_in, (size_t)K * nin);
+    FN(maxpool_tangent_backward)(td_in, td_out, am, K, N, &s);
+    ctx.d_out = dbuf;
+    for (int k = 0; k < K; k++) {
+        get_dir(tk, t_in, N, K, nin / N, k);
+        get_dir(tdk, td_out, N, K, nout / N, k);
+        memcpy(dbuf, d_out, sizeof(real) * nout);
+        Pert p[2] = {{in, in0, tk, nin}, {dbuf, d_out, tdk, nout}};
+        fd_dir(ri, nin, p, 2, eval_pool_bwd, &ctx);
+        get_dir(gi, td_in, N, K, nin / N, k);
+        snprintf(what, sizeof what, "%s: tangent_backward dir %d", name, k);
+        compare(OP_POOL, 0, what, gi, ri, nin, RTOL_FD);
+    }
+
+    free(in), free(in0), free(out), free(ref), free(am), free(am_ref), free(r), free(d_in), free(g), free(t_in);
+    free(t_out), free(tk), free(gk), free(rk), free(d_out), free(dbuf), free(td_out), free(td_in), free(tdk);
+    free(gi), free(ri);
+}
+
+/* ---------------------------------------------------------------- cross-entropy */
+
+typedef struct {
+    int N, C;
+    double scale;
+    real *logits;
+    const int32_t *labels;
+} CeCtx;
+
+static void eval_ce_loss(void *c, real *out) {
+    CeCtx *x = c;
+    real *probs = vec((size_t)x->N * x->C);
+    double loss = NAN;
+    if (FN(cross_entropy_forward)(&loss, probs, NULL, x->logits, x->labels, x->scale, x->N, x->C) != 0) rc_failures++;
+    out[0] = (real)loss;
+    free(probs);
+}
+static void eval_ce_grad(void *c, real *d) {
+    CeCtx *x = c;
+    real *probs = vec((size_t)x->N * x->C);
+    double loss;
+    if (FN(cross_entropy_forward)(&loss, probs, NULL, x->logits, x->labels, x->scale, x->N, x->C) != 0) rc_failures++;
+    FN(cross_entropy_backward)(d, probs, x->labels, x->scale, x->N, x->C);
+    free(probs);
+}
+
+static void test_cross_entropy(int N, int C, int K, double scale) {
+    const size_t n = (size_t)N * C, tn = (size_t)K * n;
+    char name[96], what[200];
+    snprintf(name, sizeof name, "cross_entropy N=%d C=%d K=%d scale=%g", N, C, K, scale);
+    real *z = vec(n), *probs = vec(n), *pref = vec(n);
+    int32_t *labels = malloc(sizeof(int32_t) * N);
+    for (size_t i = 0; i < n; i++) z[i] = (real)(6 * urand() - 3);
+    int correct_ref = 0;
+    double loss_ref = 0;
+    for (int s = 0; s < N; s++) {
+        const real *zs = z + (size_t)s * C;
+        int best = 0;
+        for (int c = 1; c < C; c++)
+            if (zs[c] > zs[best]) best = c;
+        labels[s] = s % 2 == 0 ? best : (int32_t)(urand() * C);
+        correct_ref += labels[s] == best;
+        double sum = 0;
+        for (int c = 0; c < C; c++) sum += exp((double)zs[c]);
+        for (int c = 0; c < C; c++) pref[(size_t)s * C + c] = (real)(exp((double)zs[c]) / sum);
+        loss_ref += log(sum) - zs[labels[s]];
+    }
+    loss_ref *= scale;
+    real *z0 = vec_copy(z, n);
+    CeCtx ctx = {N, C, scale, z, labels};
+
+    /* 1. forward */
+    double loss = NAN;
+    int correct = -1;
+    fill_nan(probs, n);
+    int rc = FN(cross_entropy_forward)(&loss, probs, &correct, z, labels, scale, N, C);
+    CHECK(rc == 0, "%s: forward failed: %s", name, hs_last_error());
+    real lr[1] = {(real)loss_ref}, lg[1] = {(real)loss};
+    snprintf(what, sizeof what, "%s: forward loss vs direct formula", name);
+    compare(OP_CE, 1, what, lg, lr, 1, RTOL_EXACT);
+    snprintf(what, sizeof what, "%s: forward probs vs softmax", name);
+    compare(OP_CE, 1, what, probs, pref, n, RTOL_EXACT);
+    CHECK(correct == correct_ref, "%s: correct = %d, expected %d", name, correct, correct_ref);
+    /* Shift invariance with logits far beyond exp's range (a stable log-sum-exp is needed). */
+    {
+        real *zs = vec(n), *ps = vec(n);
+        double loss_s = NAN;
+        for (size_t i = 0; i < n; i++) zs[i] = z[i] + 1000;
+        rc = FN(cross_entropy_forward)(&loss_s, ps, NULL, zs, labels, scale, N, C);
+        CHECK(rc == 0 && fabs(loss_s - loss) <= 1e-9 * fabs(loss) + 1e-12,
+              "%s: loss of logits + 1000 = %.17g, expected %.17g", name, loss_s, loss);
+        snprintf(what, sizeof what, "%s: probs of logits + 1000", name);
+        compare(OP_CE, 1, what, ps, pref, n, 1e-9);
+        free(zs);
+        free(ps);
+    }
+    /* Invalid labels are reported. */
+    {
+        int32_t saved = labels[N - 1];
+        double l2 = 0;
+        labels[N - 1] = C;
+        CHECK(FN(cross_entropy_forward)(&l2, pref, NULL, z, labels, scale, N, C) == -1 && hs_last_error()[0],
+              "%s: label C not rejected", name);
+        labels[N - 1] = -1;
+        CHECK(FN(cross_entropy_forward)(&l2, pref, NULL, z, labels, scale, N, C) == -1, "%s: label -1 not rejected",
+              name);
+        labels[N - 1] = saved;
+    }
+
+    /* 2. backward: d_logits vs central differences of the loss */
+    real *d = vec(n), *g = vec(n), one[1] = {1};
+    fill_nan(d, n);
+    FN(cross_entropy_backward)(d, probs, labels, scale, N, C);
+    fd_grad(g, z, n, one, 1, eval_ce_loss, &ctx);
+    snprintf(what, sizeof what, "%s: backward vs central differences of the loss", name);
+    compare(OP_CE, 0, what, d, g, n, RTOL_FD);
+
+    /* 3. tangent backward: derivative of cross_entropy_backward(probs(z)) along t */
+    real *t = vec(tn), *td = vec(tn), *tk = vec(n), *gk = vec(n), *rk = vec(n);
+    fill(t, tn);
+    fill_nan(td, tn);
+    FN(cross_entropy_tangent_backward)(td, t, probs, scale, K, N, C);
+    for (int k = 0; k < K; k++) {
+        get_dir(tk, t, N, K, (size_t)C, k);
+        Pert p[1] = {{z, z0, tk, n}};
+        fd_dir(rk, n, p, 1, eval_ce_grad, &ctx);
+        get_dir(gk, td, N, K, (size_t)C, k);
+        snprintf(what, sizeof what, "%s: tangent_backward dir %d", name, k);
+        compare(OP_CE, 0, what, gk, rk, n, RTOL_FD);
+    }
+
+    free(z), free(probs), free(pref), free(labels), free(z0), free(d), free(g), free(t), free(td), free(tk), free(gk);
+    free(rk);
+}
+
+/* ---------------------------------------------------------------- thread-count independence */
+
+static void run_conv_passes(const ConvShape *s, int N, int K, size_t ldw, const real *in, const real *w,
+                            const real *d_out, const real *td_out, const real *t_in, const real *tp, real *res) {
+    /* res = [d_in | d_w | d_b | t_out | td_in | td (K, ldw)] */
+    size_t nin = (size_t)N * s->C * s->H * s->W, nout = (size_t)N * s->O * s->Ho * s->Wo;
+    size_t nw = (size_t)s->O * s->C * s->k * s->k;
+    real *d_in = res, *d_w = d_in + nin, *d_b = d_w + nw, *t_out = d_b + s->O, *td_in = t_out + (size_t)K * nout;
+    real *td = td_in + (size_t)K * nin;
+    memset(d_w, 0, sizeof(real) * (nw + s->O));
+    memset(td, 0, sizeof(real) * (size_t)K * ldw);
+    if (FN(conv2d_backward)(d_in, d_w, d_b, d_out, in, w, N, s) != 0) rc_failures++;
+    if (FN(conv2d_tangent_forward)(t_out, t_in, tp, tp + nw, ldw, in, w, K, N, s) != 0) rc_failures++;
+    if (FN(conv2d_tangent_backward)(td_in, td, td + nw, ldw, td_out, d_out, t_in, tp, in, w, K, N, s) != 0)
+        rc_failures++;
+}
+
+static void test_threads(void) {
+    const int max_threads = omp_get_max_threads();
+    const int shapes[2][6] = {{3, 9, 8, 4, 3, 1}, {5, 6, 7, 6, 1, 0}}; /* C H W O k pad; stride 1 */
+    for (int si = 0; si < 2; si++) {
+        const int *q = shapes[si];
+        ConvShape s = conv2d_shape(q[0], q[1], q[2], q[3], q[4], 1, q[5]);
+        const int N = 13, K = 3;
+        size_t nin = (size_t)N * s.C * s.H * s.W, nout = (size_t)N * s.O * s.Ho * s.Wo;
+        size_t nw = (size_t)s.O * s.C * s.k * s.k, ldw = nw + s.O + 1;
+        size_t nres = nin + nw + s.O + (size_t)K * nout + (size_t)K * nin + (size_t)K * ldw;
+        real *in = vec(nin), *w = vec(nw), *d_out = vec(nout), *td_out = vec((size_t)K * nout);
+        real *t_in = vec((size_t)K * nin), *tp = vec((size_t)K * ldw), *r1 = vec(nres), *rn = vec(nres);
+        fill(in, nin), fill(w, nw), fill(d_out, nout), fill(td_out, (size_t)K * nout), fill(t_in, (size_t)K * nin);
+        fill(tp, (size_t)K * ldw);
+        omp_set_num_threads(1);
+        run_conv_passes(&s, N, K, ldw, in, w, d_out, td_out, t_in, tp, r1);
+        const int counts[3] = {2, 3, 4};
+        for (int c = 0; c < 3; c++) {
+            omp_set_num_threads(counts[c]);
+            run_conv_passes(&s, N, K, ldw, in, w, d_out, td_out, t_in, tp, rn);
+            char what[160];
+            snprintf(what, sizeof what, "conv2d k=%d N=%d K=%d: results with %d threads vs 1 thread", s.k, N, K,
+                     counts[c]);
+            compare(OP_THREADS, 1, what, rn, r1, nres, 1e-12);
+        }
+        omp_set_num_threads(max_threads);
+        free(in), free(w), free(d_out), free(td_out), free(t_in), free(tp), free(r1), free(rn);
+    }
+    /* linear's tangent passes parallelise over directions. */
+    {
+        const int N = 7, In = 11, O = 6, K = 4;
+        size_t ldw = (size_t)O * In + O + 2, nres = (size_t)N * K * O + (size_t)N * K * In + (size_t)K * ldw;
+        real *in = vec((size_t)N * In), *w = vec((size_t)O * In), *d_out = vec((size_t)N * O);
+        real *t_in = vec((size_t)N * K * In), *tp = vec((size_t)K * ldw), *td_out = vec((size_t)N * K * O);
+        real *r1 = vec(nres), *rn = vec(nres);
+        fill(in, (size_t)N * In), fill(w, (size_t)O * In), fill(d_out, (size_t)N * O), fill(t_in, (size_t)N * K * In);
+        fill(tp, (size_t)K * ldw), fill(td_out, (size_t)N * K * O);
+        for (int pass = 0; pass < 2; pass++) {
+            real *res = pass ? rn : r1;
+            omp_set_num_threads(pass ? 2 : 1);
+            real *t_out = res, *td_in = t_out + (size_t)N * K * O, *td = td_in + (size_t)N * K * In;
+            memset(td, 0, sizeof(real) * (size_t)K * ldw);
+            FN(linear_tangent_forward)(t_out, t_in, tp, tp + (size_t)O * In, ldw, in, w, K, N, In, O);
+            FN(linear_tangent_backward)(td_in, td, td + (size_t)O * In, ldw, td_out, d_out, t_in, tp, in, w, K, N, In,
+                                        O);
+        }
+        omp_set_num_threads(max_threads);
+        compare(OP_THREADS, 1, "linear tangent passes: 2 threads vs 1 thread", rn, r1, nres, 1e-12);
+        free(in), free(w), free(d_out), free(t_in), free(tp), free(td_out), free(r1), free(rn);
+    }
+}
+
+/* ---------------------------------------------------------------- main */
+
+int main(void) {
+    double t0 = hs_seconds();
+
+    /* linear */
+    const int lin[3][4] = {{3, 5, 4, 3}, {1, 7, 3, 2}, {4, 2, 6, 1}}; /* N In O K */
+    for (int i = 0; i < 3; i++)
+        for (int bias = 1; bias >= 0; bias--) {
+            Layer L = make_linear(lin[i][0], lin[i][1], lin[i][2], bias);
+            test_layer(&L, lin[i][3]);
+        }
+
+    /* conv2d: N C H W O k stride pad K */
+    const int conv[8][9] = {
+        {2, 2, 9, 8, 3, 5, 1, 0, 2}, /* k=5 s=1 p=0 */
+        {3, 3, 6, 7, 4, 3, 1, 1, 3}, /* k=3 s=1 p=1 */
+        {2, 2, 7, 8, 3, 3, 2, 1, 3}, /* k=3 s=2 p=1 */
+        {3, 4, 5, 6, 3, 1, 1, 0, 2}, /* k=1 s=1 p=0: pointwise fast path */
+        {2, 3, 7, 6, 2, 1, 2, 0, 3}, /* k=1 s=2 p=0 */
+        {2, 2, 9, 10, 3, 7, 2, 3, 2}, /* k=7 s=2 p=3 */
+        {3, 1, 4, 4, 2, 3, 1, 0, 1}, /* k=3 s=1 p=0, C=1, K=1 */
+        {2, 2, 3, 5, 5, 2, 1, 1, 3}, /* even k with padding */
+    };
+    for (int i = 0; i < 8; i++)
+        for (int bias = 1; bias >= 0; bias--) {
+            const int *c = conv[i];
+            Layer L = make_conv(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], bias);
+            test_layer(&L, c[8]);
+        }
+
+    /* relu */
+    test_relu(3, 3, 37);
+    test_relu(2, 1, 10);
+    test_relu_large();
+
+    /* maxpool */
+    test_maxpool(2, 2, 6, 7, 2, 2, 0, 3);
+    test_maxpool(2, 3, 7, 6, 3, 2, 1, 3);
+    test_maxpool(3, 2, 5, 5, 3, 1, 1, 2);
+
+    /* cross-entropy */
+    test_cross_entropy(5, 7, 3, 1.0 / 5);
+    test_cross_entropy(3, 10, 2, 1.0 / 3);
+    test_cross_entropy(4, 4, 2, 1.0 / 64); /* scale of a chunk of a larger data set */
+
+    test_threads();
+
+    CHECK(rc_failures == 0, "%d op calls returned an error (last: %s)", rc_failures, hs_last_error());
+    printf("test_ops: max relative errors (central differences | exact-order comparisons):\n");
+    for (int op = 0; op < OP_COUNT; op++)
+        printf("  %-14s %9.2e | %9.2e\n", op_names[op], worst_fd[op], worst_exact[op]);
+    printf("test_ops: %.2f s\n", hs_seconds() - t0);
+    return check_summary("test_ops");
+}
