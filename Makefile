@@ -12,6 +12,12 @@ OPT = -O0 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 endif
 CFLAGS ?=
 CFLAGS += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter -fopenmp $(OPT) -I/usr/include/openblas -MMD -MP
+# OpenBLAS's OpenMP build runs single-threaded inside our OpenMP regions and uses the same thread pool
+# outside them; prefer it over the pthread build when installed (scripts/setup.sh installs it).
+OPENBLAS_OMP_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
+ifneq ($(wildcard $(OPENBLAS_OMP_DIR)/libopenblas.so),)
+LDLIBS += -L$(OPENBLAS_OMP_DIR) -Wl,-rpath,$(OPENBLAS_OMP_DIR)
+endif
 LDLIBS += -llapacke -lopenblas -lm -fopenmp
 ifeq ($(DEBUG),1)
 LDLIBS += -fsanitize=address,undefined

@@ -26,7 +26,7 @@ int FN(command_open_model)(const char *arch, const char *checkpoint, uint64_t se
     return 0;
 }
 
-int command_selection(const Cifar10 *train, const char *samples, int offset, int **indices, int *count) {
+int FN(command_selection)(const Cifar10 *train, const char *samples, int offset, int **indices, int *count) {
     int n;
     if (offset < 0) return hs_error("--offset must be >= 0 (got %d)", offset);
     if (offset >= train->n) return hs_error("--offset %d is past the %d training images", offset, train->n);
@@ -48,7 +48,7 @@ int command_selection(const Cifar10 *train, const char *samples, int offset, int
     return 0;
 }
 
-int command_set_threads(int threads) {
+int FN(command_set_threads)(int threads) {
     if (threads < 0) return hs_error("--threads must be >= 0 (got %d)", threads);
     if (threads > 0) omp_set_num_threads(threads);
     return 0;
@@ -79,7 +79,7 @@ void FN(command_write_provenance)(JsonWriter *w, const char *command, const char
     json_object_end(w);
 }
 
-int command_curvature(const char *value, Curvature *c) {
+int FN(command_curvature)(const char *value, Curvature *c) {
     if (!value || strcmp(value, "hessian") == 0) *c = CURVATURE_HESSIAN;
     else if (strcmp(value, "ggn") == 0) *c = CURVATURE_GGN;
     else return hs_error("--curvature must be hessian or ggn (got '%s')", value);

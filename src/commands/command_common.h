@@ -25,10 +25,10 @@ int FN(command_fail)(const char *command);
 int FN(command_open_model)(const char *arch, const char *checkpoint, uint64_t seed, int allow_swap, Model **m);
 
 /* Selection "N" or "all", starting at offset, within the training set: indices offset..offset+N-1. */
-int command_selection(const Cifar10 *train, const char *samples, int offset, int **indices, int *count);
+int FN(command_selection)(const Cifar10 *train, const char *samples, int offset, int **indices, int *count);
 
 /* Sets the OpenMP thread count (0: leave as is); BLAS runs inside OpenMP regions single-threaded. */
-int command_set_threads(int threads);
+int FN(command_set_threads)(int threads);
 
 /* Provenance: {"tool", "version", "command", "model", "checkpoint", "checkpoint_md5", "precision", "threads"}. */
 void FN(command_write_provenance)(JsonWriter *w, const char *command, const char *arch, const char *checkpoint);
@@ -56,6 +56,6 @@ void FN(hessian_operator_free)(HessianOperator *op);
 LinOp FN(hessian_operator_linop)(HessianOperator *op);
 
 /* Parses "hessian"/"ggn". */
-int command_curvature(const char *value, Curvature *c);
+int FN(command_curvature)(const char *value, Curvature *c);
 
 #endif

@@ -42,7 +42,7 @@ static void common_defaults(CommonOptions *o, const char *samples) {
 }
 
 static int common_check(const CommonOptions *o, Curvature *c) {
-    if (command_curvature(o->curvature_name, c) != 0 || command_set_threads(o->threads) != 0) return -1;
+    if (FN(command_curvature)(o->curvature_name, c) != 0 || FN(command_set_threads)(o->threads) != 0) return -1;
     if (o->chunk < 0) return hs_error("--chunk must be >= 0 (got %d)", o->chunk);
     if (o->quiet) progress_set_quiet(1);
     return 0;
@@ -51,7 +51,7 @@ static int common_check(const CommonOptions *o, Curvature *c) {
 /* Loads model, training data and selection. */
 static int FN(common_open)(const CommonOptions *o, Model **m, Cifar10 *train, int **idx, int *count) {
     if (cifar10_load(o->data_dir, CIFAR10_TRAIN, train) != 0) return -1;
-    HS_TRY(command_selection(train, o->samples, o->offset, idx, count));
+    HS_TRY(FN(command_selection)(train, o->samples, o->offset, idx, count));
     return FN(command_open_model)(o->arch, o->checkpoint, 0, 0, m);
 }
 

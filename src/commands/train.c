@@ -81,6 +81,8 @@ static int FN(write_history)(const char *path, const EpochRecord *rec, int count
 
 int FN(cmd_train)(int argc, char **argv) {
     const char *arch = "cnn", *data_dir = NULL, *out = NULL, *init = NULL, *json = NULL, *precision = "f32";
+    const char *csv = NULL;
+    int log_every = 50;
     int epochs = 2, batch = 100, threads = 0, train_samples = 0, test_samples = 0, quiet = 0;
     double lr = 0.01, momentum = 0.9, wd = 0;
     uint64_t seed = 50;
@@ -99,6 +101,8 @@ int FN(cmd_train)(int argc, char **argv) {
         {"--test-samples", ARG_INT, &test_samples, "evaluate on the first N test images (0: all)", 0},
         {"--threads", ARG_INT, &threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)", 0},
         {"--json", ARG_STRING, &json, "write the per-epoch history as JSON", 0},
+        {"--csv", ARG_STRING, &csv, "write the training curve (step, epoch, mean loss of the last --log-every batches)", 0},
+        {"--log-every", ARG_INT, &log_every, "batches per point of the --csv curve", 0},
         {"--precision", ARG_STRING, &precision, "f32 or f64", 0},
         {"--quiet", ARG_FLAG, &quiet, "no progress bar", 0},
     };
@@ -110,7 +114,8 @@ int FN(cmd_train)(int argc, char **argv) {
     if (parsed < 0 || args_check_positive_int("--epochs", epochs) || args_check_positive_int("--batch", batch) ||
         args_check_range("--lr", lr, 1e-12, 1e3) || args_check_range("--momentum", momentum, 0, 0.999999) ||
         args_check_range("--weight-decay", wd, 0, 1) || args_check_range("--train-samples", train_samples, 0, 1e9) ||
-        args_check_range("--test-samples", test_samples, 0, 1e9) || command_set_threads(threads)) {
+        args_check_range("--test-samples", test_samples, 0, 1e9) || args_check_positive_int("--log-every", log_every) ||
+        FN(command_set_threads)(threads)) {
         fprintf(stderr, "hessian train: %s\n", hs_last_error());
         return EXIT_USAGE;
     }
@@ -122,7 +127,11 @@ int FN(cmd_train)(int argc, char **argv) {
     int32_t *y = NULL;
     EpochRecord *history = NULL;
     Cifar10Loader loader = {0};
-    int status = EXIT_ERROR;
+    AtomicFile curve = {0};
+    int status = EXIT_ERROR, curve_open = 0;
+    long step = 0;
+    double window_loss = 0;
+    int window = 0;
     if (cifar10_load(data_dir, CIFAR10_TRAIN, &train) != 0 || cifar10_load(data_dir, CIFAR10_TEST, &test) != 0 ||
         FN(command_open_model)(arch, init, seed, 1, &m) != 0)
         goto fail;
@@ -139,6 +148,11 @@ int FN(cmd_train)(int argc, char **argv) {
     history = hs_calloc((size_t)epochs, sizeof *history);
     if (!x || !y || !grad || !buf || !history) goto fail;
     if (cifar10_loader_init(&loader, &train, 0, n_train, batch, 1, 1, seed) != 0) goto fail;
+    if (csv) {
+        if (atomic_file_open(&curve, csv) != 0) goto fail;
+        curve_open = 1;
+        fprintf(curve.fp, "step,epoch,train_loss\n");
+    }
     Sgd opt = {lr, momentum, wd, 0};
     fprintf(stderr, "training %s (%zu parameters) on %d images, %d epochs, batch %d, lr %g, momentum %g, wd %g\n",
             arch, P, n_train, epochs, batch, lr, momentum, wd);
@@ -165,6 +179,13 @@ int FN(cmd_train)(int argc, char **argv) {
             FN(sgd_step)(&opt, m->params, grad, buf, P);
             loss_sum += loss * n;
             right += correct;
+            step++;
+            window_loss += loss;
+            if (++window == log_every && curve_open) {
+                fprintf(curve.fp, "%ld,%.4f,%.6f\n", step, epoch - 1 + (double)(b + 1) / nb, window_loss / window);
+                window = 0;
+                window_loss = 0;
+            }
             seen += n;
             b++;
             snprintf(msg, sizeof msg, "loss %.4f, acc %.1f%%", loss_sum / seen, 100.0 * right / seen);
@@ -198,8 +219,13 @@ int FN(cmd_train)(int argc, char **argv) {
         if (FN(model_save)(m, out, keys, vals, 2) != 0) goto fail;
         if (json && FN(write_history)(json, history, epoch, arch, init, batch, lr, momentum, wd, seed) != 0) goto fail;
     }
+    if (curve_open) {
+        curve_open = 0;
+        if (atomic_file_commit(&curve) != 0) goto fail;
+    }
     status = EXIT_OK;
 fail:
+    if (curve_open) atomic_file_abort(&curve);
     if (status == EXIT_ERROR) FN(command_fail)("train");
     signal(SIGINT, SIG_DFL);
     cifar10_loader_free(&loader);
@@ -228,7 +254,7 @@ int FN(cmd_eval)(int argc, char **argv) {
     int parsed = args_parse(argc, argv, "usage: hessian eval --model cnn --checkpoint CKPT --data DIR [--json FILE]",
                             specs, (int)(sizeof specs / sizeof specs[0]));
     if (parsed == 1) return EXIT_OK;
-    if (parsed < 0 || command_set_threads(threads)) {
+    if (parsed < 0 || FN(command_set_threads)(threads)) {
         fprintf(stderr, "hessian eval: %s\n", hs_last_error());
         return EXIT_USAGE;
     }

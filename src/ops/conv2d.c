@@ -35,6 +35,10 @@ static void FN(im2col)(real *col /* (C*k*k, L) */, const real *x /* (C,H,W) */, 
             for (int j = 0; j < s->k; j++) {
                 real *row = col + (size_t)((c * s->k + i) * s->k + j) * L;
                 const real *plane = x + (size_t)c * s->H * s->W;
+                /* output columns [ow_lo, ow_hi) read inside the image; the others are padding */
+                int ow_lo = 0, ow_hi = s->Wo;
+                while (ow_lo < s->Wo && ow_lo * s->stride - s->pad + j < 0) ow_lo++;
+                while (ow_hi > ow_lo && (ow_hi - 1) * s->stride - s->pad + j >= s->W) ow_hi--;
                 for (int oh = 0; oh < s->Ho; oh++) {
                     int h = oh * s->stride - s->pad + i;
                     real *dst = row + oh * s->Wo;
@@ -42,19 +46,14 @@ static void FN(im2col)(real *col /* (C*k*k, L) */, const real *x /* (C,H,W) */, 
                         memset(dst, 0, sizeof(real) * (size_t)s->Wo);
                         continue;
                     }
-                    const real *src = plane + (size_t)h * s->W;
+                    const real *src = plane + (size_t)h * s->W + j - s->pad;
+                    for (int ow = 0; ow < ow_lo; ow++) dst[ow] = 0;
                     if (s->stride == 1) {
-                        int w0 = j - s->pad;
-                        for (int ow = 0; ow < s->Wo; ow++) {
-                            int w = w0 + ow;
-                            dst[ow] = (w >= 0 && w < s->W) ? src[w] : 0;
-                        }
+                        memcpy(dst + ow_lo, src + ow_lo, sizeof(real) * (size_t)(ow_hi - ow_lo));
                     } else {
-                        for (int ow = 0; ow < s->Wo; ow++) {
-                            int w = ow * s->stride - s->pad + j;
-                            dst[ow] = (w >= 0 && w < s->W) ? src[w] : 0;
-                        }
+                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow] = src[ow * s->stride];
                     }
+                    for (int ow = ow_hi; ow < s->Wo; ow++) dst[ow] = 0;
                 }
             }
 }
@@ -66,15 +65,15 @@ static void FN(col2im_add)(real *x /* (C,H,W) += */, const real *col /* (C*k*k, 
             for (int j = 0; j < s->k; j++) {
                 const real *row = col + (size_t)((c * s->k + i) * s->k + j) * L;
                 real *plane = x + (size_t)c * s->H * s->W;
+                int ow_lo = 0, ow_hi = s->Wo;
+                while (ow_lo < s->Wo && ow_lo * s->stride - s->pad + j < 0) ow_lo++;
+                while (ow_hi > ow_lo && (ow_hi - 1) * s->stride - s->pad + j >= s->W) ow_hi--;
                 for (int oh = 0; oh < s->Ho; oh++) {
                     int h = oh * s->stride - s->pad + i;
                     if (h < 0 || h >= s->H) continue;
-                    real *dst = plane + (size_t)h * s->W;
+                    real *dst = plane + (size_t)h * s->W + j - s->pad;
                     const real *src = row + oh * s->Wo;
-                    for (int ow = 0; ow < s->Wo; ow++) {
-                        int w = ow * s->stride - s->pad + j;
-                        if (w >= 0 && w < s->W) dst[w] += src[ow];
-                    }
+                    for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow * s->stride] += src[ow];
                 }
             }
 }

@@ -3,8 +3,9 @@
  * optional overlay curve; linear or log y axes. Ticks fall on "nice" values (1-2-5 steps, decades on log
  * axes); the legend goes inside the plot where it hides the least data (a free corner when there is one) or
  * beside the plot when every place inside would hide much, and reference-line labels avoid the data, the
- * other lines and each other. Dense series are reduced per pixel column without changing the picture. Output uses only basic shapes, text and one clip path (no scripts, no
- * external fonts), and every label is XML-escaped. Files are written atomically (io/atomic_file.h). */
+ * other lines and each other. Dense series are reduced per pixel column without changing the picture.
+ * Output uses only basic shapes, text and one clip path (no scripts, no external fonts), every label is
+ * XML-escaped, and files are written atomically (io/atomic_file.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "svg_plot.h"
 
@@ -24,6 +25,9 @@
 #define MAX_SIZE 20000
 #define MAX_BINS 100000
 #define MAX_TICKS 160
+/* Values of larger magnitude are skipped like non-finite ones (and counted in the note): axis arithmetic on
+ * them would overflow. */
+#define PLOT_LIMIT 1e300
 
 /* Font sizes (px) and the average advance of a sans-serif glyph in ems, a slight overestimate that keeps
  * labels from colliding whatever font the viewer substitutes. */
@@ -163,12 +167,18 @@ static Tick *add_tick(Axis *a, double pos, int major) {
     return t;
 }
 
-/* Widens a degenerate range [v, v] to something that shows v in the middle. */
+/* A range too narrow for distinct tick labels (or for floating point) counts as a single value. */
+static int is_flat(double lo, double hi) {
+    return !(hi - lo > 1e-12 * fmax(fabs(lo), fabs(hi)) && hi - lo > 1e-250);
+}
+
+/* Widens a flat range (see is_flat) to one that shows its value in the middle. */
 static void widen_if_flat(double *lo, double *hi) {
-    if (*hi > *lo) return;
-    double d = *lo != 0 ? 0.05 * fabs(*lo) : 0.5;
-    *lo -= d;
-    *hi += d;
+    if (!is_flat(*lo, *hi)) return;
+    double m = 0.5 * (*lo + *hi);
+    double d = fabs(m) > 1e-240 ? 0.05 * fabs(m) : 0.5;
+    *lo = m - d;
+    *hi = m + d;
 }
 
 /* Smallest step of the form {1, 2, 5} x 10^k that splits `range` into at most about `target` parts. */
@@ -211,7 +221,7 @@ static void format_linear(char *buf, size_t cap, double v, double step, double m
     int e = (int)floor(log10(fabs(v)) + 1e-9);
     int decimals = e - step_exp;
     if (decimals < 0) decimals = 0;
-    if (decimals > 8) decimals = 8;
+    if (decimals > 15) decimals = 15;
     char mant[32];
     snprintf(mant, sizeof mant, "%.*f", decimals, v / pow(10.0, e));
     if (fabs(atof(mant)) >= 10.0) { /* rounding carried into the next decade */
@@ -242,6 +252,7 @@ static void axis_linear(Axis *a, double lo, double hi, double length_px, int exp
         double maxabs = fmax(fabs(alo), fabs(ahi));
         for (double k = k0; k <= k1; k++) {
             Tick *t = add_tick(a, k * step, 1);
+            if (!t) break;
             if (fabs(t->pos) < 1e-9 * step) t->pos = 0;
             format_linear(t->text, sizeof t->text, t->pos, step, maxabs);
         }
@@ -321,10 +332,13 @@ static int tick_compare(const void *pa, const void *pb) {
 /* Picks symlog ticks at sign x m x 10^k for the given mantissas (and 0), from the outermost inwards, each
  * one far enough from the last one taken and from 0 for the labels not to touch. stride: only every
  * stride-th decade (when mantissas are just {1}). */
-static void symlog_pick(Axis *a, double c, double length_px, const int *mantissas, int nm, int stride, int force_sup) {
+static void symlog_pick(Axis *a, double c, double length_px, const int *mantissas, int nm, int stride,
+                        int force_sup) {
     double px_per_unit = length_px / (a->hi - a->lo);
-    double xmax = c * (pow(10.0, fmax(fabs(a->lo), fabs(a->hi))) - 1.0);
-    int kmax = (int)floor(log10(xmax) + 1e-9), kmin = (int)floor(log10(c)) - 6;
+    /* Far from zero, t = symlog(x) is about log10(x / c): the largest decade on the axis. */
+    int kmax = (int)floor(fmax(fabs(a->lo), fabs(a->hi)) + log10(c) + 1e-9);
+    int kmin = (int)floor(log10(c)) - 6;
+    if (kmax > 300) kmax = 300;
     int zero_in = a->lo <= 0 && a->hi >= 0;
     double zero_px = -a->lo * px_per_unit, zero_w = CHAR_EM * FONT_TICK;
     a->nticks = 0;
@@ -359,8 +373,12 @@ static void axis_symlog(Axis *a, double lo, double hi, double c, double length_p
     a->hi = hi;
     double px_per_unit = length_px / (hi - lo); /* far from zero, one unit is one decade */
     double typical_gap = 4 * CHAR_EM * FONT_TICK + 10.0;
+    static const int strides[] = {1, 2, 3, 4, 5, 10, 20, 25, 50, 100};
     int stride = 1;
-    while (stride < 1000 && stride * px_per_unit < typical_gap) stride = stride < 3 ? stride + 1 : stride * 2;
+    for (size_t i = 0; i < sizeof strides / sizeof strides[0]; i++) {
+        stride = strides[i];
+        if (stride * px_per_unit >= typical_gap) break;
+    }
     static const int ones[1] = {1}, nice[3] = {5, 2, 1};
     symlog_pick(a, c, length_px, ones, 1, stride, 0);
     int sup = 0;
@@ -400,8 +418,9 @@ static double px_x(const Layout *L, double c) {
 static double px_y(const Layout *L, double c) {
     return L->bottom - (c - L->ay.lo) / (L->ay.hi - L->ay.lo) * (L->bottom - L->top);
 }
+/* Drawable: finite, within PLOT_LIMIT, and positive on a log y axis. */
 static int point_ok(const Layout *L, double x, double y) {
-    return isfinite(x) && isfinite(y) && (!L->log_y || y > 0);
+    return fabs(x) <= PLOT_LIMIT && fabs(y) <= PLOT_LIMIT && (!L->log_y || y > 0);
 }
 
 static void set_ranges(Layout *L, AxisKind xk, double xlo, double xhi, AxisKind yk, double ylo, double yhi) {
@@ -543,7 +562,8 @@ static double scene_score(const Scene *S, Box b) {
         }
     }
     for (int i = 0; i < S->nbars; i++) score += overlap_area(b, S->bars[i]) / 6.0;
-    for (int i = 0; i < S->nhlines; i++) score += 0.5 * clipped_length(b, L->left, S->hline_px[i], L->right, S->hline_px[i]);
+    for (int i = 0; i < S->nhlines; i++)
+        score += 0.5 * clipped_length(b, L->left, S->hline_px[i], L->right, S->hline_px[i]);
     for (int i = 0; i < S->nlabels; i++) {
         double a = overlap_area(b, S->labels[i]);
         if (a > 0) score += 1e5 + a;
@@ -599,7 +619,9 @@ static void write_header(FILE *fp, const Layout *L) {
         put_escaped(fp, L->title);
         fputs("</title>\n", fp);
     }
-    fprintf(fp, "<defs><clipPath id=\"%s\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/></clipPath></defs>\n",
+    fprintf(fp,
+            "<defs><clipPath id=\"%s\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/></clipPath>"
+            "</defs>\n",
             L->clip_id, L->left, L->top, L->right - L->left, L->bottom - L->top);
     fprintf(fp, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", L->width, L->height);
 }
@@ -626,7 +648,8 @@ static void write_grid(FILE *fp, const Layout *L) {
 
 /* Frame, tick marks, tick labels, title, axis labels and the note. */
 static void write_axes(FILE *fp, const Layout *L) {
-    fprintf(fp, "<rect class=\"frame\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"%s\" "
+    fprintf(fp, "<rect class=\"frame\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+                "stroke=\"%s\" "
                 "stroke-width=\"1\" shape-rendering=\"crispEdges\"/>\n",
             floor(L->left) + 0.5, floor(L->top) + 0.5, floor(L->right) - floor(L->left),
             floor(L->bottom) - floor(L->top), COLOR_FRAME);
@@ -659,9 +682,11 @@ static void write_axes(FILE *fp, const Layout *L) {
     char attrs[200];
     if (has_text(L->title)) {
         double room = L->width - 20.0;
-        double x = text_width(L->title, fitted_font(L->title, FONT_TITLE, room)) <= L->right - L->left ? cx : L->width / 2.0;
-        snprintf(attrs, sizeof attrs, "class=\"title\" x=\"%.1f\" y=\"27.0\" text-anchor=\"middle\" font-weight=\"bold\" fill=\"%s\"",
-                 x, COLOR_TEXT);
+        /* Centred over the plot, or over the image when wider than the plot. */
+        double w = text_width(L->title, fitted_font(L->title, FONT_TITLE, room));
+        snprintf(attrs, sizeof attrs,
+                 "class=\"title\" x=\"%.1f\" y=\"27.0\" text-anchor=\"middle\" font-weight=\"bold\" fill=\"%s\"",
+                 w <= L->right - L->left ? cx : L->width / 2.0, COLOR_TEXT);
         write_fitted_text(fp, attrs, L->title, FONT_TITLE, room);
     }
     if (has_text(L->xlabel)) {
@@ -887,7 +912,8 @@ static int legend_move_outside(Layout *L, const Scene *S, Legend *lg) {
 static void write_legend(FILE *fp, const Legend *lg) {
     if (lg->n == 0) return;
     fputs("<g class=\"legend\">\n", fp);
-    fprintf(fp, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" rx=\"3\" fill=\"#ffffff\" fill-opacity=\"0.92\" "
+    fprintf(fp, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" rx=\"3\" fill=\"#ffffff\" "
+                "fill-opacity=\"0.92\" "
                 "stroke=\"#cccccc\" stroke-width=\"1\"/>\n",
             lg->x, lg->y, lg->w, lg->h);
     for (int i = 0; i < lg->n; i++) {
@@ -1009,7 +1035,7 @@ int svg_line_chart(const char *path, const PlotFrame *frame, const PlotSeries *s
         if (series[s].n > 0 && !series[s].y) return hs_error("%s: series %d has no y values", who, s);
     }
 
-    long valid = 0, nonfinite = 0, nonpositive = 0, total = 0;
+    long valid = 0, nonfinite = 0, huge = 0, nonpositive = 0, total = 0;
     double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
     for (int s = 0; s < nseries; s++) {
         const PlotSeries *ser = &series[s];
@@ -1018,6 +1044,8 @@ int svg_line_chart(const char *path, const PlotFrame *frame, const PlotSeries *s
             double x = series_x(ser, i), y = ser->y[i];
             if (!isfinite(x) || !isfinite(y)) {
                 nonfinite++;
+            } else if (fabs(x) > PLOT_LIMIT || fabs(y) > PLOT_LIMIT) {
+                huge++;
             } else if (L.log_y && y <= 0) {
                 nonpositive++;
             } else {
@@ -1030,9 +1058,13 @@ int svg_line_chart(const char *path, const PlotFrame *frame, const PlotSeries *s
         }
     }
     if (total == 0) return hs_error("%s: no points to plot (every series has n = 0)", who);
-    if (valid == 0)
-        return hs_error("%s: none of the %ld points can be drawn (%ld non-finite, %ld non-positive on a log y axis)",
-                        who, total, nonfinite, nonpositive);
+    if (valid == 0) {
+        char why[200] = "";
+        append_note(why, sizeof why, "%ld non-finite%.0s", nonfinite);
+        append_note(why, sizeof why, "%ld beyond 1e300%.0s", huge);
+        append_note(why, sizeof why, "%ld non-positive on a log y axis%.0s", nonpositive);
+        return hs_error("%s: none of the %ld points can be drawn (%s)", who, total, why);
+    }
     long hidden_lines = 0;
     for (int i = 0; i < nhlines; i++) {
         if (!point_ok(&L, 0, hlines[i].y)) {
@@ -1043,6 +1075,7 @@ int svg_line_chart(const char *path, const PlotFrame *frame, const PlotSeries *s
         yhi = fmax(yhi, hlines[i].y);
     }
     append_note(L.note, sizeof L.note, "%ld non-finite value%s skipped", nonfinite);
+    append_note(L.note, sizeof L.note, "%ld value%s beyond 1e300 skipped", huge);
     append_note(L.note, sizeof L.note, "%ld non-positive value%s not shown on the log scale", nonpositive);
     append_note(L.note, sizeof L.note, "%ld reference line%s not shown", hidden_lines);
 
@@ -1146,30 +1179,34 @@ int svg_histogram(const char *path, const PlotFrame *frame, const double *values
     if (n <= 0) return hs_error("%s: no values to plot (n = %d)", who, n);
     if (!values) return hs_error("%s: values is NULL", who);
     if (bins < 1 || bins > MAX_BINS) return hs_error("%s: bins = %d is outside 1..%d", who, bins, MAX_BINS);
-    if (symlog_x && !(isfinite(linthresh) && linthresh > 0))
-        return hs_error("%s: the symlog threshold must be positive and finite (got %g)", who, linthresh);
+    if (symlog_x && !(linthresh >= 1e-200 && linthresh <= 1e200))
+        return hs_error("%s: the symlog threshold must be positive, from 1e-200 to 1e200 (got %g)", who, linthresh);
     if (overlay && (overlay->n < 0 || (overlay->n > 0 && !overlay->y)))
         return hs_error("%s: invalid overlay (n = %d%s)", who, overlay->n, overlay->y ? "" : ", no y values");
     L.symlog_x = symlog_x != 0;
     L.linthresh = linthresh;
     if (!has_text(L.ylabel)) L.ylabel = "count";
 
-    long finite = 0, nonfinite = 0;
+    long finite = 0, nonfinite = 0, huge = 0;
     double vlo = INFINITY, vhi = -INFINITY;
     for (int i = 0; i < n; i++) {
         if (!isfinite(values[i])) {
             nonfinite++;
             continue;
         }
+        if (fabs(values[i]) > PLOT_LIMIT) {
+            huge++;
+            continue;
+        }
         finite++;
         vlo = fmin(vlo, values[i]);
         vhi = fmax(vhi, values[i]);
     }
-    if (finite == 0) return hs_error("%s: all %d values are non-finite", who, n);
+    if (finite == 0) return hs_error("%s: none of the %d values is finite and within 1e300", who, n);
 
     /* Bins are equally wide on the (possibly symlog) axis. */
     double tlo = xcoord(&L, vlo), thi = xcoord(&L, vhi);
-    if (!(thi > tlo)) { /* all values equal: put them in the middle of the middle bin */
+    if (is_flat(tlo, thi)) { /* all values equal: put them in the middle of the middle bin */
         double t0 = tlo, lo = tlo, hi = thi;
         widen_if_flat(&lo, &hi);
         double width = L.symlog_x ? 1.0 : hi - lo;
@@ -1186,7 +1223,7 @@ int svg_histogram(const char *path, const PlotFrame *frame, const double *values
     double bw = (thi - tlo) / bins;
     long maxcount = 0;
     for (int i = 0; i < n; i++) {
-        if (!isfinite(values[i])) continue;
+        if (!(fabs(values[i]) <= PLOT_LIMIT)) continue;
         long b = (long)floor((xcoord(&L, values[i]) - tlo) / bw);
         if (b < 0) b = 0;
         if (b >= bins) b = bins - 1;
@@ -1197,12 +1234,12 @@ int svg_histogram(const char *path, const PlotFrame *frame, const double *values
 
     /* The overlay may reach above the bars; on a log axis its tails go below the lowest bar and are clipped. */
     double top = (double)maxcount;
-    long overlay_nonfinite = 0;
+    long overlay_skipped = 0;
     if (overlay) {
         for (int i = 0; i < overlay->n; i++) {
             double x = series_x(overlay, i), y = overlay->y[i];
-            if (!isfinite(x) || !isfinite(y)) {
-                overlay_nonfinite++;
+            if (!(fabs(x) <= PLOT_LIMIT && fabs(y) <= PLOT_LIMIT)) {
+                overlay_skipped++;
                 continue;
             }
             double t = xcoord(&L, x);
@@ -1210,7 +1247,8 @@ int svg_histogram(const char *path, const PlotFrame *frame, const double *values
         }
     }
     append_note(L.note, sizeof L.note, "%ld non-finite value%s skipped", nonfinite);
-    append_note(L.note, sizeof L.note, "%ld non-finite overlay point%s skipped", overlay_nonfinite);
+    append_note(L.note, sizeof L.note, "%ld value%s beyond 1e300 skipped", huge);
+    append_note(L.note, sizeof L.note, "%ld non-finite overlay point%s skipped", overlay_skipped);
 
     AxisKind xk = L.symlog_x ? AXIS_SYMLOG : AXIS_EXACT;
     if (L.log_y)
