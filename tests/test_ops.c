@@ -95,6 +95,16 @@ static void get_dir(real *dst, const real *src, int N, int K, size_t m, int k) {
 
 typedef void (*EvalFn)(void *ctx, real *out);
 
+/* The many small reference evaluations run on one thread: no OpenMP team, so the test stays fast when the
+ * machine is busy (spinning barriers on oversubscribed cores are slow); the checked calls use the default
+ * team. Shrinking to 1 and growing back never ends a worker thread (see test_threads). */
+static int saved_threads;
+static void serial_begin(void) {
+    saved_threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+}
+static void serial_end(void) { omp_set_num_threads(saved_threads); }
+
 /* x = x0 + s * t for a list of perturbed arrays (t == NULL: unperturbed). s == 0 restores x0 exactly. */
 typedef struct {
     real *x;
@@ -110,11 +120,13 @@ static void set_pert(const Pert *p, int np, double s) {
 /* deriv (m) = (f(x + eps t) - f(x - eps t)) / (2 eps), all perturbations applied simultaneously. */
 static void fd_dir(real *deriv, size_t m, const Pert *p, int np, EvalFn f, void *ctx) {
     real *fp = vec(m), *fm = vec(m);
+    serial_begin();
     set_pert(p, np, EPS);
     f(ctx, fp);
     set_pert(p, np, -EPS);
     f(ctx, fm);
     set_pert(p, np, 0);
+    serial_end();
     for (size_t j = 0; j < m; j++) deriv[j] = (real)(((double)fp[j] - (double)fm[j]) / (2 * EPS));
     free(fp);
     free(fm);
@@ -123,6 +135,7 @@ static void fd_dir(real *deriv, size_t m, const Pert *p, int np, EvalFn f, void 
 /* grad[i] = d/dx_i sum_j r_j f_j(x) by central differences, one element at a time. */
 static void fd_grad(real *grad, real *x, size_t n, const real *r, size_t m, EvalFn f, void *ctx) {
     real *fp = vec(m), *fm = vec(m);
+    serial_begin();
     for (size_t i = 0; i < n; i++) {
         real x0 = x[i], xp = x0 + (real)EPS, xm = x0 - (real)EPS;
         x[i] = xp;
@@ -134,6 +147,7 @@ static void fd_grad(real *grad, real *x, size_t n, const real *r, size_t m, Eval
         for (size_t j = 0; j < m; j++) s += (double)r[j] * ((double)fp[j] - (double)fm[j]);
         grad[i] = (real)(s / ((double)xp - (double)xm));
     }
+    serial_end();
     free(fp);
     free(fm);
 }
@@ -603,6 +617,30 @@ static void test_maxpool(int N, int C, int H, int W, int kk, int stride, int pad
             }
     CHECK(memcmp(out, ref, sizeof(real) * nout) == 0, "%s: forward values differ from direct loops", name);
     CHECK(memcmp(am, am_ref, sizeof(int32_t) * nout) == 0, "%s: forward argmax differs from direct loops", name);
+    /* Ties (values in {-1, 0, 1}): the first maximum in scan order wins, as in PyTorch. Forward only. */
+    {
+        real *tie = vec(nin), *tout = vec(nout);
+        int32_t *tam = malloc(sizeof(int32_t) * nout);
+        for (size_t i = 0; i < nin; i++) tie[i] = (real)((int)(urand() * 3) - 1);
+        FN(maxpool_forward)(tout, tam, tie, N, &s);
+        size_t bad = 0;
+        for (int p = 0; p < N * C; p++)
+            for (int oh = 0; oh < s.Ho; oh++)
+                for (int ow = 0; ow < s.Wo; ow++) {
+                    int best = -1;
+                    for (int i = 0; i < kk; i++)
+                        for (int j = 0; j < kk; j++) {
+                            int h = oh * stride - pad + i, x = ow * stride - pad + j;
+                            if (h < 0 || h >= H || x < 0 || x >= W) continue;
+                            if (best < 0 || tie[(size_t)p * pin + (size_t)h * W + x] > tie[(size_t)p * pin + best])
+                                best = h * W + x;
+                        }
+                    size_t o = (size_t)p * pout + (size_t)oh * s.Wo + ow;
+                    if (tam[o] != best || tout[o] != tie[(size_t)p * pin + best]) bad++;
+                }
+        CHECK(bad == 0, "%s: %zu outputs with ties do not pick the first maximum", name, bad);
+        free(tie), free(tout), free(tam);
+    }
 
     PoolCtx ctx = {&s, N, in, NULL};
     /* 2. backward */

@@ -199,7 +199,7 @@ int FN(cmd_exact)(int argc, char **argv) {
     if (!H || !eig) goto done;
     SampleSet set = {&train, idx, count, o.chunk};
     Progress pr;
-    progress_begin(&pr, "Hessian", "dir", (int64_t)P * ((count + (o.chunk > 0 ? o.chunk : 32) - 1) / (o.chunk > 0 ? o.chunk : 32)));
+    progress_begin(&pr, "Hessian", "dir", (int64_t)P * ((count + (o.chunk > 0 ? o.chunk : 64) - 1) / (o.chunk > 0 ? o.chunk : 64)));
     ExactInfo info;
     double t0 = hs_seconds();
     if (FN(curv_exact)(m, &set, o.curvature, H, &info, exact_progress, &pr) != 0) {

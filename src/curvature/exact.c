@@ -28,7 +28,7 @@ int FN(curv_exact)(Model *m, const SampleSet *set, Curvature curvature, double *
     for (int l = L - 1; l >= 0; l--)
         if (layer_begin[l] > layer_begin[l + 1]) layer_begin[l] = layer_begin[l + 1];
 
-    int chunk = set->chunk > 0 ? set->chunk : 32;
+    int chunk = set->chunk > 0 ? set->chunk : 64;
     if (chunk > set->count) chunk = set->count;
     int Kmax = EXACT_MAX_DIRECTIONS;
     real *x = hs_malloc(sizeof(real) * (size_t)chunk * CIFAR10_PIXELS);

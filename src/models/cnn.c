@@ -140,7 +140,7 @@ static int FN(cnn_backward)(Model *m, real *grad) {
 }
 
 /* Direction tangents of a tensor: rows of v (K, P) at the tensor's offset. */
-#define V(name) (v + m->tensors[name].offset)
+#define V(name) FN(model_direction)(m, v, name)
 
 static int FN(cnn_tangent_forward)(Model *m, const real *v, int K, int start) {
     CnnState *s = m->state;

@@ -59,8 +59,9 @@ int FN(model_create)(const char *arch_name, uint64_t seed, Model **out) {
         return -1;
     }
     m->params = hs_calloc(m->num_params, sizeof(real));
+    m->direction_active = hs_calloc((size_t)m->num_tensors, 1);
     m->buffer_values = hs_calloc(m->num_buffer_values + 1, sizeof(real));
-    if (!m->params || !m->buffer_values) {
+    if (!m->params || !m->buffer_values || !m->direction_active) {
         FN(model_free)(m);
         return -1;
     }
@@ -75,6 +76,7 @@ void FN(model_free)(Model *m) {
     free(m->tensors);
     free(m->buffers);
     free(m->params);
+    free(m->direction_active);
     free(m->buffer_values);
     free(m->logits);
     free(m->probs);
@@ -283,6 +285,19 @@ int FN(model_backward)(Model *m, const int32_t *labels, double scale, real *grad
 int FN(model_hvp_chunk)(Model *m, const real *v, int K, int start_layer, Curvature curvature, real *hv) {
     HS_TRY(FN(model_reserve)(m, m->N, K));
     m->K = K;
+    for (int t = 0; t < m->num_tensors; t++) {
+        const TensorInfo *ti = &m->tensors[t];
+        int active = 0;
+        for (int k = 0; k < K && !active; k++) {
+            const real *row = v + (size_t)k * m->num_params + ti->offset;
+            for (size_t j = 0; j < ti->numel; j++)
+                if (row[j] != 0) {
+                    active = 1;
+                    break;
+                }
+        }
+        m->direction_active[t] = (unsigned char)active;
+    }
     HS_TRY(m->arch->tangent_forward(m, v, K, start_layer));
     FN(cross_entropy_tangent_backward)(m->td_logits, m->t_logits, m->probs, m->scale, K, m->N, m->classes);
     return m->arch->tangent_backward(m, v, K, start_layer, curvature, hv);

@@ -71,6 +71,7 @@ struct Model {
     real *x;               /* (N,3,32,32) borrowed input of the last forward */
     real *logits, *probs, *d_logits;      /* (N,C) */
     real *t_logits, *td_logits;           /* (N,K,C) */
+    unsigned char *direction_active; /* (num_tensors): some direction of the current product touches it */
     void *state;           /* architecture-specific activations */
 };
 
@@ -98,6 +99,11 @@ int FN(model_hvp_chunk)(Model *m, const real *v, int K, int start_layer, Curvatu
 /* Appends a tensor to the parameter table (weights, biases) or the buffer table (running statistics);
  * used by architectures' init. shape has ndim entries. */
 int FN(model_add_tensor)(Model *m, const char *name, int ndim, const int64_t *shape, int layer, int fan_in, int kind);
+
+/* Rows of v (K,P) for tensor t, or NULL when no direction touches it (its tangent is zero and skipped). */
+static inline const real *FN(model_direction)(const Model *m, const real *v, int t) {
+    return m->direction_active[t] ? v + m->tensors[t].offset : NULL;
+}
 
 /* Grows the shared chunk buffers for N samples and K directions (architectures call it). */
 int FN(model_reserve)(Model *m, int N, int K);

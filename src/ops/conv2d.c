@@ -46,12 +46,13 @@ static void FN(im2col)(real *col /* (C*k*k, L) */, const real *x /* (C,H,W) */, 
                         memset(dst, 0, sizeof(real) * (size_t)s->Wo);
                         continue;
                     }
-                    const real *src = plane + (size_t)h * s->W + j - s->pad;
+                    const real *src = plane + (size_t)h * s->W; /* input column of output ow: ow*stride + j - pad */
+                    int shift = j - s->pad;
                     for (int ow = 0; ow < ow_lo; ow++) dst[ow] = 0;
                     if (s->stride == 1) {
-                        memcpy(dst + ow_lo, src + ow_lo, sizeof(real) * (size_t)(ow_hi - ow_lo));
+                        memcpy(dst + ow_lo, src + ow_lo + shift, sizeof(real) * (size_t)(ow_hi - ow_lo));
                     } else {
-                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow] = src[ow * s->stride];
+                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow] = src[ow * s->stride + shift];
                     }
                     for (int ow = ow_hi; ow < s->Wo; ow++) dst[ow] = 0;
                 }
@@ -71,9 +72,10 @@ static void FN(col2im_add)(real *x /* (C,H,W) += */, const real *col /* (C*k*k, 
                 for (int oh = 0; oh < s->Ho; oh++) {
                     int h = oh * s->stride - s->pad + i;
                     if (h < 0 || h >= s->H) continue;
-                    real *dst = plane + (size_t)h * s->W + j - s->pad;
+                    real *dst = plane + (size_t)h * s->W;
                     const real *src = row + oh * s->Wo;
-                    for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow * s->stride] += src[ow];
+                    int shift = j - s->pad;
+                    for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow * s->stride + shift] += src[ow];
                 }
             }
 }

@@ -15,7 +15,8 @@
  * - Tangents of weights are rows of a (K, ldw) matrix: direction k's weight tangent is t_weight + k*ldw.
  *   In hessian ldw = the model's parameter count, so v and Hv are (K, P) matrices in PyTorch order.
  * - Activation gradients are written (=), parameter gradients accumulate (+=).
- * - Any tangent input may be NULL, meaning zero. td_in may be NULL when not needed (first layer).
+ * - For linear and conv2d, any tangent input (t_in, t_weight, t_bias) may be NULL, meaning zero; td_in may
+ *   be NULL when not needed (first layer). The parameter-free ops (relu, max-pool, cross-entropy) need them.
  *   d_out == NULL in a tangent backward pass drops the terms that multiply the first-order gradient: that
  *   pass then computes the generalised Gauss-Newton product instead of the Hessian product.
  * - Functions that need scratch memory return 0, or -1 with hs_error() set; the others return void.

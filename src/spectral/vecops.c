@@ -105,16 +105,48 @@ void vec_combine_rows(const double *q, int rows, const double *c, double *y, int
     }
 }
 
+/* w -= sum_i h1[i] q_i, then h2[i] = q_i . w, fused: each chunk is processed in blocks small enough that
+ * the block of every q_i is still in cache when the new w is projected on it (the basis is read once for
+ * both). Partial sums accumulate block by block within a chunk, chunks are added in order. */
+#define VEC_FUSE_BLOCK 512
+static void subtract_project(const double *q, int rows, const double *h1, double *w, int64_t n, double *h2,
+                             double *work) {
+    int nc = vec_chunks(n);
+#pragma omp parallel for schedule(static) if (nc > 1)
+    for (int c = 0; c < nc; c++) {
+        double *part = work + (int64_t)c * rows;
+        for (int i = 0; i < rows; i++) part[i] = 0.0;
+        int64_t lo = chunk_lo(n, nc, c), end = chunk_lo(n, nc, c + 1);
+        for (; lo < end; lo += VEC_FUSE_BLOCK) {
+            int64_t hi = end - lo < VEC_FUSE_BLOCK ? end : lo + VEC_FUSE_BLOCK;
+            for (int i = 0; i < rows; i++) {
+                const double *qi = q + (int64_t)i * n;
+                double hv = h1[i];
+                for (int64_t k = lo; k < hi; k++) w[k] -= hv * qi[k];
+            }
+            for (int i = 0; i < rows; i++) part[i] += dot_range(q + (int64_t)i * n, w, lo, hi);
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        double s = 0.0;
+        for (int c = 0; c < nc; c++) s += work[(int64_t)c * rows + i];
+        h2[i] = s;
+    }
+}
+
 void vec_orthogonalise(const double *q, int rows, double *w, int64_t n, double *h, double *tmp, double *work) {
     if (h)
         for (int i = 0; i < rows; i++) h[i] = 0.0;
     if (rows <= 0) return;
-    for (int pass = 0; pass < 2; pass++) {
-        vec_project(q, rows, w, n, tmp, work);
-        vec_subtract_rows(q, rows, tmp, w, n);
-        if (h)
-            for (int i = 0; i < rows; i++) h[i] += tmp[i];
-    }
+    /* Pass 1: h1 = Q w. Then w -= Q^T h1 fused with pass 2's h2 = Q w. Then w -= Q^T h2. */
+    double *h1 = tmp;
+    vec_project(q, rows, w, n, h1, work);
+    if (h)
+        for (int i = 0; i < rows; i++) h[i] += h1[i];
+    subtract_project(q, rows, h1, w, n, h1, work); /* h1 is read before it is overwritten */
+    vec_subtract_rows(q, rows, h1, w, n);
+    if (h)
+        for (int i = 0; i < rows; i++) h[i] += h1[i];
 }
 
 void fill_rademacher(Rng *rng, double *v, int64_t n, double scale) {

@@ -1,0 +1,41 @@
+#!/bin/sh
+# torch2_peer.sh: notes (and an opt-in helper) for running the PyTorch peers with PyTorch 2.x from PyPI
+# instead of Debian's python3-torch 1.13. Nothing here is needed by hessian, its tests or `make bench`.
+#
+# Usage:
+#   sh bench/torch2_peer.sh                 prints these notes and whether the venv exists
+#   sh bench/torch2_peer.sh --install       creates the venv (large download, see below)
+#   sh bench/torch2_peer.sh -- ARGS...      runs bench/torch_peer.py ARGS... with the venv's python
+#
+# Notes:
+# - Only PyPI is reachable here (no extra package index), so `pip install torch` gets the default PyPI
+#   wheel for Linux x86_64: the CUDA build, which pulls the nvidia-* runtime wheels too (several GB on disk,
+#   most of it unused on a CPU-only machine). There is no CPU-only wheel on PyPI. Expect minutes to install.
+# - numpy is the only other dependency; the peers do not need torchvision (augmentation is done on
+#   tensors in bench/torch_peer.py).
+# - bench/torch_peer.py, bench/torch_eval.py and tests/golden/*.py use only APIs present in both 1.13 and
+#   2.x (torch.autograd.grad, torch.autograd.functional.hvp, nn.Sequential, F.*). With 2.x one could
+#   also time torch.func (jvp(grad) HVPs, vmap'd Hessian rows) and torch.compile; that is not done here.
+# - Report which torch each number came from: every JSON line carries "torch": torch.__version__.
+# - Threads: pass --threads 2 as for the 1.13 runs; 2.x may also honour OMP_NUM_THREADS / MKL_NUM_THREADS.
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV=${TORCH2_VENV:-$ROOT/.venv-torch2}
+
+case "${1:-}" in
+--install)
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --upgrade pip
+    "$VENV/bin/pip" install torch numpy
+    "$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)'
+    ;;
+--)
+    shift
+    [ -x "$VENV/bin/python" ] || { echo "no venv at $VENV: run 'sh bench/torch2_peer.sh --install' first" >&2; exit 1; }
+    exec "$VENV/bin/python" "$ROOT/bench/torch_peer.py" "$@"
+    ;;
+*)
+    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+    if [ -x "$VENV/bin/python" ]; then echo "venv: $VENV (present)"; else echo "venv: $VENV (not created)"; fi
+    ;;
+esac

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# setup.sh: installs the Debian packages hessian needs to build (when missing) and builds bin/hessian.
+# Used by scripts/study.sh, scripts/test.sh and CI. Run as root on a fresh Debian 12 machine, or as a user
+# who already has the packages.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+need=()
+have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for pkg in gcc make libc6-dev liblapacke-dev libopenblas-openmp-dev xz-utils python3-numpy python3-pil; do
+    have "$pkg" || need+=("$pkg")
+done
+if ((${#need[@]})); then
+    echo "setup: installing ${need[*]}" >&2
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "setup: missing packages and not root: sudo apt-get install ${need[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q "${need[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "${need[@]}" >/dev/null; }
+fi
+make -j2 all >&2
