@@ -16,7 +16,7 @@ CFLAGS += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter -fopenmp $(OPT) 
 # outside them; prefer it over the pthread build when installed (scripts/setup.sh installs it).
 OPENBLAS_OMP_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 ifneq ($(wildcard $(OPENBLAS_OMP_DIR)/libopenblas.so),)
-LDLIBS += -L$(OPENBLAS_OMP_DIR) -Wl,-rpath,$(OPENBLAS_OMP_DIR)
+LDLIBS += -L$(OPENBLAS_OMP_DIR) -Wl,--disable-new-dtags,-rpath,$(OPENBLAS_OMP_DIR)
 endif
 LDLIBS += -llapacke -lopenblas -lm -fopenmp
 ifeq ($(DEBUG),1)

@@ -4,13 +4,13 @@
 #
 # Usage:
 #   sh bench/torch2_peer.sh                 prints these notes and whether the venv exists
-#   sh bench/torch2_peer.sh --install       creates the venv (large download, see below)
+#   sh bench/torch2_peer.sh --install       creates the venv in $TORCH2_VENV or ~/.venv-torch2 (large download)
 #   sh bench/torch2_peer.sh -- ARGS...      runs bench/torch_peer.py ARGS... with the venv's python
 #
 # Notes:
 # - Only PyPI is reachable here (no extra package index), so `pip install torch` gets the default PyPI
 #   wheel for Linux x86_64: the CUDA build, which pulls the nvidia-* runtime wheels too (several GB on disk,
-#   most of it unused on a CPU-only machine). There is no CPU-only wheel on PyPI. Expect minutes to install.
+#   most of it unused on a CPU-only machine). PyPI carries no CPU-only torch wheel (those live on a separate index, not reachable here). Expect minutes.
 # - numpy is the only other dependency; the peers do not need torchvision (augmentation is done on
 #   tensors in bench/torch_peer.py).
 # - bench/torch_peer.py, bench/torch_eval.py and tests/golden/*.py use only APIs present in both 1.13 and
@@ -20,7 +20,7 @@
 # - Threads: pass --threads 2 as for the 1.13 runs; 2.x may also honour OMP_NUM_THREADS / MKL_NUM_THREADS.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-VENV=${TORCH2_VENV:-$ROOT/.venv-torch2}
+VENV=${TORCH2_VENV:-$HOME/.venv-torch2}  # outside the work tree, so git never sees it
 
 case "${1:-}" in
 --install)
@@ -35,7 +35,7 @@ case "${1:-}" in
     exec "$VENV/bin/python" "$ROOT/bench/torch_peer.py" "$@"
     ;;
 *)
-    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set -eu/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
     if [ -x "$VENV/bin/python" ]; then echo "venv: $VENV (present)"; else echo "venv: $VENV (not created)"; fi
     ;;
 esac

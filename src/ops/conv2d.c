@@ -151,10 +151,22 @@ int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weig
         memset(t_out, 0, sizeof(real) * out_size * (size_t)N * K);
     }
     if (t_weight) {
-        /* Stack the K weight tangents into one (K*O, R) matrix. */
-        real *stacked = scratch_get(2, sizeof(real) * (size_t)K * O * R);
+        /* Stack the K weight tangents into one (K*O, R) matrix; when few entries are non-zero (unit directions,
+         * as the exact Hessian uses), add their columns directly instead of multiplying by zeros. */
+        size_t total = (size_t)K * O * R, nnz = 0;
+        real *stacked = scratch_get(2, sizeof(real) * total);
         if (!stacked) return -1;
         for (int k = 0; k < K; k++) memcpy(stacked + (size_t)k * O * R, t_weight + (size_t)k * ldw, sizeof(real) * (size_t)O * R);
+        for (size_t i = 0; i < total; i++) nnz += stacked[i] != 0;
+        int sparse = nnz * 16 < total;
+        int32_t *nz_index = NULL;
+        if (sparse) {
+            nz_index = scratch_get(3, sizeof(int32_t) * (nnz + 1));
+            if (!nz_index) return -1;
+            size_t j = 0;
+            for (size_t i = 0; i < total; i++)
+                if (stacked[i] != 0) nz_index[j++] = (int32_t)i;
+        }
 #pragma omp parallel
         {
             real *col = is_pointwise(s) ? NULL : scratch_get(0, sizeof(real) * (size_t)R * L);
@@ -163,8 +175,22 @@ int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weig
             for (int n = 0; n < N; n++) {
                 if (failed) continue;
                 const real *x = in + (size_t)n * in_size;
-                if (col) FN(im2col)(col, x, s);
-                FN(gemm)(0, 0, K * O, L, R, 1, stacked, R, col ? col : x, L, 1, t_out + (size_t)n * K * out_size, L);
+                const real *c = x;
+                if (col) {
+                    FN(im2col)(col, x, s);
+                    c = col;
+                }
+                real *tn = t_out + (size_t)n * K * out_size; /* (K*O, L) */
+                if (!sparse) {
+                    FN(gemm)(0, 0, K * O, L, R, 1, stacked, R, c, L, 1, tn, L);
+                    continue;
+                }
+                for (size_t e = 0; e < nnz; e++) {
+                    size_t i = (size_t)nz_index[e];
+                    real w = stacked[i], *dst = tn + (i / (size_t)R) * L;
+                    const real *src = c + (i % (size_t)R) * L;
+                    for (int l = 0; l < L; l++) dst[l] += w * src[l];
+                }
             }
         }
         if (failed) return -1;

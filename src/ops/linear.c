@@ -42,10 +42,25 @@ void FN(linear_tangent_forward)(real *t_out, const real *t_in, const real *t_wei
         memset(t_out, 0, sizeof(real) * (size_t)N * K * O);
     }
     if (!t_weight && !t_bias) return;
+    /* Unit or very sparse weight tangents (the exact Hessian's directions): add single columns. */
+    size_t wsize = (size_t)O * In, nnz = 0;
+    if (t_weight)
+        for (int k = 0; k < K; k++) {
+            const real *tw = t_weight + (size_t)k * ldw;
+            for (size_t i = 0; i < wsize; i++) nnz += tw[i] != 0;
+        }
+    int sparse = nnz * 16 < wsize * (size_t)K;
 #pragma omp parallel for schedule(static) if (K > 1)
     for (int k = 0; k < K; k++) {
         real *tk = t_out + (size_t)k * O; /* rows n at stride K*O */
-        if (t_weight) FN(gemm)(0, 1, N, O, In, 1, in, In, t_weight + (size_t)k * ldw, In, 1, tk, K * O);
+        const real *tw = t_weight ? t_weight + (size_t)k * ldw : NULL;
+        if (tw && !sparse) FN(gemm)(0, 1, N, O, In, 1, in, In, tw, In, 1, tk, K * O);
+        if (tw && sparse)
+            for (size_t i = 0; i < wsize; i++) {
+                if (tw[i] == 0) continue;
+                size_t o = i / (size_t)In, c = i % (size_t)In;
+                for (int n = 0; n < N; n++) tk[(size_t)n * K * O + o] += tw[i] * in[(size_t)n * In + c];
+            }
         if (t_bias) {
             const real *b = t_bias + (size_t)k * ldw;
             for (int n = 0; n < N; n++)

@@ -108,4 +108,68 @@ void FN(cross_entropy_backward)(real *d_logits /* (N,C) */, const real *probs /*
 void FN(cross_entropy_tangent_backward)(real *td_logits /* (N,K,C) */, const real *t_logits /* (N,K,C) */,
                                         const real *probs /* (N,C) */, double scale, int K, int N, int C);
 
+/* ---- batch norm 2-D (per channel over (N, H, W); HW = H*W; layouts (N,C,HW), tangents (N,K,C,HW)) ----
+ * eval:  y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta, an affine map per channel.
+ * train: y = gamma * xhat + beta, xhat = (x - mu) * invstd, mu and the biased variance var over the batch,
+ *        invstd = 1/sqrt(var + eps); the cache (mean, invstd) of the forward pass feeds the other passes.
+ *        The running statistics are updated as PyTorch does: r_mean = (1-momentum) r_mean + momentum mu,
+ *        r_var = (1-momentum) r_var + momentum var * M/(M-1) (unbiased), M = N*HW (PyTorch: momentum 0.1,
+ *        eps 1e-5). The tangent passes differentiate through mu and var (batch statistics are functions of
+ *        every sample of the chunk).
+ * gamma/beta tangents are rows of (K, ldw); t_in, t_gamma, t_beta may be NULL (zero); td_in may be NULL;
+ * d_out == NULL in tangent backward: Gauss-Newton (terms that multiply d_out dropped). Reductions are per
+ * channel in double, so results do not depend on the thread count. d_in may alias d_out. */
+void FN(batchnorm_eval_forward)(real *out /* (N,C,HW) */, const real *in /* (N,C,HW) */, const real *gamma /* (C) */,
+                                const real *beta /* (C) */, const real *running_mean /* (C) */,
+                                const real *running_var /* (C) */, double eps, int N, int C, int HW);
+void FN(batchnorm_eval_backward)(real *d_in /* (N,C,HW) or NULL */, real *d_gamma /* (C) += */,
+                                 real *d_beta /* (C) += */, const real *d_out /* (N,C,HW) */, const real *in,
+                                 const real *gamma, const real *running_mean, const real *running_var, double eps,
+                                 int N, int C, int HW);
+void FN(batchnorm_eval_tangent_forward)(real *t_out /* (N,K,C,HW) */, const real *t_in /* (N,K,C,HW) or NULL */,
+                                        const real *t_gamma /* (K,ldw) rows: (C) or NULL */,
+                                        const real *t_beta /* (K,ldw) rows: (C) or NULL */, size_t ldw,
+                                        const real *in, const real *gamma, const real *running_mean,
+                                        const real *running_var, double eps, int K, int N, int C, int HW);
+void FN(batchnorm_eval_tangent_backward)(real *td_in /* (N,K,C,HW) or NULL */, real *td_gamma /* (K,ldw) += */,
+                                         real *td_beta /* (K,ldw) += */, size_t ldw,
+                                         const real *td_out /* (N,K,C,HW) */, const real *d_out /* (N,C,HW) or NULL */,
+                                         const real *t_in /* or NULL */, const real *t_gamma /* or NULL */,
+                                         const real *in, const real *gamma, const real *running_mean,
+                                         const real *running_var, double eps, int K, int N, int C, int HW);
+/* Fails (hs_error) when M = N*HW < 2, as PyTorch does ("expected more than 1 value per channel"). running_mean
+ * and running_var NULL: no running-statistics update. */
+int FN(batchnorm_train_forward)(real *out /* (N,C,HW) */, real *mean /* (C) cache */, real *invstd /* (C) cache */,
+                                const real *in /* (N,C,HW) */, const real *gamma, const real *beta,
+                                real *running_mean /* (C) updated, or NULL */, real *running_var /* (C) or NULL */,
+                                double momentum, double eps, int N, int C, int HW);
+void FN(batchnorm_train_backward)(real *d_in /* (N,C,HW) or NULL */, real *d_gamma /* (C) += */,
+                                  real *d_beta /* (C) += */, const real *d_out /* (N,C,HW) */, const real *in,
+                                  const real *gamma, const real *mean, const real *invstd, int N, int C, int HW);
+void FN(batchnorm_train_tangent_forward)(real *t_out /* (N,K,C,HW) */, const real *t_in /* or NULL */,
+                                         const real *t_gamma /* (K,ldw) or NULL */,
+                                         const real *t_beta /* (K,ldw) or NULL */, size_t ldw, const real *in,
+                                         const real *gamma, const real *mean, const real *invstd, int K, int N, int C,
+                                         int HW);
+int FN(batchnorm_train_tangent_backward)(real *td_in /* (N,K,C,HW) or NULL */, real *td_gamma /* (K,ldw) += */,
+                                         real *td_beta /* (K,ldw) += */, size_t ldw,
+                                         const real *td_out /* (N,K,C,HW) */, const real *d_out /* or NULL */,
+                                         const real *t_in /* or NULL */, const real *t_gamma /* or NULL */,
+                                         const real *in, const real *gamma, const real *mean, const real *invstd,
+                                         int K, int N, int C, int HW);
+
+/* ---- global average pool: out (N,C) = mean over the HW plane of in (N,C,HW). Linear: the tangent passes are
+ * the forward/backward passes on N*K samples, and it adds no second-order term. ---- */
+void FN(avgpool_forward)(real *out /* (N,C) */, const real *in /* (N,C,HW) */, int N, int C, int HW);
+void FN(avgpool_backward)(real *d_in /* (N,C,HW) */, const real *d_out /* (N,C) */, int N, int C, int HW);
+void FN(avgpool_tangent_forward)(real *t_out /* (N,K,C) */, const real *t_in /* (N,K,C,HW) */, int K, int N, int C,
+                                 int HW);
+void FN(avgpool_tangent_backward)(real *td_in /* (N,K,C,HW) */, const real *td_out /* (N,K,C) */, int K, int N, int C,
+                                  int HW);
+
+/* ---- residual add: out = a + b elementwise (out may alias a or b). Its backward passes d_out to both inputs
+ * and its tangent passes are the same sum of tangents, so the one function serves all four passes (an
+ * input's gradient from several consumers is summed with it too). ---- */
+void FN(add_forward)(real *out /* (n) */, const real *a /* (n) */, const real *b /* (n) */, size_t n);
+
 #endif

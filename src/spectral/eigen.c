@@ -31,8 +31,16 @@ int eigen_symmetric_f64(double *a, int64_t n, double *eigenvalues, int want_vect
             if (!isfinite(a[i * n + j]))
                 return hs_error("eigen_symmetric_f64: matrix entry (%lld, %lld) is not finite (%g)", (long long)i,
                                 (long long)j, a[i * n + j]);
-    lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, want_vectors ? 'V' : 'N', 'U', (lapack_int)n, a,
-                                     (lapack_int)n, eigenvalues);
+    if (!want_vectors) {
+        /* Eigenvalues only: the two-stage reduction (mostly matrix-matrix work) is several times faster than
+         * the one-stage one for large n. The matrix is symmetric, so column-major storage is the same memory
+         * and LAPACKE need not transpose it. */
+        lapack_int info = LAPACKE_dsyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', (lapack_int)n, a, (lapack_int)n,
+                                                  eigenvalues);
+        if (info != 0) return report_info(info, "LAPACKE_dsyevd_2stage", n);
+        return 0;
+    }
+    lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)n, a, (lapack_int)n, eigenvalues);
     if (info != 0) return report_info(info, "LAPACKE_dsyevd", n);
     return 0;
 }
@@ -44,8 +52,16 @@ int eigen_symmetric_f32(float *a, int64_t n, float *eigenvalues, int want_vector
             if (!isfinite(a[i * n + j]))
                 return hs_error("eigen_symmetric_f32: matrix entry (%lld, %lld) is not finite (%g)", (long long)i,
                                 (long long)j, (double)a[i * n + j]);
-    lapack_int info = LAPACKE_ssyevd(LAPACK_ROW_MAJOR, want_vectors ? 'V' : 'N', 'U', (lapack_int)n, a,
-                                     (lapack_int)n, eigenvalues);
+    if (!want_vectors) {
+        /* Eigenvalues only: the two-stage reduction (mostly matrix-matrix work) is several times faster than
+         * the one-stage one for large n. The matrix is symmetric, so column-major storage is the same memory
+         * and LAPACKE need not transpose it. */
+        lapack_int info = LAPACKE_ssyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', (lapack_int)n, a, (lapack_int)n,
+                                                  eigenvalues);
+        if (info != 0) return report_info(info, "LAPACKE_ssyevd_2stage", n);
+        return 0;
+    }
+    lapack_int info = LAPACKE_ssyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)n, a, (lapack_int)n, eigenvalues);
     if (info != 0) return report_info(info, "LAPACKE_ssyevd", n);
     return 0;
 }

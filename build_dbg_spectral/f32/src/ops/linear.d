@@ -1,5 +1,0 @@
-build_dbg_spectral/f32/src/ops/linear.o: src/ops/linear.c src/ops/blas.h \
- src/ops/../core/common.h src/ops/ops.h
-src/ops/blas.h:
-src/ops/../core/common.h:
-src/ops/ops.h:

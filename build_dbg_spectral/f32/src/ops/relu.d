@@ -1,4 +1,0 @@
-build_dbg_spectral/f32/src/ops/relu.o: src/ops/relu.c src/ops/ops.h \
- src/ops/../core/common.h
-src/ops/ops.h:
-src/ops/../core/common.h:

@@ -1,7 +1,0 @@
-build_dbg_spectral/f64/src/ops/conv2d.o: src/ops/conv2d.c \
- src/ops/../core/scratch.h src/ops/blas.h src/ops/../core/common.h \
- src/ops/ops.h
-src/ops/../core/scratch.h:
-src/ops/blas.h:
-src/ops/../core/common.h:
-src/ops/ops.h:

@@ -1,0 +1,305 @@
+/* batchnorm.c: 2-D batch normalisation in eval mode (running statistics: an affine map per channel) and in
+ * train mode (batch statistics), each with the four passes of ops.h.
+ *
+ * Notation per channel c: M = N*HW values, s = invstd, xhat = (x - mu) s, y = gamma xhat + beta.
+ *
+ * Eval (mu, s from the running statistics, constants): with a = gamma s
+ *   forward          y       = a x + (beta - mu a)
+ *   backward         dx      = a dy,  dgamma += sum dy xhat,  dbeta += sum dy
+ *   tangent forward  t_y     = a t_x + t_gamma xhat + t_beta
+ *   tangent backward td_x    = a td_y + t_gamma s dy
+ *                    td_gamma += sum td_y xhat + s sum dy t_x,  td_beta += sum td_y
+ *
+ * Train (mu = mean x, var = mean (x-mu)^2, both over the M values of the chunk):
+ *   backward         dx = gamma s (dy - A - xhat B),  A = mean dy,  B = mean dy xhat
+ *   tangent forward  t_mu = mean t_x,  t_sigma = mean xhat t_x  (sigma = 1/s),
+ *                    t_xhat = s (t_x - t_mu - xhat t_sigma),  t_y = gamma t_xhat + t_gamma xhat + t_beta
+ *   tangent backward (R-operator of the backward along (t_x, t_gamma, t_dy = td_out)):
+ *                    t_s = -s^2 t_sigma,  t_A = mean t_dy,  t_B = mean (t_dy xhat + dy t_xhat),
+ *                    td_x = gamma s (t_dy - t_A - t_xhat B - xhat t_B) + (t_gamma s + gamma t_s)(dy - A - xhat B)
+ *                    td_gamma += M t_B,  td_beta += M t_A
+ *   with mean dy t_xhat = s (mean dy t_x - t_mu A - t_sigma B). d_out == NULL (Gauss-Newton) sets dy = 0
+ *   in these formulas: the pass is then the backward pass applied to td_out.
+ * Sums are in double and per channel (or per direction and channel), in a fixed order. */
+#include <math.h>
+#include <string.h>
+
+#include "../core/scratch.h"
+#include "ops.h"
+
+/* Element (n, c, hw) of a (N, C, HW) tensor; of direction k of a (N, K, C, HW) tangent use n*K + k as n. */
+#define AT(n, c) (((size_t)(n) * C + (size_t)(c)) * (size_t)HW)
+#define TAT(n, k, c) ((((size_t)(n) * K + (size_t)(k)) * C + (size_t)(c)) * (size_t)HW)
+
+static inline double inv_std(real var, double eps) { return 1.0 / sqrt((double)var + eps); }
+
+/* ---------------------------------------------------------------- eval */
+
+void FN(batchnorm_eval_forward)(real *out, const real *in, const real *gamma, const real *beta,
+                                const real *running_mean, const real *running_var, double eps, int N, int C, int HW) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            double s = inv_std(running_var[c], eps);
+            real a = (real)(gamma[c] * s), b = (real)(beta[c] - running_mean[c] * (gamma[c] * s));
+            const real *x = in + AT(n, c);
+            real *y = out + AT(n, c);
+            for (int i = 0; i < HW; i++) y[i] = a * x[i] + b;
+        }
+}
+
+void FN(batchnorm_eval_backward)(real *d_in, real *d_gamma, real *d_beta, const real *d_out, const real *in,
+                                 const real *gamma, const real *running_mean, const real *running_var, double eps,
+                                 int N, int C, int HW) {
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double s = inv_std(running_var[c], eps), mu = running_mean[c];
+        real a = (real)(gamma[c] * s);
+        double sg = 0, sb = 0;
+        for (int n = 0; n < N; n++) {
+            const real *x = in + AT(n, c), *dy = d_out + AT(n, c);
+            for (int i = 0; i < HW; i++) {
+                sg += (double)dy[i] * (((double)x[i] - mu) * s);
+                sb += (double)dy[i];
+            }
+            if (d_in) {
+                real *dx = d_in + AT(n, c);
+                for (int i = 0; i < HW; i++) dx[i] = a * dy[i];
+            }
+        }
+        d_gamma[c] += (real)sg;
+        d_beta[c] += (real)sb;
+    }
+}
+
+void FN(batchnorm_eval_tangent_forward)(real *t_out, const real *t_in, const real *t_gamma, const real *t_beta,
+                                        size_t ldw, const real *in, const real *gamma, const real *running_mean,
+                                        const real *running_var, double eps, int K, int N, int C, int HW) {
+#pragma omp parallel for collapse(3) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++)
+            for (int c = 0; c < C; c++) {
+                double s = inv_std(running_var[c], eps);
+                real a = (real)(gamma[c] * s), mu = running_mean[c], rs = (real)s;
+                real tg = t_gamma ? t_gamma[(size_t)k * ldw + c] : 0, tb = t_beta ? t_beta[(size_t)k * ldw + c] : 0;
+                const real *x = in + AT(n, c);
+                real *ty = t_out + TAT(n, k, c);
+                if (t_in) {
+                    const real *tx = t_in + TAT(n, k, c);
+                    for (int i = 0; i < HW; i++) ty[i] = a * tx[i] + tg * ((x[i] - mu) * rs) + tb;
+                } else {
+                    for (int i = 0; i < HW; i++) ty[i] = tg * ((x[i] - mu) * rs) + tb;
+                }
+            }
+}
+
+void FN(batchnorm_eval_tangent_backward)(real *td_in, real *td_gamma, real *td_beta, size_t ldw, const real *td_out,
+                                         const real *d_out, const real *t_in, const real *t_gamma, const real *in,
+                                         const real *gamma, const real *running_mean, const real *running_var,
+                                         double eps, int K, int N, int C, int HW) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < C; c++) {
+            double s = inv_std(running_var[c], eps), mu = running_mean[c];
+            real a = (real)(gamma[c] * s);
+            real cross = (d_out && t_gamma) ? (real)(t_gamma[(size_t)k * ldw + c] * s) : 0;
+            double sg = 0, sb = 0, sx = 0;
+            for (int n = 0; n < N; n++) {
+                const real *x = in + AT(n, c), *tdy = td_out + TAT(n, k, c);
+                const real *dy = d_out ? d_out + AT(n, c) : NULL, *tx = t_in ? t_in + TAT(n, k, c) : NULL;
+                for (int i = 0; i < HW; i++) {
+                    sg += (double)tdy[i] * (((double)x[i] - mu) * s);
+                    sb += (double)tdy[i];
+                }
+                if (dy && tx)
+                    for (int i = 0; i < HW; i++) sx += (double)dy[i] * (double)tx[i];
+                if (!td_in) continue;
+                real *tdx = td_in + TAT(n, k, c);
+                if (dy && cross != 0) {
+                    for (int i = 0; i < HW; i++) tdx[i] = a * tdy[i] + cross * dy[i];
+                } else {
+                    for (int i = 0; i < HW; i++) tdx[i] = a * tdy[i];
+                }
+            }
+            td_gamma[(size_t)k * ldw + c] += (real)(sg + s * sx);
+            td_beta[(size_t)k * ldw + c] += (real)sb;
+        }
+}
+
+/* ---------------------------------------------------------------- train */
+
+int FN(batchnorm_train_forward)(real *out, real *mean, real *invstd, const real *in, const real *gamma,
+                                const real *beta, real *running_mean, real *running_var, double momentum, double eps,
+                                int N, int C, int HW) {
+    long M = (long)N * HW;
+    if (M < 2) return hs_error("batch norm in training mode needs more than 1 value per channel (got %ld)", M);
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double sum = 0, sq = 0;
+        for (int n = 0; n < N; n++) {
+            const real *x = in + AT(n, c);
+            for (int i = 0; i < HW; i++) sum += (double)x[i];
+        }
+        double mu = sum / (double)M;
+        for (int n = 0; n < N; n++) {
+            const real *x = in + AT(n, c);
+            for (int i = 0; i < HW; i++) sq += ((double)x[i] - mu) * ((double)x[i] - mu);
+        }
+        double var = sq / (double)M;
+        mean[c] = (real)mu;
+        invstd[c] = (real)(1.0 / sqrt(var + eps));
+        if (running_mean && running_var) {
+            running_mean[c] = (real)((1 - momentum) * (double)running_mean[c] + momentum * mu);
+            running_var[c] = (real)((1 - momentum) * (double)running_var[c] + momentum * sq / (double)(M - 1));
+        }
+        real m = mean[c], s = invstd[c], g = gamma[c], b = beta[c];
+        for (int n = 0; n < N; n++) {
+            const real *x = in + AT(n, c);
+            real *y = out + AT(n, c);
+            for (int i = 0; i < HW; i++) y[i] = g * ((x[i] - m) * s) + b;
+        }
+    }
+    return 0;
+}
+
+void FN(batchnorm_train_backward)(real *d_in, real *d_gamma, real *d_beta, const real *d_out, const real *in,
+                                  const real *gamma, const real *mean, const real *invstd, int N, int C, int HW) {
+    double M = (double)N * HW;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        real mu = mean[c], s = invstd[c];
+        double sdy = 0, sdyx = 0;
+        for (int n = 0; n < N; n++) {
+            const real *x = in + AT(n, c), *dy = d_out + AT(n, c);
+            for (int i = 0; i < HW; i++) {
+                sdy += (double)dy[i];
+                sdyx += (double)dy[i] * (double)((x[i] - mu) * s);
+            }
+        }
+        d_gamma[c] += (real)sdyx;
+        d_beta[c] += (real)sdy;
+        if (!d_in) continue;
+        real A = (real)(sdy / M), B = (real)(sdyx / M), gs = gamma[c] * s;
+        for (int n = 0; n < N; n++) {
+            const real *x = in + AT(n, c), *dy = d_out + AT(n, c);
+            real *dx = d_in + AT(n, c);
+            for (int i = 0; i < HW; i++) dx[i] = gs * (dy[i] - A - ((x[i] - mu) * s) * B);
+        }
+    }
+}
+
+void FN(batchnorm_train_tangent_forward)(real *t_out, const real *t_in, const real *t_gamma, const real *t_beta,
+                                         size_t ldw, const real *in, const real *gamma, const real *mean,
+                                         const real *invstd, int K, int N, int C, int HW) {
+    double M = (double)N * HW;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < C; c++) {
+            real mu = mean[c], s = invstd[c], g = gamma[c];
+            real tg = t_gamma ? t_gamma[(size_t)k * ldw + c] : 0, tb = t_beta ? t_beta[(size_t)k * ldw + c] : 0;
+            real tm = 0, tsig = 0;
+            if (t_in) {
+                double s1 = 0, s2 = 0;
+                for (int n = 0; n < N; n++) {
+                    const real *x = in + AT(n, c), *tx = t_in + TAT(n, k, c);
+                    for (int i = 0; i < HW; i++) {
+                        s1 += (double)tx[i];
+                        s2 += (double)((x[i] - mu) * s) * (double)tx[i];
+                    }
+                }
+                tm = (real)(s1 / M);
+                tsig = (real)(s2 / M);
+            }
+            real gs = g * s;
+            for (int n = 0; n < N; n++) {
+                const real *x = in + AT(n, c);
+                real *ty = t_out + TAT(n, k, c);
+                if (t_in) {
+                    const real *tx = t_in + TAT(n, k, c);
+                    for (int i = 0; i < HW; i++) {
+                        real xh = (x[i] - mu) * s;
+                        ty[i] = gs * (tx[i] - tm - xh * tsig) + tg * xh + tb;
+                    }
+                } else {
+                    for (int i = 0; i < HW; i++) ty[i] = tg * ((x[i] - mu) * s) + tb;
+                }
+            }
+        }
+}
+
+int FN(batchnorm_train_tangent_backward)(real *td_in, real *td_gamma, real *td_beta, size_t ldw, const real *td_out,
+                                         const real *d_out, const real *t_in, const real *t_gamma, const real *in,
+                                         const real *gamma, const real *mean, const real *invstd, int K, int N, int C,
+                                         int HW) {
+    double M = (double)N * HW;
+    /* per channel: A = mean dy, B = mean dy xhat (zero without d_out) */
+    double *AB = scratch_get(2, sizeof(double) * 2 * (size_t)C);
+    if (!AB) return -1;
+    if (d_out) {
+#pragma omp parallel for schedule(static)
+        for (int c = 0; c < C; c++) {
+            real mu = mean[c], s = invstd[c];
+            double sa = 0, sb = 0;
+            for (int n = 0; n < N; n++) {
+                const real *x = in + AT(n, c), *dy = d_out + AT(n, c);
+                for (int i = 0; i < HW; i++) {
+                    sa += (double)dy[i];
+                    sb += (double)dy[i] * (double)((x[i] - mu) * s);
+                }
+            }
+            AB[2 * c] = sa / M;
+            AB[2 * c + 1] = sb / M;
+        }
+    } else {
+        memset(AB, 0, sizeof(double) * 2 * (size_t)C);
+    }
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < C; c++) {
+            real mu = mean[c], s = invstd[c], g = gamma[c];
+            double A = AB[2 * c], B = AB[2 * c + 1];
+            double s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0;
+            for (int n = 0; n < N; n++) {
+                const real *x = in + AT(n, c), *tdy = td_out + TAT(n, k, c);
+                if (t_in) {
+                    const real *tx = t_in + TAT(n, k, c);
+                    for (int i = 0; i < HW; i++) {
+                        double xh = (double)((x[i] - mu) * s);
+                        s1 += (double)tx[i];
+                        s2 += xh * (double)tx[i];
+                    }
+                    if (d_out) {
+                        const real *dy = d_out + AT(n, c);
+                        for (int i = 0; i < HW; i++) s3 += (double)dy[i] * (double)tx[i];
+                    }
+                }
+                for (int i = 0; i < HW; i++) {
+                    s4 += (double)tdy[i];
+                    s5 += (double)tdy[i] * (double)((x[i] - mu) * s);
+                }
+            }
+            double tm = s1 / M, tsig = s2 / M, ts = -(double)s * s * tsig, tA = s4 / M;
+            double tB = s5 / M + (d_out && t_in ? (double)s * (s3 / M - tm * A - tsig * B) : 0);
+            td_gamma[(size_t)k * ldw + c] += (real)(M * tB);
+            td_beta[(size_t)k * ldw + c] += (real)s4;
+            if (!td_in) continue;
+            double tg = t_gamma ? (double)t_gamma[(size_t)k * ldw + c] : 0;
+            real gs = g * s, rtA = (real)tA, rtB = (real)tB, rB = (real)B, rA = (real)A, rtm = (real)tm;
+            real rtsig = (real)tsig, cross = (real)(tg * s + (double)g * ts);
+            for (int n = 0; n < N; n++) {
+                const real *x = in + AT(n, c), *tdy = td_out + TAT(n, k, c);
+                real *tdx = td_in + TAT(n, k, c);
+                if (d_out) {
+                    const real *dy = d_out + AT(n, c), *tx = t_in ? t_in + TAT(n, k, c) : NULL;
+                    for (int i = 0; i < HW; i++) {
+                        real xh = (x[i] - mu) * s;
+                        real txh = tx ? s * (tx[i] - rtm - xh * rtsig) : 0;
+                        tdx[i] = gs * (tdy[i] - rtA - txh * rB - xh * rtB) + cross * (dy[i] - rA - xh * rB);
+                    }
+                } else {
+                    for (int i = 0; i < HW; i++) tdx[i] = gs * (tdy[i] - rtA - ((x[i] - mu) * s) * rtB);
+                }
+            }
+        }
+    return 0;
+}
