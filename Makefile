@@ -35,11 +35,13 @@ CLI_SRC := $(wildcard src/cli/*.c)
 # Command implementations (precision-generic, linked into the CLI only).
 CMD_SRC := $(wildcard src/commands/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
+BENCH_SRC := $(wildcard bench/*.c)
 
 OBJ := $(GENERIC_SRC:%.c=$(BUILD)/f32/%.o) $(GENERIC_SRC:%.c=$(BUILD)/f64/%.o) $(PLAIN_SRC:%.c=$(BUILD)/plain/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/plain/%.o) $(CMD_SRC:%.c=$(BUILD)/f32/%.o) $(CMD_SRC:%.c=$(BUILD)/f64/%.o)
 LIB := $(BUILD)/libhessian.a
 TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f32) $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f64)
 
 .PHONY: all test bench clean
 all: bin/hessian
@@ -67,10 +69,17 @@ $(BUILD)/tests/%: tests/%.c $(LIB) tests/check.h
 	$(CC) $(CFLAGS) -DHS_F64 $< $(LIB) $(LDLIBS) -o $@
 
 test: $(TESTS) bin/hessian
-	@OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 HESSIAN_BIN=bin/hessian sh tests/run_all.sh $(TESTS)
+	@OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 HESSIAN_BIN=bin/hessian sh tests/run_all.sh $(TESTS) tests/test_cli.sh
 
-bench: bin/hessian
-	sh bench/run.sh
+$(BUILD)/bench/%_f32: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DHS_F32 $< $(LIB) $(LDLIBS) -o $@
+$(BUILD)/bench/%_f64: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DHS_F64 $< $(LIB) $(LDLIBS) -o $@
+
+bench: bin/hessian $(BENCHES)
+	bash bench/run.sh
 
 clean:
 	rm -rf $(BUILD) bin

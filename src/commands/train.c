@@ -31,7 +31,9 @@ static int FN(evaluate)(Model *m, const Cifar10 *test, int limit, double *loss, 
 
 typedef struct {
     int epoch;
-    double train_loss, train_acc, test_loss, test_acc, seconds;
+    double train_loss, train_acc, test_loss, test_acc;
+    double seconds;      /* the training pass over the epoch's batches */
+    double eval_seconds; /* the test-set evaluation after it */
 } EpochRecord;
 
 static int FN(write_history)(const char *path, const EpochRecord *rec, int count, const char *arch,
@@ -71,6 +73,8 @@ static int FN(write_history)(const char *path, const EpochRecord *rec, int count
         json_double(&w, rec[i].test_acc);
         json_key(&w, "seconds");
         json_double(&w, rec[i].seconds);
+        json_key(&w, "eval_seconds");
+        json_double(&w, rec[i].eval_seconds);
         json_object_end(&w);
     }
     json_array_end(&w);
@@ -207,8 +211,9 @@ int FN(cmd_train)(int argc, char **argv) {
         r->epoch = epoch;
         r->train_loss = loss_sum / seen;
         r->train_acc = (double)right / seen;
-        if (FN(evaluate)(m, &test, test_samples, &r->test_loss, &r->test_acc) != 0) goto fail;
         r->seconds = hs_seconds() - t0;
+        if (FN(evaluate)(m, &test, test_samples, &r->test_loss, &r->test_acc) != 0) goto fail;
+        r->eval_seconds = hs_seconds() - t0 - r->seconds;
         printf("Epoch %d/%d | Train Loss: %.4f | Train Acc: %.1f%% | Test Loss: %.4f | Test Acc: %.1f%% | %.1f s\n",
                epoch, epochs, r->train_loss, 100 * r->train_acc, r->test_loss, 100 * r->test_acc, r->seconds);
         fflush(stdout);

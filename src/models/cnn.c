@@ -4,8 +4,12 @@
  * 5,100 parameters: 0.weight [5,3,5,5], 0.bias, 3.weight [5,5,5,5], 3.bias, 7.weight [30,125], 7.bias,
  * 9.weight [10,30], 9.bias. Layers for second-order work: 0 = conv 0, 1 = conv 3, 2 = linear 7, 3 = linear 9.
  *
- * Shapes for N samples (ReLUs run in place on the layer before them):
+ * Shapes for N samples:
  *   x (N,3,32,32) -> a1 (N,5,28,28) -> p1 (N,5,14,14) -> a2 (N,5,10,10) -> p2 (N,125) -> a3 (N,30) -> logits (N,10)
+ * ReLU and max-pool commute (max(relu(x)) = relu(max(x))), so each ReLU runs in place on the pooled output,
+ * four times fewer values. Values, gradients and tangents are identical to ReLU-then-pool: where the
+ * window's maximum is positive both pick the same winner; where it is not, every derivative is zero either
+ * way. a1, a2 hold the convolutions' pre-activations; p1, p2, a3 hold post-ReLU values (the ReLU masks).
  * Tangents carry K directions per sample: (N,K,...). */
 #include <stdlib.h>
 #include <string.h>
@@ -109,11 +113,11 @@ static int FN(cnn_forward)(Model *m, const real *x, int N) {
     ConvShape c1 = conv1_shape(), c2 = conv2_shape();
     PoolShape q1 = pool1_shape(), q2 = pool2_shape();
     HS_TRY(FN(conv2d_forward)(s->a1, x, P(W0), P(B0), N, &c1));
-    FN(relu_forward)(s->a1, s->a1, (size_t)N * A1);
     FN(maxpool_forward)(s->p1, s->am1, s->a1, N, &q1);
+    FN(relu_forward)(s->p1, s->p1, (size_t)N * P1);
     HS_TRY(FN(conv2d_forward)(s->a2, s->p1, P(W3), P(B3), N, &c2));
-    FN(relu_forward)(s->a2, s->a2, (size_t)N * A2);
     FN(maxpool_forward)(s->p2, s->am2, s->a2, N, &q2);
+    FN(relu_forward)(s->p2, s->p2, (size_t)N * P2);
     FN(linear_forward)(s->a3, s->p2, P(W7), P(B7), N, P2, A3);
     FN(relu_forward)(s->a3, s->a3, (size_t)N * A3);
     FN(linear_forward)(m->logits, s->a3, P(W9), P(B9), N, A3, 10);
@@ -130,11 +134,11 @@ static int FN(cnn_backward)(Model *m, real *grad) {
     FN(linear_backward)(s->d_a3, G(W9), G(B9), m->d_logits, s->a3, P(W9), N, A3, 10);
     FN(relu_backward)(s->d_a3, s->d_a3, s->a3, (size_t)N * A3);
     FN(linear_backward)(s->d_p2, G(W7), G(B7), s->d_a3, s->p2, P(W7), N, P2, A3);
+    FN(relu_backward)(s->d_p2, s->d_p2, s->p2, (size_t)N * P2);
     FN(maxpool_backward)(s->d_a2, s->d_p2, s->am2, N, &q2);
-    FN(relu_backward)(s->d_a2, s->d_a2, s->a2, (size_t)N * A2);
     HS_TRY(FN(conv2d_backward)(s->d_p1, G(W3), G(B3), s->d_a2, s->p1, P(W3), N, &c2));
+    FN(relu_backward)(s->d_p1, s->d_p1, s->p1, (size_t)N * P1);
     FN(maxpool_backward)(s->d_a1, s->d_p1, s->am1, N, &q1);
-    FN(relu_backward)(s->d_a1, s->d_a1, s->a1, (size_t)N * A1);
     HS_TRY(FN(conv2d_backward)(NULL, G(W0), G(B0), s->d_a1, m->x, P(W0), N, &c1));
     return 0;
 }
@@ -151,14 +155,14 @@ static int FN(cnn_tangent_forward)(Model *m, const real *v, int K, int start) {
     PoolShape q1 = pool1_shape(), q2 = pool2_shape();
     if (start <= 0) {
         HS_TRY(FN(conv2d_tangent_forward)(s->t_a1, NULL, V(W0), V(B0), P, m->x, P(W0), K, N, &c1));
-        FN(relu_tangent_forward)(s->t_a1, s->t_a1, s->a1, K, N, A1);
         FN(maxpool_tangent_forward)(s->t_p1, s->t_a1, s->am1, K, N, &q1);
+        FN(relu_tangent_forward)(s->t_p1, s->t_p1, s->p1, K, N, P1);
     }
     if (start <= 1) {
         HS_TRY(FN(conv2d_tangent_forward)(s->t_a2, start < 1 ? s->t_p1 : NULL, V(W3), V(B3), P, s->p1, P(W3), K, N,
                                           &c2));
-        FN(relu_tangent_forward)(s->t_a2, s->t_a2, s->a2, K, N, A2);
         FN(maxpool_tangent_forward)(s->t_p2, s->t_a2, s->am2, K, N, &q2);
+        FN(relu_tangent_forward)(s->t_p2, s->t_p2, s->p2, K, N, P2);
     }
     if (start <= 2) {
         FN(linear_tangent_forward)(s->t_a3, start < 2 ? s->t_p2 : NULL, V(W7), V(B7), P, s->p2, P(W7), K, N, P2, A3);
@@ -186,14 +190,14 @@ static int FN(cnn_tangent_backward)(Model *m, const real *v, int K, int start, C
     FN(linear_tangent_backward)(start < 2 ? s->td_p2 : NULL, HV(W7), HV(B7), P, s->td_a3, ggn ? NULL : s->d_a3,
                                 start < 2 ? s->t_p2 : NULL, V(W7), s->p2, P(W7), K, N, P2, A3);
     if (start >= 2) return 0;
+    FN(relu_tangent_backward)(s->td_p2, s->td_p2, s->p2, K, N, P2);
     FN(maxpool_tangent_backward)(s->td_a2, s->td_p2, s->am2, K, N, &q2);
-    FN(relu_tangent_backward)(s->td_a2, s->td_a2, s->a2, K, N, A2);
     HS_TRY(FN(conv2d_tangent_backward)(start < 1 ? s->td_p1 : NULL, HV(W3), HV(B3), P, s->td_a2,
                                        ggn ? NULL : s->d_a2, start < 1 ? s->t_p1 : NULL, V(W3), s->p1, P(W3), K, N,
                                        &c2));
     if (start >= 1) return 0;
+    FN(relu_tangent_backward)(s->td_p1, s->td_p1, s->p1, K, N, P1);
     FN(maxpool_tangent_backward)(s->td_a1, s->td_p1, s->am1, K, N, &q1);
-    FN(relu_tangent_backward)(s->td_a1, s->td_a1, s->a1, K, N, A1);
     HS_TRY(FN(conv2d_tangent_backward)(NULL, HV(W0), HV(B0), P, s->td_a1, ggn ? NULL : s->d_a1, NULL, V(W0), m->x,
                                        P(W0), K, N, &c1));
     return 0;

@@ -13,7 +13,7 @@
 #include "../ops/ops.h"
 
 static const ModelArch *FN(find_arch)(const char *name) {
-    static const ModelArch *const archs[] = {&FN(cnn_arch)};
+    static const ModelArch *const archs[] = {&FN(cnn_arch), &FN(resnet18_arch), &FN(resnet50_arch)};
     for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
         if (strcmp(archs[i]->name, name) == 0) return archs[i];
     return NULL;
@@ -49,7 +49,7 @@ int FN(model_add_tensor)(Model *m, const char *name, int ndim, const int64_t *sh
 int FN(model_create)(const char *arch_name, uint64_t seed, Model **out) {
     *out = NULL;
     const ModelArch *arch = FN(find_arch)(arch_name);
-    if (!arch) return hs_error("unknown model '%s' (available: cnn)", arch_name);
+    if (!arch) return hs_error("unknown model '%s' (available: cnn, resnet18, resnet50)", arch_name);
     Model *m = hs_calloc(1, sizeof *m);
     if (!m) return -1;
     m->arch = arch;
@@ -96,7 +96,12 @@ void FN(model_init_default)(Model *m, uint64_t seed) {
             double value;
             if (t->kind == TENSOR_BN_WEIGHT) value = 1;
             else if (t->kind == TENSOR_BN_BIAS) value = 0;
-            else {
+            else if (t->kind == TENSOR_WEIGHT_KAIMING_OUT) {
+                /* torchvision ResNet: kaiming_normal_(mode='fan_out', nonlinearity='relu') */
+                double fan_out = (double)t->shape[0];
+                for (int d = 2; d < t->ndim; d++) fan_out *= (double)t->shape[d];
+                value = sqrt(2.0 / fan_out) * rng_normal(&rng);
+            } else {
                 /* kaiming_uniform_(a=sqrt(5)) gives bound sqrt(6/((1+5) fan_in)) = 1/sqrt(fan_in); biases
                  * use the same bound. */
                 double bound = 1.0 / sqrt((double)t->fan_in);

@@ -29,7 +29,10 @@ typedef struct {
     int kind;            /* TENSOR_WEIGHT, TENSOR_BIAS, TENSOR_BN_WEIGHT, ... */
 } TensorInfo;
 
-enum { TENSOR_WEIGHT, TENSOR_BIAS, TENSOR_BN_WEIGHT, TENSOR_BN_BIAS, TENSOR_RUNNING_MEAN, TENSOR_RUNNING_VAR };
+/* TENSOR_WEIGHT_KAIMING_OUT: a conv weight (O, C, k, k) initialised as torchvision's ResNet does,
+ * kaiming_normal_(mode='fan_out', nonlinearity='relu'): normal with std sqrt(2 / (O*k*k)). */
+enum { TENSOR_WEIGHT, TENSOR_BIAS, TENSOR_BN_WEIGHT, TENSOR_BN_BIAS, TENSOR_RUNNING_MEAN, TENSOR_RUNNING_VAR,
+       TENSOR_WEIGHT_KAIMING_OUT };
 
 typedef enum { CURVATURE_HESSIAN, CURVATURE_GGN } Curvature;
 typedef enum { BN_EVAL, BN_BATCH } BatchNormMode;
@@ -79,7 +82,8 @@ struct Model {
 int FN(model_create)(const char *arch, uint64_t seed, Model **out);
 void FN(model_free)(Model *m);
 /* Re-initialises parameters as PyTorch does by default (Kaiming-uniform a=sqrt(5) weights, uniform
- * +-1/sqrt(fan_in) biases; batch norm weight 1, bias 0, running mean 0, var 1). */
+ * +-1/sqrt(fan_in) biases; batch norm weight 1, bias 0, running mean 0, var 1; TENSOR_WEIGHT_KAIMING_OUT
+ * weights normal with std sqrt(2/fan_out)). One random stream in tensor order. */
 void FN(model_init_default)(Model *m, uint64_t seed);
 /* Index of a tensor by name, or -1. */
 int FN(model_find_tensor)(const Model *m, const char *name);
@@ -110,5 +114,6 @@ int FN(model_reserve)(Model *m, int N, int K);
 
 /* Registered architectures. */
 extern const ModelArch FN(cnn_arch);
+extern const ModelArch FN(resnet18_arch), FN(resnet50_arch); /* resnet.c: torchvision layouts, 10 classes */
 
 #endif

@@ -28,7 +28,7 @@ ConvShape conv2d_shape(int C, int H, int W, int O, int k, int stride, int pad) {
 static inline int conv_rows(const ConvShape *s) { return s->C * s->k * s->k; } /* C*k*k */
 static inline int conv_cols(const ConvShape *s) { return s->Ho * s->Wo; }      /* L */
 
-static void FN(im2col)(real *col /* (C*k*k, L) */, const real *x /* (C,H,W) */, const ConvShape *s) {
+static void FN(im2col)(real *restrict col /* (C*k*k, L) */, const real *restrict x /* (C,H,W) */, const ConvShape *s) {
     int L = conv_cols(s);
     for (int c = 0; c < s->C; c++)
         for (int i = 0; i < s->k; i++)
@@ -49,8 +49,9 @@ static void FN(im2col)(real *col /* (C*k*k, L) */, const real *x /* (C,H,W) */, 
                     const real *src = plane + (size_t)h * s->W; /* input column of output ow: ow*stride + j - pad */
                     int shift = j - s->pad;
                     for (int ow = 0; ow < ow_lo; ow++) dst[ow] = 0;
-                    if (s->stride == 1) {
-                        memcpy(dst + ow_lo, src + ow_lo + shift, sizeof(real) * (size_t)(ow_hi - ow_lo));
+                    if (s->stride == 1) { /* rows are short: a plain loop beats a memcpy call */
+                        const real *from = src + shift;
+                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow] = from[ow];
                     } else {
                         for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow] = src[ow * s->stride + shift];
                     }

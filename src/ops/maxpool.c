@@ -21,14 +21,15 @@ void FN(maxpool_forward)(real *out, int32_t *argmax, const real *in, int N, cons
         const real *x = in + (size_t)nc * in_plane;
         real *y = out + (size_t)nc * out_plane;
         int32_t *am = argmax + (size_t)nc * out_plane;
-        if (s->k == 2 && s->stride == 2 && s->pad == 0) { /* the common case, without bounds checks */
+        if (s->k == 2 && s->stride == 2 && s->pad == 0) { /* the common case: branch-free, no bounds checks */
             for (int oh = 0; oh < s->Ho; oh++)
                 for (int ow = 0; ow < s->Wo; ow++) {
-                    int base = 2 * oh * s->W + 2 * ow, best = base;
-                    const int cand[3] = {base + 1, base + s->W, base + s->W + 1};
-                    for (int c = 0; c < 3; c++)
-                        if (x[cand[c]] > x[best] || x[cand[c]] != x[cand[c]]) best = cand[c];
-                    y[oh * s->Wo + ow] = x[best];
+                    int i0 = 2 * oh * s->W + 2 * ow, i2 = i0 + s->W;
+                    real a = x[i0], b = x[i0 + 1], c = x[i2], d = x[i2 + 1];
+                    int ab = b > a ? i0 + 1 : i0, cd = d > c ? i2 + 1 : i2;
+                    real vab = b > a ? b : a, vcd = d > c ? d : c;
+                    int best = vcd > vab ? cd : ab;
+                    y[oh * s->Wo + ow] = vcd > vab ? vcd : vab;
                     am[oh * s->Wo + ow] = best;
                 }
             continue;

@@ -1,0 +1,541 @@
+/* test_batchnorm.c: derivative tests (double precision) of the ResNet ops: batch norm 2-D in eval mode
+ * (running statistics) and in train mode (batch statistics), global average pooling and the residual add.
+ *
+ * For each batch-norm mode and several shapes (including M = N*HW = 2, ResNet's 1x1 layer4 with 2 images):
+ *   1. forward against direct double loops; train mode: the cache (mean, invstd) and the running-statistics
+ *      update against PyTorch's formula (momentum 0.1, unbiased variance), and no update when NULL is given;
+ *   2. backward (d_in, d_gamma, d_beta) against central differences of sum(r * forward), element by element;
+ *      gamma/beta gradients accumulate (+=), d_in is overwritten, d_in == NULL and d_in == d_out work;
+ *   3. tangent forward (K directions; t_in, t_gamma, t_beta each also NULL) against central differences of the
+ *      forward pass along (t_in, t_gamma, t_beta) together;
+ *   4. tangent backward (every NULL combination of t_in, t_gamma, d_out, td_in) against central differences
+ *      of the backward pass with input, gamma, beta and d_out perturbed together; d_out == NULL (Gauss-Newton)
+ *      against the backward pass applied to td_out; entries of the (K, ldw) matrix outside the gamma/beta
+ *      blocks untouched.
+ * Average pool: forward against loops, backward and tangent forward against central differences, tangent
+ * backward against the backward pass per direction. Add: exact. Finally train-mode passes give the same bits
+ * with 1 and 2 threads. */
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/ops/ops.h"
+#include "check.h"
+
+#define EPS 1e-6         /* central-difference step */
+#define RTOL_FD 1e-6     /* analytic vs central difference (relative, with a floor of 1e-3 * max |ref|) */
+#define RTOL_EXACT 1e-11 /* same quantity computed in a different order */
+
+static double worst_fd, worst_exact;
+static int rc_failures;
+
+static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
+static double urand(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
+}
+static void fill(real *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = (real)(2 * urand() - 1);
+}
+static void fill_nan(real *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = (real)NAN;
+}
+static real *vec(size_t n) {
+    real *p = calloc(n ? n : 1, sizeof(real));
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+static real *vec_copy(const real *x, size_t n) {
+    real *p = vec(n);
+    if (n) memcpy(p, x, sizeof(real) * n);
+    return p;
+}
+
+static double compare(int exact, const char *what, const real *got, const real *ref, size_t n, double rtol) {
+    double amax = 0;
+    for (size_t i = 0; i < n; i++) amax = fmax(amax, fabs((double)ref[i]));
+    double floor_ = fmax(1e-3 * amax, 1e-9), worst = 0;
+    size_t wi = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)ref[i]);
+        double e = d == d ? d / fmax(fabs((double)ref[i]), floor_) : INFINITY;
+        if (e > worst || (e != e)) worst = e, wi = i;
+    }
+    CHECK(worst <= rtol, "%s: max rel error %.3g > %g at [%zu] (got %.17g, expected %.17g, max |ref| %.3g)", what,
+          worst, rtol, wi, n ? (double)got[wi] : 0.0, n ? (double)ref[wi] : 0.0, amax);
+    double *w = exact ? &worst_exact : &worst_fd;
+    if (worst > *w) *w = worst;
+    return worst;
+}
+
+static void get_dir(real *dst, const real *src, int N, int K, size_t m, int k) {
+    for (int n = 0; n < N; n++) memcpy(dst + (size_t)n * m, src + ((size_t)n * K + k) * m, sizeof(real) * m);
+}
+
+typedef void (*EvalFn)(void *ctx, real *out);
+
+static int saved_threads;
+static void serial_begin(void) {
+    saved_threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+}
+static void serial_end(void) { omp_set_num_threads(saved_threads); }
+
+typedef struct {
+    real *x;
+    const real *x0;
+    const real *t;
+    size_t n;
+} Pert;
+static void set_pert(const Pert *p, int np, double s) {
+    for (int j = 0; j < np; j++)
+        for (size_t i = 0; i < p[j].n; i++) p[j].x[i] = p[j].x0[i] + (p[j].t ? (real)(s * p[j].t[i]) : 0);
+}
+static void fd_dir(real *deriv, size_t m, const Pert *p, int np, EvalFn f, void *ctx) {
+    real *fp = vec(m), *fm = vec(m);
+    serial_begin();
+    set_pert(p, np, EPS);
+    f(ctx, fp);
+    set_pert(p, np, -EPS);
+    f(ctx, fm);
+    set_pert(p, np, 0);
+    serial_end();
+    for (size_t j = 0; j < m; j++) deriv[j] = (real)(((double)fp[j] - (double)fm[j]) / (2 * EPS));
+    free(fp);
+    free(fm);
+}
+static void fd_grad(real *grad, real *x, size_t n, const real *r, size_t m, EvalFn f, void *ctx) {
+    real *fp = vec(m), *fm = vec(m);
+    serial_begin();
+    for (size_t i = 0; i < n; i++) {
+        real x0 = x[i], xp = x0 + (real)EPS, xm = x0 - (real)EPS;
+        x[i] = xp;
+        f(ctx, fp);
+        x[i] = xm;
+        f(ctx, fm);
+        x[i] = x0;
+        double s = 0;
+        for (size_t j = 0; j < m; j++) s += (double)r[j] * ((double)fp[j] - (double)fm[j]);
+        grad[i] = (real)(s / ((double)xp - (double)xm));
+    }
+    serial_end();
+    free(fp);
+    free(fm);
+}
+
+/* ---------------------------------------------------------------- batch norm */
+
+#define BN_EPS 1e-5
+#define BN_MOMENTUM 0.1
+
+typedef struct {
+    int train, N, C, HW;
+    real *in, *gamma, *beta, *rmean, *rvar, *d_out;
+} BnCtx;
+
+/* Forward in the context's mode; train mode without a running-statistics update. mean/invstd: cache out. */
+static void bn_fwd(const BnCtx *x, real *out, real *mean, real *invstd) {
+    if (x->train) {
+        if (FN(batchnorm_train_forward)(out, mean, invstd, x->in, x->gamma, x->beta, NULL, NULL, BN_MOMENTUM, BN_EPS,
+                                        x->N, x->C, x->HW) != 0)
+            rc_failures++;
+    } else {
+        FN(batchnorm_eval_forward)(out, x->in, x->gamma, x->beta, x->rmean, x->rvar, BN_EPS, x->N, x->C, x->HW);
+    }
+}
+static void eval_bn_fwd(void *c, real *out) {
+    BnCtx *x = c;
+    real *mean = vec((size_t)x->C), *invstd = vec((size_t)x->C);
+    bn_fwd(x, out, mean, invstd);
+    free(mean);
+    free(invstd);
+}
+/* out = [d_in | d_gamma | d_beta] at (in, gamma, beta, d_out). */
+static void eval_bn_bwd(void *c, real *out) {
+    BnCtx *x = c;
+    size_t n = (size_t)x->N * x->C * x->HW;
+    real *d_gamma = out + n, *d_beta = d_gamma + x->C;
+    memset(d_gamma, 0, sizeof(real) * 2 * (size_t)x->C);
+    if (x->train) {
+        real *y = vec(n), *mean = vec((size_t)x->C), *invstd = vec((size_t)x->C);
+        bn_fwd(x, y, mean, invstd);
+        FN(batchnorm_train_backward)(out, d_gamma, d_beta, x->d_out, x->in, x->gamma, mean, invstd, x->N, x->C, x->HW);
+        free(y), free(mean), free(invstd);
+    } else {
+        FN(batchnorm_eval_backward)(out, d_gamma, d_beta, x->d_out, x->in, x->gamma, x->rmean, x->rvar, BN_EPS, x->N,
+                                    x->C, x->HW);
+    }
+}
+
+static void bn_tfwd(const BnCtx *x, real *t_out, const real *t_in, const real *t_g, const real *t_b, size_t ldw,
+                    const real *mean, const real *invstd, int K) {
+    if (x->train)
+        FN(batchnorm_train_tangent_forward)(t_out, t_in, t_g, t_b, ldw, x->in, x->gamma, mean, invstd, K, x->N, x->C,
+                                            x->HW);
+    else
+        FN(batchnorm_eval_tangent_forward)(t_out, t_in, t_g, t_b, ldw, x->in, x->gamma, x->rmean, x->rvar, BN_EPS, K,
+                                           x->N, x->C, x->HW);
+}
+static void bn_tbwd(const BnCtx *x, real *td_in, real *td_g, real *td_b, size_t ldw, const real *td_out,
+                    const real *d_out, const real *t_in, const real *t_g, const real *mean, const real *invstd, int K) {
+    if (x->train) {
+        if (FN(batchnorm_train_tangent_backward)(td_in, td_g, td_b, ldw, td_out, d_out, t_in, t_g, x->in, x->gamma,
+                                                 mean, invstd, K, x->N, x->C, x->HW) != 0)
+            rc_failures++;
+    } else {
+        FN(batchnorm_eval_tangent_backward)(td_in, td_g, td_b, ldw, td_out, d_out, t_in, t_g, x->in, x->gamma,
+                                            x->rmean, x->rvar, BN_EPS, K, x->N, x->C, x->HW);
+    }
+}
+
+static void test_bn(int train, int N, int C, int HW, int K) {
+    const size_t n = (size_t)N * C * HW, tn = (size_t)K * n, nc = (size_t)C;
+    const size_t offg = 2, offb = offg + nc + 3, ldw = offb + nc + 4; /* (K, ldw): pad | gamma | pad | beta | pad */
+    char name[128], what[512];
+    snprintf(name, sizeof name, "batchnorm %s N=%d C=%d HW=%d K=%d", train ? "train" : "eval", N, C, HW, K);
+
+    real *in = vec(n), *gamma = vec(nc), *beta = vec(nc), *rmean = vec(nc), *rvar = vec(nc);
+    fill(in, n);
+    /* channel offsets; with M = 2 a spread comparable to eps, where the normalisation is far from saturated (for
+     * larger spreads xhat = +-1 whatever the input and every derivative is nearly zero) */
+    double spread = (double)N * HW == 2 ? 0.004 : 1.5;
+    for (size_t i = 0; i < n; i++) in[i] = (real)(spread * in[i] + 0.3 * (double)((i / HW) % C));
+    for (size_t c = 0; c < nc; c++) {
+        gamma[c] = (real)(0.5 + urand());
+        beta[c] = (real)(urand() - 0.5);
+        rmean[c] = (real)(urand() - 0.5);
+        rvar[c] = (real)(0.3 + urand());
+    }
+    real *in0 = vec_copy(in, n), *gamma0 = vec_copy(gamma, nc), *beta0 = vec_copy(beta, nc);
+    BnCtx ctx = {train, N, C, HW, in, gamma, beta, rmean, rvar, NULL};
+
+    /* 1. forward */
+    real *out = vec(n), *ref = vec(n), *mean = vec(nc), *invstd = vec(nc);
+    fill_nan(out, n);
+    bn_fwd(&ctx, out, mean, invstd);
+    double *mu = calloc(nc, sizeof(double)), *var = calloc(nc, sizeof(double));
+    double M = (double)N * HW;
+    for (int c = 0; c < C; c++) {
+        if (train) {
+            for (int s = 0; s < N; s++)
+                for (int i = 0; i < HW; i++) mu[c] += in[((size_t)s * C + c) * HW + i];
+            mu[c] /= M;
+            for (int s = 0; s < N; s++)
+                for (int i = 0; i < HW; i++) {
+                    double d = in[((size_t)s * C + c) * HW + i] - mu[c];
+                    var[c] += d * d;
+                }
+            var[c] /= M;
+        } else {
+            mu[c] = rmean[c];
+            var[c] = rvar[c];
+        }
+        for (int s = 0; s < N; s++)
+            for (int i = 0; i < HW; i++) {
+                size_t j = ((size_t)s * C + c) * HW + i;
+                ref[j] = (real)(gamma[c] * (in[j] - mu[c]) / sqrt(var[c] + BN_EPS) + beta[c]);
+            }
+    }
+    snprintf(what, sizeof what, "%s: forward vs direct loops", name);
+    compare(1, what, out, ref, n, RTOL_EXACT);
+    if (train) {
+        real *mref = vec(nc), *sref = vec(nc), *rm2 = vec_copy(rmean, nc), *rv2 = vec_copy(rvar, nc);
+        real *rm_ref = vec(nc), *rv_ref = vec(nc), *out2 = vec(n);
+        for (int c = 0; c < C; c++) {
+            mref[c] = (real)mu[c];
+            sref[c] = (real)(1 / sqrt(var[c] + BN_EPS));
+            /* torch: running_mean = momentum * mean + (1 - momentum) * running_mean, running_var with the
+             * unbiased variance var * M / (M - 1) */
+            rm_ref[c] = (real)(BN_MOMENTUM * mu[c] + (1 - BN_MOMENTUM) * rmean[c]);
+            rv_ref[c] = (real)(BN_MOMENTUM * var[c] * M / (M - 1) + (1 - BN_MOMENTUM) * rvar[c]);
+        }
+        snprintf(what, sizeof what, "%s: cached batch mean", name);
+        compare(1, what, mean, mref, nc, RTOL_EXACT);
+        snprintf(what, sizeof what, "%s: cached invstd", name);
+        compare(1, what, invstd, sref, nc, RTOL_EXACT);
+        int rc = FN(batchnorm_train_forward)(out2, mean, invstd, in, gamma, beta, rm2, rv2, BN_MOMENTUM, BN_EPS, N, C,
+                                             HW);
+        CHECK(rc == 0, "%s: forward with update failed: %s", name, hs_last_error());
+        CHECK(memcmp(out2, out, sizeof(real) * n) == 0, "%s: the update changed the output", name);
+        snprintf(what, sizeof what, "%s: running_mean update (PyTorch formula)", name);
+        compare(1, what, rm2, rm_ref, nc, RTOL_EXACT);
+        snprintf(what, sizeof what, "%s: running_var update (PyTorch formula, unbiased)", name);
+        compare(1, what, rv2, rv_ref, nc, RTOL_EXACT);
+        free(mref), free(sref), free(rm2), free(rv2), free(rm_ref), free(rv_ref), free(out2);
+    }
+
+    /* 2. backward */
+    real *r = vec(n), *d_in = vec(n), *d_g = vec(nc), *d_b = vec(nc);
+    fill(r, n);
+    fill_nan(d_in, n);
+    fill(d_g, nc);
+    fill(d_b, nc);
+    real *d_g0 = vec_copy(d_g, nc), *d_b0 = vec_copy(d_b, nc);
+    if (train)
+        FN(batchnorm_train_backward)(d_in, d_g, d_b, r, in, gamma, mean, invstd, N, C, HW);
+    else
+        FN(batchnorm_eval_backward)(d_in, d_g, d_b, r, in, gamma, rmean, rvar, BN_EPS, N, C, HW);
+    real *g_in = vec(n), *g_g = vec(nc), *g_b = vec(nc), *inc = vec(nc);
+    fd_grad(g_in, in, n, r, n, eval_bn_fwd, &ctx);
+    fd_grad(g_g, gamma, nc, r, n, eval_bn_fwd, &ctx);
+    fd_grad(g_b, beta, nc, r, n, eval_bn_fwd, &ctx);
+    snprintf(what, sizeof what, "%s: backward d_in vs central differences", name);
+    compare(0, what, d_in, g_in, n, RTOL_FD);
+    for (size_t c = 0; c < nc; c++) inc[c] = d_g[c] - d_g0[c];
+    snprintf(what, sizeof what, "%s: backward d_gamma (+=) vs central differences", name);
+    compare(0, what, inc, g_g, nc, RTOL_FD);
+    for (size_t c = 0; c < nc; c++) inc[c] = d_b[c] - d_b0[c];
+    snprintf(what, sizeof what, "%s: backward d_beta (+=) vs central differences", name);
+    compare(0, what, inc, g_b, nc, RTOL_FD);
+    {
+        /* second call: d_in NULL, gradients accumulate to twice the increment; then in place d_in == d_out */
+        real *acc = vec(nc), *two = vec(nc), *inc_g = vec(nc);
+        for (size_t c = 0; c < nc; c++) inc_g[c] = d_g[c] - d_g0[c];
+        if (train)
+            FN(batchnorm_train_backward)(NULL, d_g, d_b, r, in, gamma, mean, invstd, N, C, HW);
+        else
+            FN(batchnorm_eval_backward)(NULL, d_g, d_b, r, in, gamma, rmean, rvar, BN_EPS, N, C, HW);
+        for (size_t c = 0; c < nc; c++) acc[c] = d_g[c] - d_g0[c], two[c] = 2 * inc_g[c];
+        snprintf(what, sizeof what, "%s: backward d_gamma accumulates, d_in = NULL", name);
+        compare(1, what, acc, two, nc, RTOL_EXACT);
+        real *alias = vec_copy(r, n);
+        if (train)
+            FN(batchnorm_train_backward)(alias, d_g, d_b, alias, in, gamma, mean, invstd, N, C, HW);
+        else
+            FN(batchnorm_eval_backward)(alias, d_g, d_b, alias, in, gamma, rmean, rvar, BN_EPS, N, C, HW);
+        snprintf(what, sizeof what, "%s: backward in place (d_in == d_out)", name);
+        compare(1, what, alias, d_in, n, RTOL_EXACT);
+        free(acc), free(two), free(inc_g), free(alias);
+    }
+
+    /* 3. tangent forward */
+    real *t_in = vec(tn), *tp = vec((size_t)K * ldw), *t_out = vec(tn);
+    fill(t_in, tn);
+    fill(tp, (size_t)K * ldw);
+    real *tp_copy = vec_copy(tp, (size_t)K * ldw), *tk = vec(n), *got = vec(n), *refk = vec(n);
+    for (int mask = 0; mask < 8; mask++) {
+        int use_tin = mask & 1, use_tg = (mask >> 1) & 1, use_tb = (mask >> 2) & 1;
+        fill_nan(t_out, tn);
+        bn_tfwd(&ctx, t_out, use_tin ? t_in : NULL, use_tg ? tp + offg : NULL, use_tb ? tp + offb : NULL, ldw, mean,
+                invstd, K);
+        for (int k = 0; k < K; k++) {
+            get_dir(tk, t_in, N, K, n / N, k);
+            Pert p[3] = {{in, in0, use_tin ? tk : NULL, n},
+                         {gamma, gamma0, use_tg ? tp + (size_t)k * ldw + offg : NULL, nc},
+                         {beta, beta0, use_tb ? tp + (size_t)k * ldw + offb : NULL, nc}};
+            fd_dir(refk, n, p, 3, eval_bn_fwd, &ctx);
+            get_dir(got, t_out, N, K, n / N, k);
+            snprintf(what, sizeof what, "%s: tangent_forward dir %d [t_in%s t_gamma%s t_beta%s]", name, k,
+                     use_tin ? "" : "=NULL", use_tg ? "" : "=NULL", use_tb ? "" : "=NULL");
+            compare(0, what, got, refk, n, RTOL_FD);
+        }
+    }
+    CHECK(memcmp(tp, tp_copy, sizeof(real) * (size_t)K * ldw) == 0, "%s: tangent_forward modified its input", name);
+
+    /* 4. tangent backward */
+    real *d_out = vec(n), *td_out = vec(tn), *td_in = vec(tn), *tdm = vec((size_t)K * ldw), *tdm0 = vec((size_t)K * ldw);
+    real *dbuf = vec(n), *tdk = vec(n), *refb = vec(n + 2 * nc), *tdin_k = vec(n), *incb = vec(nc);
+    fill(d_out, n);
+    fill(td_out, tn);
+    for (int mask = 0; mask < 16; mask++) {
+        int use_tin = mask & 1, use_tg = (mask >> 1) & 1, use_dout = (mask >> 2) & 1, want_tdin = (mask >> 3) & 1;
+        fill_nan(td_in, tn);
+        fill(tdm0, (size_t)K * ldw);
+        memcpy(tdm, tdm0, sizeof(real) * (size_t)K * ldw);
+        bn_tbwd(&ctx, want_tdin ? td_in : NULL, tdm + offg, tdm + offb, ldw, td_out, use_dout ? d_out : NULL,
+                use_tin ? t_in : NULL, use_tg ? tp + offg : NULL, mean, invstd, K);
+        char cfg[160];
+        snprintf(cfg, sizeof cfg, "[t_in%s t_gamma%s d_out%s td_in%s]", use_tin ? "" : "=NULL",
+                 use_tg ? "" : "=NULL", use_dout ? "" : "=NULL (GGN)", want_tdin ? "" : "=NULL");
+        size_t untouched_bad = 0;
+        for (int k = 0; k < K; k++) {
+            get_dir(tk, t_in, N, K, n / N, k);
+            get_dir(tdk, td_out, N, K, n / N, k);
+            int exact = !use_dout;
+            if (use_dout) {
+                /* input, gamma, beta (t_beta: the backward pass does not depend on beta) and d_out together */
+                memcpy(dbuf, d_out, sizeof(real) * n);
+                ctx.d_out = dbuf;
+                Pert p[4] = {{in, in0, use_tin ? tk : NULL, n},
+                             {gamma, gamma0, use_tg ? tp + (size_t)k * ldw + offg : NULL, nc},
+                             {beta, beta0, tp + (size_t)k * ldw + offb, nc},
+                             {dbuf, d_out, tdk, n}};
+                fd_dir(refb, n + 2 * nc, p, 4, eval_bn_bwd, &ctx);
+            } else {
+                ctx.d_out = tdk;
+                eval_bn_bwd(&ctx, refb);
+            }
+            double rtol = exact ? RTOL_EXACT : RTOL_FD;
+            if (want_tdin) {
+                get_dir(tdin_k, td_in, N, K, n / N, k);
+                snprintf(what, sizeof what, "%s: tangent_backward dir %d %s td_in", name, k, cfg);
+                compare(exact, what, tdin_k, refb, n, rtol);
+            }
+            const real *row = tdm + (size_t)k * ldw, *row0 = tdm0 + (size_t)k * ldw;
+            for (size_t c = 0; c < nc; c++) incb[c] = row[offg + c] - row0[offg + c];
+            snprintf(what, sizeof what, "%s: tangent_backward dir %d %s td_gamma", name, k, cfg);
+            compare(exact, what, incb, refb + n, nc, rtol);
+            for (size_t c = 0; c < nc; c++) incb[c] = row[offb + c] - row0[offb + c];
+            snprintf(what, sizeof what, "%s: tangent_backward dir %d %s td_beta", name, k, cfg);
+            compare(exact, what, incb, refb + n + nc, nc, rtol);
+            for (size_t j = 0; j < ldw; j++) {
+                int inside = (j >= offg && j < offg + nc) || (j >= offb && j < offb + nc);
+                if (!inside && memcmp(&row[j], &row0[j], sizeof(real)) != 0) untouched_bad++;
+            }
+        }
+        CHECK(untouched_bad == 0, "%s: tangent_backward %s wrote %zu entries outside its blocks", name, cfg,
+              untouched_bad);
+    }
+
+    free(in), free(gamma), free(beta), free(rmean), free(rvar), free(in0), free(gamma0), free(beta0), free(out);
+    free(ref), free(mean), free(invstd), free(mu), free(var), free(r), free(d_in), free(d_g), free(d_b), free(d_g0);
+    free(d_b0), free(g_in), free(g_g), free(g_b), free(inc), free(t_in), free(tp), free(t_out), free(tp_copy);
+    free(tk), free(got), free(refk), free(d_out), free(td_out), free(td_in), free(tdm), free(tdm0), free(dbuf);
+    free(tdk), free(refb), free(tdin_k), free(incb);
+}
+
+/* PyTorch refuses batch statistics of a single value per channel; so must we. */
+static void test_bn_single_value(void) {
+    real x[3] = {1, 2, 3}, y[3], g[3] = {1, 1, 1}, b[3] = {0, 0, 0}, m[3], s[3];
+    int rc = FN(batchnorm_train_forward)(y, m, s, x, g, b, NULL, NULL, BN_MOMENTUM, BN_EPS, 1, 3, 1);
+    CHECK(rc != 0 && strstr(hs_last_error(), "more than 1 value"), "batch norm train with M = 1 accepted: %s",
+          hs_last_error());
+}
+
+/* ---------------------------------------------------------------- average pool and add */
+
+typedef struct {
+    int N, C, HW;
+    real *in;
+} PoolCtx;
+static void eval_pool_fwd(void *c, real *out) {
+    PoolCtx *x = c;
+    FN(avgpool_forward)(out, x->in, x->N, x->C, x->HW);
+}
+
+static void test_avgpool(int N, int C, int HW, int K) {
+    const size_t nin = (size_t)N * C * HW, nout = (size_t)N * C;
+    char name[96], what[200];
+    snprintf(name, sizeof name, "avgpool N=%d C=%d HW=%d K=%d", N, C, HW, K);
+    real *in = vec(nin), *out = vec(nout), *ref = vec(nout);
+    fill(in, nin);
+    real *in0 = vec_copy(in, nin);
+    fill_nan(out, nout);
+    FN(avgpool_forward)(out, in, N, C, HW);
+    for (size_t p = 0; p < nout; p++) {
+        double s = 0;
+        for (int i = 0; i < HW; i++) s += in[p * HW + i];
+        ref[p] = (real)(s / HW);
+    }
+    snprintf(what, sizeof what, "%s: forward vs direct loops", name);
+    compare(1, what, out, ref, nout, RTOL_EXACT);
+    PoolCtx ctx = {N, C, HW, in};
+    real *r = vec(nout), *d_in = vec(nin), *g = vec(nin);
+    fill(r, nout);
+    fill_nan(d_in, nin);
+    FN(avgpool_backward)(d_in, r, N, C, HW);
+    fd_grad(g, in, nin, r, nout, eval_pool_fwd, &ctx);
+    snprintf(what, sizeof what, "%s: backward vs central differences", name);
+    compare(0, what, d_in, g, nin, RTOL_FD);
+    real *t_in = vec((size_t)K * nin), *t_out = vec((size_t)K * nout), *tk = vec(nin), *gk = vec(nout), *rk = vec(nout);
+    fill(t_in, (size_t)K * nin);
+    fill_nan(t_out, (size_t)K * nout);
+    FN(avgpool_tangent_forward)(t_out, t_in, K, N, C, HW);
+    for (int k = 0; k < K; k++) {
+        get_dir(tk, t_in, N, K, nin / N, k);
+        Pert p[1] = {{in, in0, tk, nin}};
+        fd_dir(rk, nout, p, 1, eval_pool_fwd, &ctx);
+        get_dir(gk, t_out, N, K, nout / N, k);
+        snprintf(what, sizeof what, "%s: tangent_forward dir %d", name, k);
+        compare(0, what, gk, rk, nout, RTOL_FD);
+    }
+    real *td_out = vec((size_t)K * nout), *td_in = vec((size_t)K * nin), *tdk = vec(nout), *gi = vec(nin), *ri = vec(nin);
+    fill(td_out, (size_t)K * nout);
+    fill_nan(td_in, (size_t)K * nin);
+    FN(avgpool_tangent_backward)(td_in, td_out, K, N, C, HW);
+    for (int k = 0; k < K; k++) {
+        get_dir(tdk, td_out, N, K, nout / N, k);
+        FN(avgpool_backward)(ri, tdk, N, C, HW); /* linear: no second-order term */
+        get_dir(gi, td_in, N, K, nin / N, k);
+        snprintf(what, sizeof what, "%s: tangent_backward dir %d", name, k);
+        compare(1, what, gi, ri, nin, RTOL_EXACT);
+    }
+    free(in), free(out), free(ref), free(in0), free(r), free(d_in), free(g), free(t_in), free(t_out), free(tk);
+    free(gk), free(rk), free(td_out), free(td_in), free(tdk), free(gi), free(ri);
+}
+
+static void test_add(void) {
+    const size_t n = 70001; /* above the OpenMP threshold */
+    real *a = vec(n), *b = vec(n), *c = vec(n);
+    fill(a, n);
+    fill(b, n);
+    FN(add_forward)(c, a, b, n);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += c[i] != a[i] + b[i];
+    FN(add_forward)(a, a, b, n); /* in place */
+    for (size_t i = 0; i < n; i++) bad += a[i] != c[i];
+    CHECK(bad == 0, "add: %zu wrong sums", bad);
+    free(a), free(b), free(c);
+}
+
+/* ---------------------------------------------------------------- thread-count independence */
+
+static void run_train_passes(int N, int C, int HW, int K, size_t ldw, const real *in, const real *gamma,
+                             const real *beta, const real *d_out, const real *t_in, const real *tp,
+                             const real *td_out, real *res) {
+    size_t n = (size_t)N * C * HW;
+    real *out = res, *mean = out + n, *invstd = mean + C, *d_in = invstd + C, *dg = d_in + n, *db = dg + C;
+    real *t_out = db + C, *td_in = t_out + (size_t)K * n, *td = td_in + (size_t)K * n;
+    memset(dg, 0, sizeof(real) * 2 * (size_t)C);
+    memset(td, 0, sizeof(real) * (size_t)K * ldw);
+    if (FN(batchnorm_train_forward)(out, mean, invstd, in, gamma, beta, NULL, NULL, BN_MOMENTUM, BN_EPS, N, C, HW))
+        rc_failures++;
+    FN(batchnorm_train_backward)(d_in, dg, db, d_out, in, gamma, mean, invstd, N, C, HW);
+    FN(batchnorm_train_tangent_forward)(t_out, t_in, tp, tp + C, ldw, in, gamma, mean, invstd, K, N, C, HW);
+    if (FN(batchnorm_train_tangent_backward)(td_in, td, td + C, ldw, td_out, d_out, t_in, tp, in, gamma, mean, invstd,
+                                             K, N, C, HW))
+        rc_failures++;
+}
+
+static void test_threads(void) {
+    const int max_threads = omp_get_max_threads(), many = max_threads > 1 ? max_threads : 2;
+    const int N = 6, C = 5, HW = 9, K = 3;
+    size_t n = (size_t)N * C * HW, ldw = 2 * (size_t)C + 1;
+    size_t nres = 2 * n + 4 * (size_t)C + 2 * (size_t)K * n + (size_t)K * ldw;
+    real *in = vec(n), *gamma = vec(C), *beta = vec(C), *d_out = vec(n), *t_in = vec((size_t)K * n);
+    real *tp = vec((size_t)K * ldw), *td_out = vec((size_t)K * n), *r1 = vec(nres), *rn = vec(nres);
+    fill(in, n), fill(gamma, C), fill(beta, C), fill(d_out, n), fill(t_in, (size_t)K * n), fill(tp, (size_t)K * ldw);
+    fill(td_out, (size_t)K * n);
+    omp_set_num_threads(1);
+    run_train_passes(N, C, HW, K, ldw, in, gamma, beta, d_out, t_in, tp, td_out, r1);
+    omp_set_num_threads(many);
+    run_train_passes(N, C, HW, K, ldw, in, gamma, beta, d_out, t_in, tp, td_out, rn);
+    omp_set_num_threads(max_threads);
+    CHECK(memcmp(r1, rn, sizeof(real) * nres) == 0, "batchnorm train passes: %d threads differ from 1 thread", many);
+    free(in), free(gamma), free(beta), free(d_out), free(t_in), free(tp), free(td_out), free(r1), free(rn);
+}
+
+int main(void) {
+    double t0 = hs_seconds();
+    const int shapes[4][4] = {{3, 4, 6, 3}, {2, 3, 1, 2}, {5, 2, 4, 1}, {1, 3, 7, 2}}; /* N C HW K */
+    for (int train = 0; train <= 1; train++)
+        for (int i = 0; i < 4; i++) test_bn(train, shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3]);
+    test_bn_single_value();
+    test_avgpool(3, 4, 5, 2);
+    test_avgpool(2, 3, 1, 3);
+    test_add();
+    test_threads();
+    CHECK(rc_failures == 0, "%d op calls returned an error (last: %s)", rc_failures, hs_last_error());
+    printf("test_batchnorm: max relative errors: central differences %.2e, exact-order comparisons %.2e\n", worst_fd,
+           worst_exact);
+    printf("test_batchnorm: %.2f s\n", hs_seconds() - t0);
+    return check_summary("test_batchnorm");
+}

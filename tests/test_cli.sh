@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# test_cli.sh: the `hessian` command as a user runs it, on the tiny golden data set (tests/golden/cnn_data:
+# 96 training and 16 test images): help and usage errors, clear errors and no output files on bad input,
+# a short training run whose loss falls, checkpoints that load back, JSON/CSV outputs, and fixed-set power
+# iteration that finds the exact top eigenvalue. Prints "test_cli: N passed, M failed".
+set -u
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bin=${HESSIAN_BIN:-bin/hessian}
+data=tests/golden/cnn_data
+ck=tests/golden/cnn_init.safetensors
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} HESSIAN_QUIET=1
+passed=0; failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+# expect STATUS PATTERN CMD...: exit status and a pattern in stdout+stderr
+expect() {
+    local want=$1 pattern=$2; shift 2
+    local out; out=$("$@" 2>&1); local rc=$?
+    if [[ $rc -ne $want ]]; then bad "exit $rc (want $want): $*"$'\n'"$out"; return; fi
+    if [[ -n $pattern ]] && ! grep -qiE -- "$pattern" <<<"$out"; then bad "no /$pattern/ in output of: $*"$'\n'"$out"; return; fi
+    ok
+}
+
+expect 0 "usage: hessian COMMAND" "$bin" --help
+expect 2 "unknown command" "$bin" frobnicate
+for c in train eval hvp exact power study; do expect 0 "usage: hessian $c" "$bin" "$c" --help; done
+expect 2 "unknown option '--bogus'" "$bin" train --data "$data" --out "$tmp/x.safetensors" --bogus
+expect 2 "missing required option --out" "$bin" train --data "$data"
+expect 2 "--lr expects a finite number" "$bin" train --data "$data" --out "$tmp/x.safetensors" --lr abc
+expect 2 "--lr must be in" "$bin" train --data "$data" --out "$tmp/x.safetensors" --lr -1
+expect 2 "--precision must be f32 or f64" "$bin" hvp --data "$data" --vector v --out o --precision f16
+expect 2 "--curvature must be hessian or ggn" "$bin" exact --data "$data" --curvature fisher
+expect 1 "hessian data cifar10" "$bin" eval --checkpoint "$ck" --data "$tmp/nowhere"
+expect 1 "--samples 1000 with --offset 0 needs 1000" "$bin" exact --checkpoint "$ck" --data "$data" --samples 1000
+
+# Malformed checkpoints and vectors: clear errors, no output written.
+head -c 100 "$ck" > "$tmp/truncated.safetensors"
+expect 1 "truncated.safetensors" "$bin" eval --checkpoint "$tmp/truncated.safetensors" --data "$data"
+printf 'not a npy file' > "$tmp/bad.npy"
+expect 1 "bad.npy" "$bin" hvp --checkpoint "$ck" --data "$data" --samples 8 --vector "$tmp/bad.npy" --out "$tmp/hv.npy"
+[[ ! -e $tmp/hv.npy ]] && ok || bad "hvp wrote output despite a bad vector"
+/usr/bin/python3 -c 'import numpy' 2>/dev/null && have_numpy=1 || have_numpy=0
+short=tests/golden/cnn_hv.npy # a valid .npy of the right length
+expect 0 "v.Hv" "$bin" hvp --checkpoint "$ck" --data "$data" --samples 8 --vector "$short" --out "$tmp/hv.npy" --json "$tmp/hv.json"
+[[ -s $tmp/hv.npy && -s $tmp/hv.json ]] && ok || bad "hvp outputs missing"
+# a valid float64 .npy of length 3 (header padded to 64 bytes), the wrong length for the cnn
+hdr="{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }"
+printf '\x93NUMPY\x01\x00\x76\x00%s%*s\n' "$hdr" $((117 - ${#hdr})) '' > "$tmp/short.npy"
+head -c 24 /dev/zero >> "$tmp/short.npy"
+expect 1 "holds 3 values, but model cnn has 5100" "$bin" hvp --model cnn --checkpoint "$ck" --data "$data" --samples 8 --vector "$tmp/short.npy" --out "$tmp/hv2.npy"
+[[ ! -e $tmp/hv2.npy ]] && ok || bad "hvp wrote output despite a wrong-length vector"
+
+# Training: loss falls over 3 epochs on 96 images; checkpoint loads back; JSON and CSV written.
+expect 0 "Epoch 3/3" "$bin" train --data "$data" --epochs 3 --batch 16 --lr 0.05 --seed 1 --out "$tmp/cnn.safetensors" \
+    --json "$tmp/train.json" --csv "$tmp/curve.csv" --log-every 2
+first=$(grep -o '"train_loss": [0-9.e+-]*' "$tmp/train.json" | head -1 | awk '{print $2}')
+last=$(grep -o '"train_loss": [0-9.e+-]*' "$tmp/train.json" | tail -1 | awk '{print $2}')
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }' && ok || bad "training loss did not fall: $first -> $last"
+[[ $(wc -l < "$tmp/curve.csv") -ge 4 ]] && ok || bad "training curve CSV too short"
+expect 0 "Test Acc" "$bin" eval --checkpoint "$tmp/cnn.safetensors" --data "$data" --json "$tmp/eval.json"
+ls "$tmp" | grep -q '\.tmp\.' && bad "temporary files left behind" || ok
+
+# Exact spectrum on the golden selection: the PyTorch top eigenvalue, JSON keys.
+expect 0 "4.17257" "$bin" exact --checkpoint "$ck" --data "$data" --samples 64 --json "$tmp/exact.json" --plot "$tmp/spectrum.svg"
+for key in d samples loss eigenvalues_smallest eigenvalues_largest smoothness trace negative_count asymmetry seconds; do
+    grep -q "\"$key\"" "$tmp/exact.json" && ok || bad "exact.json lacks $key"
+done
+grep -q "</svg>" "$tmp/spectrum.svg" && ok || bad "spectrum plot incomplete"
+
+# Power iteration on the fixed set converges to the exact top eigenvalue (4.172566239769569, PyTorch f64).
+expect 0 "lambda = 4.172" "$bin" power --checkpoint "$ck" --data "$data" --fixed --samples 64 --iters 500 --tol 1e-6 \
+    --precision f64 --json "$tmp/power.json" --csv "$tmp/power.csv"
+grep -q '"hvps"' "$tmp/power.json" && ok || bad "power.json lacks hvps"
+expect 0 "lambda_1 = " "$bin" power --checkpoint "$ck" --data "$data" --batch 32 --iters 3 --beta 0.9
+
+echo "test_cli: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
