@@ -22,6 +22,9 @@ static const Command commands[] = {
     {"hvp", cmd_hvp_f32, cmd_hvp_f64, "exact Hessian-vector product with a vector from a .npy file"},
     {"exact", cmd_exact_f32, cmd_exact_f64, "the full Hessian of a small model and all its eigenvalues"},
     {"power", cmd_power_f32, cmd_power_f64, "power iteration for the top eigenvalue (stochastic or fixed set)"},
+    {"lanczos", cmd_lanczos_f32, cmd_lanczos_f64, "Lanczos: top-k / bottom-k eigenvalues with residuals"},
+    {"trace", cmd_trace_f32, cmd_trace_f64, "trace by Hutchinson and Hutch++ with standard errors"},
+    {"density", cmd_density_f32, cmd_density_f64, "spectral density by stochastic Lanczos quadrature"},
 };
 
 static void usage(FILE *fp) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/progress.h"
 #include "../data/md5.h"
 
 int FN(command_fail)(const char *command) {
@@ -106,7 +107,64 @@ int FN(hessian_operator_init)(HessianOperator *op, Model *m, const Cifar10 *data
     return 0;
 }
 
-void FN(hessian_operator_free)(HessianOperator *op) { free(op->pool); }
+void FN(hessian_operator_free)(HessianOperator *op) {
+    free(op->pool);
+    free(op->block);
+    free(op->full_v);
+    free(op->full_hv);
+}
+
+static int name_matches(const char *name, const char *entry, size_t len) {
+    return strncmp(name, entry, len) == 0 && (name[len] == 0 || name[len] == '.');
+}
+
+int FN(command_param_block)(const Model *m, const char *params, int64_t **indices, int64_t *count) {
+    *indices = NULL;
+    *count = 0;
+    unsigned char *chosen = hs_calloc((size_t)m->num_tensors, 1);
+    if (!chosen) return -1;
+    int all = !params || strcmp(params, "all") == 0;
+    for (const char *p = params; !all && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        int found = 0;
+        for (int t = 0; t < m->num_tensors; t++)
+            if (len && name_matches(m->tensors[t].name, p, len)) chosen[t] = 1, found = 1;
+        if (!found) {
+            char list[1024] = "";
+            size_t used = 0;
+            for (int t = 0; t < m->num_tensors && used + 100 < sizeof list; t++)
+                used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", t ? ", " : "", m->tensors[t].name);
+            free(chosen);
+            return hs_error("--params: '%.*s' names no parameter of model %s (its tensors: %s%s)", (int)len, p,
+                            m->arch->name, list, used + 100 >= sizeof list ? ", ..." : "");
+        }
+        p += len + (end ? 1 : 0);
+    }
+    int64_t n = 0;
+    for (int t = 0; t < m->num_tensors; t++)
+        if (all || chosen[t]) n += (int64_t)m->tensors[t].numel;
+    *indices = hs_malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
+    if (!*indices) {
+        free(chosen);
+        return -1;
+    }
+    int64_t j = 0;
+    for (int t = 0; t < m->num_tensors; t++)
+        if (all || chosen[t])
+            for (size_t i = 0; i < m->tensors[t].numel; i++) (*indices)[j++] = (int64_t)(m->tensors[t].offset + i);
+    *count = n;
+    free(chosen);
+    return 0;
+}
+
+int FN(hessian_operator_set_block)(HessianOperator *op, const char *params) {
+    free(op->block);
+    op->block = NULL;
+    op->block_size = 0;
+    if (!params || strcmp(params, "all") == 0) return 0;
+    return FN(command_param_block)(op->model, params, &op->block, &op->block_size);
+}
 
 static int FN(hessian_operator_apply)(void *ctx, const double *v, double *out, int count) {
     HessianOperator *op = ctx;
@@ -121,10 +179,62 @@ static int FN(hessian_operator_apply)(void *ctx, const double *v, double *out, i
         op->position += op->batch;
     }
     op->samples_seen += set.count;
-    return FN(curv_hvp)(op->model, &set, v, count, op->curvature, out, &op->last_loss);
+    if (!op->block) return FN(curv_hvp)(op->model, &set, v, count, op->curvature, out, &op->last_loss);
+    size_t P = op->model->num_params;
+    int64_t n = op->block_size;
+    if (count > op->capacity) {
+        free(op->full_v);
+        free(op->full_hv);
+        op->full_v = hs_malloc(sizeof(double) * P * (size_t)count);
+        op->full_hv = hs_malloc(sizeof(double) * P * (size_t)count);
+        op->capacity = (op->full_v && op->full_hv) ? count : 0;
+        if (!op->capacity) return -1;
+    }
+    memset(op->full_v, 0, sizeof(double) * P * (size_t)count);
+    for (int k = 0; k < count; k++)
+        for (int64_t i = 0; i < n; i++) op->full_v[(size_t)k * P + (size_t)op->block[i]] = v[(size_t)k * n + i];
+    HS_TRY(FN(curv_hvp)(op->model, &set, op->full_v, count, op->curvature, op->full_hv, &op->last_loss));
+    for (int k = 0; k < count; k++)
+        for (int64_t i = 0; i < n; i++) out[(size_t)k * n + i] = op->full_hv[(size_t)k * P + (size_t)op->block[i]];
+    return 0;
 }
 
 LinOp FN(hessian_operator_linop)(HessianOperator *op) {
-    LinOp l = {(int64_t)op->model->num_params, FN(hessian_operator_apply), op, 0};
+    LinOp l = {op->block ? op->block_size : (int64_t)op->model->num_params, FN(hessian_operator_apply), op, 0};
     return l;
 }
+
+void FN(common_defaults)(CommonOptions *o, const char *samples) {
+    memset(o, 0, sizeof *o);
+    o->arch = "cnn";
+    o->samples = samples;
+    o->precision = "f32";
+    o->curvature_name = "hessian";
+}
+
+int FN(common_check)(const CommonOptions *o, Curvature *c) {
+    if (FN(command_curvature)(o->curvature_name, c) != 0 || FN(command_set_threads)(o->threads) != 0) return -1;
+    if (o->chunk < 0) return hs_error("--chunk must be >= 0 (got %d)", o->chunk);
+    if (o->quiet) progress_set_quiet(1);
+    return 0;
+}
+
+/* Loads model, training data and selection. */
+int FN(common_open)(const CommonOptions *o, Model **m, Cifar10 *train, int **idx, int *count) {
+    if (cifar10_load(o->data_dir, CIFAR10_TRAIN, train) != 0) return -1;
+    HS_TRY(FN(command_selection)(train, o->samples, o->offset, idx, count));
+    return FN(command_open_model)(o->arch, o->checkpoint, 0, 0, m);
+}
+
+void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptions *o, int count) {
+    FN(command_write_provenance)(w, command, o->arch, o->checkpoint);
+    json_key(w, "samples");
+    json_int(w, count);
+    json_key(w, "offset");
+    json_int(w, o->offset);
+    json_key(w, "curvature");
+    json_string(w, o->curvature == CURVATURE_GGN ? "ggn" : "hessian");
+    json_key(w, "params");
+    json_string(w, o->params ? o->params : "all");
+}
+

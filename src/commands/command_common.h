@@ -48,12 +48,54 @@ typedef struct {
     Rng rng;
     double last_loss;
     int64_t samples_seen;
+    /* Optional block (--params): the operator acts on these parameter indices only (the block of the
+     * Hessian with those rows and columns); vectors have block_size entries. */
+    int64_t *block;     /* (block_size) ascending indices into the parameter vector */
+    int64_t block_size;
+    double *full_v, *full_hv; /* (capacity, P) scatter/gather buffers */
+    int capacity;
 } HessianOperator;
 
 int FN(hessian_operator_init)(HessianOperator *op, Model *m, const Cifar10 *data, const int *pool, int pool_count,
                               int stochastic, int batch, int chunk, uint64_t seed, Curvature curvature);
 void FN(hessian_operator_free)(HessianOperator *op);
+/* Restricts the operator to the parameters named in a comma-separated list: a tensor name ("0.weight") or a
+ * prefix of names followed by '.' ("7" = 7.weight and 7.bias, "layer4" = every tensor of layer4). NULL or
+ * "all": every parameter. Errors name the unknown entry and list the model's tensors. */
+int FN(hessian_operator_set_block)(HessianOperator *op, const char *params);
+/* Indices selected by such a list (malloc'd), for commands that work on dense matrices. */
+int FN(command_param_block)(const Model *m, const char *params, int64_t **indices, int64_t *count);
 LinOp FN(hessian_operator_linop)(HessianOperator *op);
+
+/* Options every second-order command shares (COMMON_SPECS lists them for args_parse). */
+typedef struct {
+    const char *arch, *checkpoint, *data_dir, *samples, *precision, *curvature_name, *json, *params;
+    int offset, chunk, threads, quiet;
+    Curvature curvature;
+} CommonOptions;
+
+#define COMMON_SPECS(o)                                                                                           \
+    {"--model", ARG_STRING, &(o).arch, "architecture: cnn", 0},                                                  \
+        {"--checkpoint", ARG_STRING, &(o).checkpoint, "safetensors checkpoint (default: fresh initialisation)", 0}, \
+        {"--data", ARG_STRING, &(o).data_dir, "folder with cifar-10-batches-bin/", 1},                           \
+        {"--samples", ARG_STRING, &(o).samples, "training images used: N or all", 0},                            \
+        {"--offset", ARG_INT, &(o).offset, "first training image (file order, data_batch_1 first)", 0},         \
+        {"--chunk", ARG_INT, &(o).chunk, "samples per pass (memory vs. speed; 0: automatic)", 0},              \
+        {"--curvature", ARG_STRING, &(o).curvature_name, "hessian or ggn (generalised Gauss-Newton)", 0},       \
+        {"--precision", ARG_STRING, &(o).precision, "f32 or f64", 0},                                           \
+        {"--threads", ARG_INT, &(o).threads, "OpenMP threads (0: default)", 0},                                 \
+        {"--json", ARG_STRING, &(o).json, "write results as JSON", 0},                                          \
+        {"--params", ARG_STRING, &(o).params, "restrict to the Hessian block of these tensors: names or prefixes, "\
+                                               "comma-separated (e.g. 0.weight,3.weight or 7)", 0},                                          \
+        {"--quiet", ARG_FLAG, &(o).quiet, "no progress output", 0}
+
+void FN(common_defaults)(CommonOptions *o, const char *samples);
+/* Range checks, curvature, threads, quiet. */
+int FN(common_check)(const CommonOptions *o, Curvature *c);
+/* Loads the training data, the selection and the model. */
+int FN(common_open)(const CommonOptions *o, Model **m, Cifar10 *train, int **idx, int *count);
+/* Provenance, samples, offset, curvature. */
+void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptions *o, int count);
 
 /* Parses "hessian"/"ggn". */
 int FN(command_curvature)(const char *value, Curvature *c);

@@ -13,63 +13,11 @@
 #include "command_common.h"
 #include "commands.h"
 
-/* Options every second-order command shares. */
-typedef struct {
-    const char *arch, *checkpoint, *data_dir, *samples, *precision, *curvature_name, *json;
-    int offset, chunk, threads, quiet;
-    Curvature curvature;
-} CommonOptions;
-
-#define COMMON_SPECS(o)                                                                                           \
-    {"--model", ARG_STRING, &(o).arch, "architecture: cnn", 0},                                                  \
-        {"--checkpoint", ARG_STRING, &(o).checkpoint, "safetensors checkpoint (default: fresh initialisation)", 0}, \
-        {"--data", ARG_STRING, &(o).data_dir, "folder with cifar-10-batches-bin/", 1},                           \
-        {"--samples", ARG_STRING, &(o).samples, "training images used: N or all", 0},                            \
-        {"--offset", ARG_INT, &(o).offset, "first training image (file order, data_batch_1 first)", 0},         \
-        {"--chunk", ARG_INT, &(o).chunk, "samples per pass (memory vs. speed; 0: automatic)", 0},              \
-        {"--curvature", ARG_STRING, &(o).curvature_name, "hessian or ggn (generalised Gauss-Newton)", 0},       \
-        {"--precision", ARG_STRING, &(o).precision, "f32 or f64", 0},                                           \
-        {"--threads", ARG_INT, &(o).threads, "OpenMP threads (0: default)", 0},                                 \
-        {"--json", ARG_STRING, &(o).json, "write results as JSON", 0},                                          \
-        {"--quiet", ARG_FLAG, &(o).quiet, "no progress output", 0}
-
-static void common_defaults(CommonOptions *o, const char *samples) {
-    memset(o, 0, sizeof *o);
-    o->arch = "cnn";
-    o->samples = samples;
-    o->precision = "f32";
-    o->curvature_name = "hessian";
-}
-
-static int common_check(const CommonOptions *o, Curvature *c) {
-    if (FN(command_curvature)(o->curvature_name, c) != 0 || FN(command_set_threads)(o->threads) != 0) return -1;
-    if (o->chunk < 0) return hs_error("--chunk must be >= 0 (got %d)", o->chunk);
-    if (o->quiet) progress_set_quiet(1);
-    return 0;
-}
-
-/* Loads model, training data and selection. */
-static int FN(common_open)(const CommonOptions *o, Model **m, Cifar10 *train, int **idx, int *count) {
-    if (cifar10_load(o->data_dir, CIFAR10_TRAIN, train) != 0) return -1;
-    HS_TRY(FN(command_selection)(train, o->samples, o->offset, idx, count));
-    return FN(command_open_model)(o->arch, o->checkpoint, 0, 0, m);
-}
-
-static void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptions *o, int count) {
-    FN(command_write_provenance)(w, command, o->arch, o->checkpoint);
-    json_key(w, "samples");
-    json_int(w, count);
-    json_key(w, "offset");
-    json_int(w, o->offset);
-    json_key(w, "curvature");
-    json_string(w, o->curvature == CURVATURE_GGN ? "ggn" : "hessian");
-}
-
 /* ------------------------------------------------------------------------------------------------------ */
 
 int FN(cmd_hvp)(int argc, char **argv) {
     CommonOptions o;
-    common_defaults(&o, "1000");
+    FN(common_defaults)(&o, "1000");
     const char *vector = NULL, *out = NULL;
     ArgSpec specs[] = {
         COMMON_SPECS(o),
@@ -82,7 +30,7 @@ int FN(cmd_hvp)(int argc, char **argv) {
                             "Exact Hessian-vector product (forward-over-reverse) of the mean cross-entropy.",
                             specs, (int)(sizeof specs / sizeof specs[0]));
     if (parsed == 1) return EXIT_OK;
-    if (parsed < 0 || common_check(&o, &o.curvature) != 0) {
+    if (parsed < 0 || FN(common_check)(&o, &o.curvature) != 0) {
         fprintf(stderr, "hessian hvp: %s\n", hs_last_error());
         return EXIT_USAGE;
     }
@@ -154,16 +102,65 @@ done:
 
 /* ------------------------------------------------------------------------------------------------------ */
 
+/* One layer's diagonal block of the Hessian: the curvature of that layer's parameters alone. */
+typedef struct {
+    char name[96]; /* "0" for 0.weight + 0.bias, "layer1.0.conv1", ... */
+    int64_t size;
+    double smallest, largest, trace;
+} LayerBlock;
+
+static int FN(layer_blocks)(const Model *m, const double *H, size_t P, LayerBlock **out, int *count) {
+    *out = hs_calloc((size_t)m->num_layers, sizeof(LayerBlock));
+    if (!*out) return -1;
+    *count = 0;
+    for (int l = 0; l < m->num_layers; l++) {
+        size_t begin = P, end = 0;
+        const char *first = NULL;
+        for (int t = 0; t < m->num_tensors; t++)
+            if (m->tensors[t].layer == l) {
+                if (!first) first = m->tensors[t].name;
+                if (m->tensors[t].offset < begin) begin = m->tensors[t].offset;
+                if (m->tensors[t].offset + m->tensors[t].numel > end) end = m->tensors[t].offset + m->tensors[t].numel;
+            }
+        if (!first) continue;
+        size_t n = end - begin;
+        double *block = hs_malloc(sizeof(double) * n * n), *eig = hs_malloc(sizeof(double) * n);
+        if (!block || !eig) {
+            free(block);
+            free(eig);
+            return -1;
+        }
+        LayerBlock *b = &(*out)[(*count)++];
+        const char *dot = strrchr(first, '.');
+        snprintf(b->name, sizeof b->name, "%.*s", dot ? (int)(dot - first) : (int)strlen(first), first);
+        b->size = (int64_t)n;
+        for (size_t i = 0; i < n; i++) {
+            memcpy(block + i * n, H + (begin + i) * P + begin, sizeof(double) * n);
+            b->trace += block[i * n + i];
+        }
+        int rc = eigen_symmetric_f64(block, (int64_t)n, eig, 0);
+        if (rc == 0) {
+            b->smallest = eig[0];
+            b->largest = eig[n - 1];
+        }
+        free(block);
+        free(eig);
+        if (rc != 0) return -1;
+    }
+    return 0;
+}
+
 static void exact_progress(void *user, int64_t done, int64_t total) { (void)total; progress_update(user, done, NULL); }
 
 int FN(cmd_exact)(int argc, char **argv) {
     CommonOptions o;
-    common_defaults(&o, "1000");
+    FN(common_defaults)(&o, "1000");
     const char *save_matrix = NULL, *save_eigs = NULL, *plot = NULL;
-    int k = 5;
+    int k = 5, per_layer = 0;
     ArgSpec specs[] = {
         COMMON_SPECS(o),
         {"--k", ARG_INT, &k, "how many smallest and largest eigenvalues to report", 0},
+        {"--per-layer", ARG_FLAG, &per_layer, "also report each layer block's extreme eigenvalues and trace", 0},
         {"--save-matrix", ARG_STRING, &save_matrix, "write the symmetrised Hessian as .npy (d x d)", 0},
         {"--save-eigenvalues", ARG_STRING, &save_eigs, "write all eigenvalues (ascending) as .npy", 0},
         {"--plot", ARG_STRING, &plot, "write an SVG histogram of all eigenvalues (symmetric-log axis)", 0},
@@ -174,7 +171,7 @@ int FN(cmd_exact)(int argc, char **argv) {
                             "out.json\nThe full Hessian from batched exact HVPs, and all its eigenvalues (LAPACKE).",
                             specs, (int)(sizeof specs / sizeof specs[0]));
     if (parsed == 1) return EXIT_OK;
-    if (parsed < 0 || common_check(&o, &o.curvature) != 0 || args_check_positive_int("--k", k) != 0) {
+    if (parsed < 0 || FN(common_check)(&o, &o.curvature) != 0 || args_check_positive_int("--k", k) != 0) {
         fprintf(stderr, "hessian exact: %s\n", hs_last_error());
         return EXIT_USAGE;
     }
@@ -183,6 +180,8 @@ int FN(cmd_exact)(int argc, char **argv) {
     int *idx = NULL, count = 0, status = EXIT_ERROR;
     double *H = NULL, *eig = NULL;
     real *Hr = NULL, *eigr = NULL;
+    LayerBlock *layers = NULL;
+    int num_layers = 0;
     if (FN(common_open)(&o, &m, &train, &idx, &count) != 0) goto done;
     size_t P = m->num_params;
     if (P > 20000) {
@@ -212,6 +211,23 @@ int FN(cmd_exact)(int argc, char **argv) {
         int64_t shape[2] = {(int64_t)P, (int64_t)P};
         if (npy_write_f64(save_matrix, H, 2, shape) != 0) goto done;
     }
+    double *Hfull = NULL; /* the whole matrix, kept for --per-layer */
+    size_t Pfull = P;
+    if (per_layer) {
+        Hfull = hs_malloc(sizeof(double) * P * P);
+        if (!Hfull) goto done;
+        memcpy(Hfull, H, sizeof(double) * P * P);
+    }
+    if (o.params) {
+        /* The block of the chosen parameters: rows and columns of those indices. */
+        int64_t *sel, nsel;
+        if (FN(command_param_block)(m, o.params, &sel, &nsel) != 0) goto done;
+        for (int64_t i = 0; i < nsel; i++)
+            for (int64_t j = 0; j < nsel; j++) H[i * nsel + j] = H[(size_t)sel[i] * P + (size_t)sel[j]];
+        free(sel);
+        P = (size_t)nsel;
+        if (2 * k > (int)P) k = (int)P / 2 > 0 ? (int)P / 2 : 1;
+    }
     double t1 = hs_seconds();
     /* Diagonalise in the working precision: ssyevd for f32, dsyevd for f64. */
     if (sizeof(real) == 8) {
@@ -227,6 +243,11 @@ int FN(cmd_exact)(int argc, char **argv) {
         for (size_t i = 0; i < P; i++) eig[i] = (double)eigr[i];
     }
     double t_eig = hs_seconds() - t1, seconds = hs_seconds() - t0;
+    if (per_layer) {
+        int rc = FN(layer_blocks)(m, Hfull, Pfull, &layers, &num_layers);
+        free(Hfull);
+        if (rc != 0) goto done;
+    }
     double trace = 0, smooth = 0;
     int negative = 0;
     for (size_t i = 0; i < P; i++) {
@@ -243,6 +264,9 @@ int FN(cmd_exact)(int argc, char **argv) {
     printf("\nmax |lambda| (smoothness) %.6g | trace %.6g | negative eigenvalues %d | asymmetry %.3g\n", smooth, trace,
            negative, info.asymmetry);
     printf("time: matrix %.2f s, eigenvalues %.2f s, total %.2f s\n", t_matrix, t_eig, seconds);
+    for (int l = 0; l < num_layers; l++)
+        printf("layer block %-24s d = %-6lld smallest %.6g | largest %.6g | trace %.6g\n", layers[l].name,
+               (long long)layers[l].size, layers[l].smallest, layers[l].largest, layers[l].trace);
     if (save_eigs) {
         int64_t shape[1] = {(int64_t)P};
         if (npy_write_f64(save_eigs, eig, 1, shape) != 0) goto done;
@@ -280,6 +304,25 @@ int FN(cmd_exact)(int argc, char **argv) {
         json_double(&w, t_matrix);
         json_key(&w, "seconds_eigenvalues");
         json_double(&w, t_eig);
+        if (num_layers) {
+            json_key(&w, "layers");
+            json_array_begin(&w);
+            for (int l = 0; l < num_layers; l++) {
+                json_object_begin(&w);
+                json_key(&w, "name");
+                json_string(&w, layers[l].name);
+                json_key(&w, "d");
+                json_int(&w, layers[l].size);
+                json_key(&w, "smallest");
+                json_double(&w, layers[l].smallest);
+                json_key(&w, "largest");
+                json_double(&w, layers[l].largest);
+                json_key(&w, "trace");
+                json_double(&w, layers[l].trace);
+                json_object_end(&w);
+            }
+            json_array_end(&w);
+        }
         json_object_end(&w);
         json_end(&w);
         if (atomic_file_commit(&af) != 0) goto done;
@@ -287,6 +330,7 @@ int FN(cmd_exact)(int argc, char **argv) {
     status = EXIT_OK;
 done:
     if (status != EXIT_OK) FN(command_fail)("exact");
+    free(layers);
     free(H);
     free(eig);
     free(Hr);
@@ -312,7 +356,7 @@ static void FN(power_step)(void *user, int step, double lambda, double residual)
 
 int FN(cmd_power)(int argc, char **argv) {
     CommonOptions o;
-    common_defaults(&o, "all");
+    FN(common_defaults)(&o, "all");
     const char *csv = NULL, *variant = NULL;
     int batch = 1000, iters = 30, fixed = 0;
     double beta = -1, tol = 1e-4;
@@ -344,7 +388,7 @@ int FN(cmd_power)(int argc, char **argv) {
         else parsed = hs_error("--variant must be plain, study or heavy-ball (got '%s')", variant);
     }
     if (pv != POWER_PLAIN && beta < 0) beta = 0.9;
-    if (parsed < 0 || common_check(&o, &o.curvature) != 0 || args_check_positive_int("--iters", iters) != 0 ||
+    if (parsed < 0 || FN(common_check)(&o, &o.curvature) != 0 || args_check_positive_int("--iters", iters) != 0 ||
         args_check_positive_int("--batch", batch) != 0 || args_check_range("--tol", tol, 0, 1) != 0 ||
         (pv != POWER_PLAIN && args_check_range("--beta", beta, 0, 0.999999) != 0)) {
         fprintf(stderr, "hessian power: %s\n", hs_last_error());
@@ -360,6 +404,7 @@ int FN(cmd_power)(int argc, char **argv) {
     if (FN(hessian_operator_init)(&hop, m, &train, idx, count, !fixed, batch, o.chunk, seed, o.curvature) != 0)
         goto done;
     op_ready = 1;
+    if (FN(hessian_operator_set_block)(&hop, o.params) != 0) goto done;
     LinOp op = FN(hessian_operator_linop)(&hop);
     PowerPrinter printer = {o.quiet, &hop};
     PowerOptions popt = {iters, beta < 0 ? 0 : beta, pv, fixed ? tol : 0, seed, NULL, FN(power_step), &printer};
