@@ -218,7 +218,7 @@ int FN(cmd_study)(int argc, char **argv) {
                     "test acc | seconds |\n|---|---|---|---|---|---|\n");
         for (int i = 0; i < ne; i++)
             fprintf(fp, "| %d | %.4f | %.1f%% | %.4f | %.1f%% | %.1f |\n", i + 1, tl[i], 100 * ta[i], vl[i], 100 * va[i],
-                    ts[i + 1]);
+                    ts[i]);
         fprintf(fp, "\n![training curve](training.svg)\n\n");
     }
     double loss = 0, asym = 0, trace = 0, neg = 0, secs = 0;

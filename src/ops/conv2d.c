@@ -1,7 +1,14 @@
 /* conv2d.c: 2-D convolution (square kernel, stride, zero padding, optional bias) and its four passes
- * (see ops.h), by im2col + GEMM with OpenMP over samples.
+ * (see ops.h), as patch matrices times weights (GEMM), with OpenMP over samples.
  *
- * Per sample, col = im2col(in) is (C*k*k, Ho*Wo) and out = W col + b with W viewed as (O, C*k*k).
+ * Per image the patch matrix `col` has one row per weight column r = (c, i, j) of W viewed as (O, C*k*k),
+ * so out = W col + b. Three patch layouts, chosen by shape:
+ *   pointwise (1x1, stride 1, no padding): col is the input itself, (C, H*W); nothing is copied.
+ *   wide (stride 1): the input is zero-padded to (C, Hp, Wp) if needed, and row (c, i, j) is the contiguous
+ *     run of Lw = (Ho-1)*Wp + Wo values starting at (c, i, j): one copy per row instead of one per output
+ *     row. Column l = oh*Wp + ow; the columns with ow >= Wo are "gaps" that belong to no output: outputs
+ *     are gathered from the valid columns and gradients enter with zeros in the gaps.
+ *   general (stride > 1): classic im2col, (C*k*k, Ho*Wo).
  * Convolution is bilinear in (in, W), so for direction k:
  *   t_out   = conv(t_in, W) + conv(in, t_W) + t_b
  *   td_in   = conv^T(td_out, W) + conv^T(d_out, t_W)
@@ -17,7 +24,9 @@
 #include "blas.h"
 #include "ops.h"
 
-/* Precision-independent, but this file is compiled twice (f32 and f64): define it in one of them only. */
+/* Scratch slots: per thread inside parallel regions, then on the calling thread. */
+enum { SLOT_COL, SLOT_COL2, SLOT_PAD, SLOT_WIDE, SLOT_WIDE2, SLOT_STACKED, SLOT_ACC, SLOT_INDEX };
+
 #if defined(HS_F64)
 ConvShape conv2d_shape(int C, int H, int W, int O, int k, int stride, int pad) {
     ConvShape s = {C, H, W, O, k, stride, pad, (H + 2 * pad - k) / stride + 1, (W + 2 * pad - k) / stride + 1};
@@ -25,83 +34,211 @@ ConvShape conv2d_shape(int C, int H, int W, int O, int k, int stride, int pad) {
 }
 #endif
 
-static inline int conv_rows(const ConvShape *s) { return s->C * s->k * s->k; } /* C*k*k */
-static inline int conv_cols(const ConvShape *s) { return s->Ho * s->Wo; }      /* L */
+typedef enum { LAYOUT_POINTWISE, LAYOUT_WIDE, LAYOUT_GENERAL } PatchLayout;
+
+typedef struct {
+    PatchLayout layout;
+    int R;       /* C*k*k */
+    int L;       /* Ho*Wo, outputs per channel */
+    int cols;    /* columns of the patch matrix: L, or Lw for the wide layout */
+    int Hp, Wp;  /* padded input size (wide layout) */
+    size_t in_size, out_size;
+} Patches;
+
+static Patches patches_for(const ConvShape *s) {
+    Patches p;
+    p.R = s->C * s->k * s->k;
+    p.L = s->Ho * s->Wo;
+    p.Hp = s->H + 2 * s->pad;
+    p.Wp = s->W + 2 * s->pad;
+    p.in_size = (size_t)s->C * s->H * s->W;
+    p.out_size = (size_t)s->O * p.L;
+    if (s->k == 1 && s->stride == 1 && s->pad == 0) {
+        p.layout = LAYOUT_POINTWISE;
+        p.cols = p.L;
+    } else if (s->stride == 1) {
+        p.layout = LAYOUT_WIDE;
+        p.cols = (s->Ho - 1) * p.Wp + s->Wo;
+    } else {
+        p.layout = LAYOUT_GENERAL;
+        p.cols = p.L;
+    }
+    return p;
+}
+
+/* ---- patch matrices ---- */
 
 static void FN(im2col)(real *restrict col /* (C*k*k, L) */, const real *restrict x /* (C,H,W) */, const ConvShape *s) {
-    int L = conv_cols(s);
+    int L = s->Ho * s->Wo;
     for (int c = 0; c < s->C; c++)
         for (int i = 0; i < s->k; i++)
             for (int j = 0; j < s->k; j++) {
                 real *row = col + (size_t)((c * s->k + i) * s->k + j) * L;
                 const real *plane = x + (size_t)c * s->H * s->W;
-                /* output columns [ow_lo, ow_hi) read inside the image; the others are padding */
-                int ow_lo = 0, ow_hi = s->Wo;
-                while (ow_lo < s->Wo && ow_lo * s->stride - s->pad + j < 0) ow_lo++;
-                while (ow_hi > ow_lo && (ow_hi - 1) * s->stride - s->pad + j >= s->W) ow_hi--;
                 for (int oh = 0; oh < s->Ho; oh++) {
                     int h = oh * s->stride - s->pad + i;
                     real *dst = row + oh * s->Wo;
-                    if (h < 0 || h >= s->H) {
-                        memset(dst, 0, sizeof(real) * (size_t)s->Wo);
-                        continue;
+                    for (int ow = 0; ow < s->Wo; ow++) {
+                        int w = ow * s->stride - s->pad + j;
+                        dst[ow] = (h >= 0 && h < s->H && w >= 0 && w < s->W) ? plane[(size_t)h * s->W + w] : 0;
                     }
-                    const real *src = plane + (size_t)h * s->W; /* input column of output ow: ow*stride + j - pad */
-                    int shift = j - s->pad;
-                    for (int ow = 0; ow < ow_lo; ow++) dst[ow] = 0;
-                    if (s->stride == 1) { /* rows are short: a plain loop beats a memcpy call */
-                        const real *from = src + shift;
-                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow] = from[ow];
-                    } else {
-                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow] = src[ow * s->stride + shift];
-                    }
-                    for (int ow = ow_hi; ow < s->Wo; ow++) dst[ow] = 0;
                 }
             }
 }
 
 static void FN(col2im_add)(real *x /* (C,H,W) += */, const real *col /* (C*k*k, L) */, const ConvShape *s) {
-    int L = conv_cols(s);
+    int L = s->Ho * s->Wo;
     for (int c = 0; c < s->C; c++)
         for (int i = 0; i < s->k; i++)
             for (int j = 0; j < s->k; j++) {
                 const real *row = col + (size_t)((c * s->k + i) * s->k + j) * L;
                 real *plane = x + (size_t)c * s->H * s->W;
-                int ow_lo = 0, ow_hi = s->Wo;
-                while (ow_lo < s->Wo && ow_lo * s->stride - s->pad + j < 0) ow_lo++;
-                while (ow_hi > ow_lo && (ow_hi - 1) * s->stride - s->pad + j >= s->W) ow_hi--;
                 for (int oh = 0; oh < s->Ho; oh++) {
                     int h = oh * s->stride - s->pad + i;
                     if (h < 0 || h >= s->H) continue;
-                    real *dst = plane + (size_t)h * s->W;
-                    const real *src = row + oh * s->Wo;
-                    int shift = j - s->pad;
-                    for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow * s->stride + shift] += src[ow];
+                    for (int ow = 0; ow < s->Wo; ow++) {
+                        int w = ow * s->stride - s->pad + j;
+                        if (w >= 0 && w < s->W) plane[(size_t)h * s->W + w] += row[oh * s->Wo + ow];
+                    }
                 }
             }
 }
 
-static inline int is_pointwise(const ConvShape *s) { return s->k == 1 && s->stride == 1 && s->pad == 0; }
+/* The patch matrix of one image x (C,H,W): returns col, or x itself for the pointwise layout.
+ * pad_buf: (C,Hp,Wp) scratch for padded wide inputs. */
+static const real *FN(patches)(real *col, real *pad_buf, const real *x, const ConvShape *s, const Patches *p) {
+    if (p->layout == LAYOUT_POINTWISE) return x;
+    if (p->layout == LAYOUT_GENERAL) {
+        FN(im2col)(col, x, s);
+        return col;
+    }
+    const real *src = x;
+    if (s->pad) {
+        memset(pad_buf, 0, sizeof(real) * (size_t)s->C * p->Hp * p->Wp);
+        for (int c = 0; c < s->C; c++)
+            for (int h = 0; h < s->H; h++)
+                memcpy(pad_buf + ((size_t)c * p->Hp + h + s->pad) * p->Wp + s->pad, x + ((size_t)c * s->H + h) * s->W,
+                       sizeof(real) * (size_t)s->W);
+        src = pad_buf;
+    }
+    for (int c = 0; c < s->C; c++)
+        for (int i = 0; i < s->k; i++)
+            for (int j = 0; j < s->k; j++)
+                memcpy(col + (size_t)((c * s->k + i) * s->k + j) * p->cols,
+                       src + ((size_t)c * p->Hp + i) * p->Wp + j, sizeof(real) * (size_t)p->cols);
+    return col;
+}
+
+/* dx (C,H,W) += the image-space sum of a patch-shaped gradient dcol (R, cols). */
+static void FN(patches_add_back)(real *dx, const real *dcol, real *pad_buf, const ConvShape *s, const Patches *p) {
+    if (p->layout == LAYOUT_POINTWISE) {
+        for (size_t i = 0; i < p->in_size; i++) dx[i] += dcol[i];
+        return;
+    }
+    if (p->layout == LAYOUT_GENERAL) {
+        FN(col2im_add)(dx, dcol, s);
+        return;
+    }
+    real *dst = dx;
+    if (s->pad) {
+        dst = pad_buf;
+        memset(pad_buf, 0, sizeof(real) * (size_t)s->C * p->Hp * p->Wp);
+    }
+    for (int c = 0; c < s->C; c++)
+        for (int i = 0; i < s->k; i++)
+            for (int j = 0; j < s->k; j++) {
+                real *restrict d = dst + ((size_t)c * p->Hp + i) * p->Wp + j;
+                const real *restrict g = dcol + (size_t)((c * s->k + i) * s->k + j) * p->cols;
+                for (int l = 0; l < p->cols; l++) d[l] += g[l];
+            }
+    if (s->pad)
+        for (int c = 0; c < s->C; c++)
+            for (int h = 0; h < s->H; h++) {
+                real *d = dx + ((size_t)c * s->H + h) * s->W;
+                const real *g = pad_buf + ((size_t)c * p->Hp + h + s->pad) * p->Wp + s->pad;
+                for (int w = 0; w < s->W; w++) d[w] += g[w];
+            }
+}
+
+/* out (rows, L) = or += the valid columns of wide (rows, cols). */
+static void FN(gather_outputs)(real *out, const real *wide, int rows, int accumulate, const ConvShape *s,
+                               const Patches *p) {
+    for (int r = 0; r < rows; r++)
+        for (int oh = 0; oh < s->Ho; oh++) {
+            real *d = out + (size_t)r * p->L + (size_t)oh * s->Wo;
+            const real *g = wide + (size_t)r * p->cols + (size_t)oh * p->Wp;
+            if (accumulate)
+                for (int ow = 0; ow < s->Wo; ow++) d[ow] += g[ow];
+            else
+                memcpy(d, g, sizeof(real) * (size_t)s->Wo);
+        }
+}
+
+/* wide (rows, cols) = out (rows, L) with zeros in the gap columns. */
+static void FN(spread_outputs)(real *wide, const real *out, int rows, const ConvShape *s, const Patches *p) {
+    memset(wide, 0, sizeof(real) * (size_t)rows * p->cols);
+    for (int r = 0; r < rows; r++)
+        for (int oh = 0; oh < s->Ho; oh++)
+            memcpy(wide + (size_t)r * p->cols + (size_t)oh * p->Wp, out + (size_t)r * p->L + (size_t)oh * s->Wo,
+                   sizeof(real) * (size_t)s->Wo);
+}
+
+/* Output-shaped gradient rows (rows, L) in the patch layout's columns: itself, or spread into buf. */
+static const real *FN(as_columns)(real *buf, const real *out, int rows, const ConvShape *s, const Patches *p) {
+    if (p->layout != LAYOUT_WIDE) return out;
+    FN(spread_outputs)(buf, out, rows, s, p);
+    return buf;
+}
+
+/* Per-thread buffers for one image. */
+typedef struct {
+    real *col, *col2, *pad, *wide, *wide2;
+} ConvBuffers;
+
+/* wide_rows: rows of the wide output buffers needed (0: none). */
+static int FN(buffers_get)(ConvBuffers *b, const ConvShape *s, const Patches *p, int second_col, int wide_rows) {
+    memset(b, 0, sizeof *b);
+    if (p->layout != LAYOUT_POINTWISE) {
+        b->col = scratch_get(SLOT_COL, sizeof(real) * (size_t)p->R * p->cols);
+        if (!b->col) return -1;
+        if (second_col && !(b->col2 = scratch_get(SLOT_COL2, sizeof(real) * (size_t)p->R * p->cols))) return -1;
+    } else if (second_col) {
+        b->col2 = scratch_get(SLOT_COL2, sizeof(real) * (size_t)p->R * p->cols); /* dcol for cross terms */
+        if (!b->col2) return -1;
+    }
+    if (p->layout == LAYOUT_WIDE) {
+        if (s->pad && !(b->pad = scratch_get(SLOT_PAD, sizeof(real) * (size_t)s->C * p->Hp * p->Wp))) return -1;
+        if (wide_rows) {
+            b->wide = scratch_get(SLOT_WIDE, sizeof(real) * (size_t)wide_rows * p->cols);
+            b->wide2 = scratch_get(SLOT_WIDE2, sizeof(real) * (size_t)s->O * p->cols);
+            if (!b->wide || !b->wide2) return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- convolution and its transpose over many images ---- */
 
 /* out = conv(in, W) (+ bias) for `count` images. */
 static int FN(conv_apply)(real *out, const real *in, const real *weight, const real *bias, long count,
                           const ConvShape *s) {
-    int R = conv_rows(s), L = conv_cols(s), failed = 0;
-    size_t in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)s->O * L;
+    Patches p = patches_for(s);
+    int failed = 0;
 #pragma omp parallel
     {
-        real *col = is_pointwise(s) ? NULL : scratch_get(0, sizeof(real) * (size_t)R * L);
-        if (!col && !is_pointwise(s)) failed = 1;
+        ConvBuffers b;
+        if (FN(buffers_get)(&b, s, &p, 0, s->O) != 0) failed = 1;
 #pragma omp for schedule(static)
         for (long n = 0; n < count; n++) {
             if (failed) continue;
-            const real *x = in + (size_t)n * in_size;
-            real *y = out + (size_t)n * out_size;
-            if (col) FN(im2col)(col, x, s);
+            real *y = out + (size_t)n * p.out_size;
+            const real *col = FN(patches)(b.col, b.pad, in + (size_t)n * p.in_size, s, &p);
+            real *dst = p.layout == LAYOUT_WIDE ? b.wide : y;
+            FN(gemm)(0, 0, s->O, p.cols, p.R, 1, weight, p.R, col, p.cols, 0, dst, p.cols);
+            if (p.layout == LAYOUT_WIDE) FN(gather_outputs)(y, dst, s->O, 0, s, &p);
             if (bias)
                 for (int o = 0; o < s->O; o++)
-                    for (int l = 0; l < L; l++) y[(size_t)o * L + l] = bias[o];
-            FN(gemm)(0, 0, s->O, L, R, 1, weight, R, col ? col : x, L, bias ? 1 : 0, y, L);
+                    for (int l = 0; l < p.L; l++) y[(size_t)o * p.L + l] += bias[o];
         }
     }
     return failed ? -1 : 0;
@@ -110,24 +247,24 @@ static int FN(conv_apply)(real *out, const real *in, const real *weight, const r
 /* d_in = conv^T(d_out, W) for `count` images. */
 static int FN(conv_apply_transposed)(real *d_in, const real *d_out, const real *weight, long count,
                                      const ConvShape *s) {
-    int R = conv_rows(s), L = conv_cols(s), failed = 0;
-    size_t in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)s->O * L;
+    Patches p = patches_for(s);
+    int failed = 0;
 #pragma omp parallel
     {
-        real *col = is_pointwise(s) ? NULL : scratch_get(0, sizeof(real) * (size_t)R * L);
-        if (!col && !is_pointwise(s)) failed = 1;
+        ConvBuffers b;
+        if (FN(buffers_get)(&b, s, &p, 1, s->O) != 0) failed = 1;
 #pragma omp for schedule(static)
         for (long n = 0; n < count; n++) {
             if (failed) continue;
-            real *dx = d_in + (size_t)n * in_size;
-            const real *dy = d_out + (size_t)n * out_size;
-            if (!col) {
-                FN(gemm)(1, 0, R, L, s->O, 1, weight, R, dy, L, 0, dx, L);
+            real *dx = d_in + (size_t)n * p.in_size;
+            const real *dy = FN(as_columns)(b.wide, d_out + (size_t)n * p.out_size, s->O, s, &p);
+            if (p.layout == LAYOUT_POINTWISE) {
+                FN(gemm)(1, 0, p.R, p.cols, s->O, 1, weight, p.R, dy, p.cols, 0, dx, p.cols);
                 continue;
             }
-            FN(gemm)(1, 0, R, L, s->O, 1, weight, R, dy, L, 0, col, L);
-            memset(dx, 0, sizeof(real) * in_size);
-            FN(col2im_add)(dx, col, s);
+            FN(gemm)(1, 0, p.R, p.cols, s->O, 1, weight, p.R, dy, p.cols, 0, b.col, p.cols);
+            memset(dx, 0, sizeof(real) * p.in_size);
+            FN(patches_add_back)(dx, b.col, b.pad, s, &p);
         }
     }
     return failed ? -1 : 0;
@@ -142,27 +279,30 @@ int FN(conv2d_backward)(real *d_in, real *d_weight, real *d_bias, const real *d_
     return FN(conv2d_tangent_backward)(d_in, d_weight, d_bias, 0, d_out, NULL, NULL, NULL, in, weight, 1, N, s);
 }
 
+/* ---- tangent passes ---- */
+
 int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weight, const real *t_bias, size_t ldw,
                                const real *in, const real *weight, int K, int N, const ConvShape *s) {
-    int R = conv_rows(s), L = conv_cols(s), O = s->O, failed = 0;
-    size_t in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
+    Patches p = patches_for(s);
+    int R = p.R, L = p.L, O = s->O, failed = 0;
     if (t_in) {
         HS_TRY(FN(conv_apply)(t_out, t_in, weight, NULL, (long)N * K, s));
     } else {
-        memset(t_out, 0, sizeof(real) * out_size * (size_t)N * K);
+        memset(t_out, 0, sizeof(real) * p.out_size * (size_t)N * K);
     }
     if (t_weight) {
         /* Stack the K weight tangents into one (K*O, R) matrix; when few entries are non-zero (unit directions,
-         * as the exact Hessian uses), add their columns directly instead of multiplying by zeros. */
+         * as the exact Hessian uses), add their patch rows directly instead of multiplying by zeros. */
         size_t total = (size_t)K * O * R, nnz = 0;
-        real *stacked = scratch_get(2, sizeof(real) * total);
+        real *stacked = scratch_get(SLOT_STACKED, sizeof(real) * total);
         if (!stacked) return -1;
-        for (int k = 0; k < K; k++) memcpy(stacked + (size_t)k * O * R, t_weight + (size_t)k * ldw, sizeof(real) * (size_t)O * R);
+        for (int k = 0; k < K; k++)
+            memcpy(stacked + (size_t)k * O * R, t_weight + (size_t)k * ldw, sizeof(real) * (size_t)O * R);
         for (size_t i = 0; i < total; i++) nnz += stacked[i] != 0;
         int sparse = nnz * 16 < total;
         int32_t *nz_index = NULL;
         if (sparse) {
-            nz_index = scratch_get(3, sizeof(int32_t) * (nnz + 1));
+            nz_index = scratch_get(SLOT_INDEX, sizeof(int32_t) * (nnz + 1));
             if (!nz_index) return -1;
             size_t j = 0;
             for (size_t i = 0; i < total; i++)
@@ -170,27 +310,30 @@ int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weig
         }
 #pragma omp parallel
         {
-            real *col = is_pointwise(s) ? NULL : scratch_get(0, sizeof(real) * (size_t)R * L);
-            if (!col && !is_pointwise(s)) failed = 1;
+            ConvBuffers b;
+            if (FN(buffers_get)(&b, s, &p, 0, sparse ? 0 : K * O) != 0) failed = 1;
 #pragma omp for schedule(static)
             for (int n = 0; n < N; n++) {
                 if (failed) continue;
-                const real *x = in + (size_t)n * in_size;
-                const real *c = x;
-                if (col) {
-                    FN(im2col)(col, x, s);
-                    c = col;
-                }
-                real *tn = t_out + (size_t)n * K * out_size; /* (K*O, L) */
-                if (!sparse) {
-                    FN(gemm)(0, 0, K * O, L, R, 1, stacked, R, c, L, 1, tn, L);
-                    continue;
-                }
-                for (size_t e = 0; e < nnz; e++) {
-                    size_t i = (size_t)nz_index[e];
-                    real w = stacked[i], *dst = tn + (i / (size_t)R) * L;
-                    const real *src = c + (i % (size_t)R) * L;
-                    for (int l = 0; l < L; l++) dst[l] += w * src[l];
+                const real *col = FN(patches)(b.col, b.pad, in + (size_t)n * p.in_size, s, &p);
+                real *tn = t_out + (size_t)n * K * p.out_size; /* (K*O, L) */
+                if (sparse) {
+                    for (size_t e = 0; e < nnz; e++) {
+                        size_t i = (size_t)nz_index[e];
+                        real w = stacked[i], *dst = tn + (i / (size_t)R) * L;
+                        const real *src = col + (i % (size_t)R) * p.cols;
+                        if (p.layout == LAYOUT_WIDE) {
+                            for (int oh = 0; oh < s->Ho; oh++)
+                                for (int ow = 0; ow < s->Wo; ow++) dst[oh * s->Wo + ow] += w * src[oh * p.Wp + ow];
+                        } else {
+                            for (int l = 0; l < L; l++) dst[l] += w * src[l];
+                        }
+                    }
+                } else if (p.layout == LAYOUT_WIDE) {
+                    FN(gemm)(0, 0, K * O, p.cols, R, 1, stacked, R, col, p.cols, 0, b.wide, p.cols);
+                    FN(gather_outputs)(tn, b.wide, K * O, 1, s, &p);
+                } else {
+                    FN(gemm)(0, 0, K * O, L, R, 1, stacked, R, col, p.cols, 1, tn, L);
                 }
             }
         }
@@ -200,10 +343,10 @@ int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weig
 #pragma omp parallel for schedule(static) collapse(2)
         for (int n = 0; n < N; n++)
             for (int k = 0; k < K; k++) {
-                const real *b = t_bias + (size_t)k * ldw;
-                real *y = t_out + ((size_t)n * K + k) * out_size;
+                const real *bk = t_bias + (size_t)k * ldw;
+                real *y = t_out + ((size_t)n * K + k) * p.out_size;
                 for (int o = 0; o < O; o++)
-                    for (int l = 0; l < L; l++) y[(size_t)o * L + l] += b[o];
+                    for (int l = 0; l < L; l++) y[(size_t)o * L + l] += bk[o];
             }
     }
     return 0;
@@ -212,8 +355,8 @@ int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weig
 int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, size_t ldw, const real *td_out,
                                 const real *d_out, const real *t_in, const real *t_weight, const real *in,
                                 const real *weight, int K, int N, const ConvShape *s) {
-    int R = conv_rows(s), L = conv_cols(s), O = s->O, failed = 0;
-    size_t in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
+    Patches p = patches_for(s);
+    int R = p.R, L = p.L, O = s->O, failed = 0;
     size_t wsize = (size_t)O * R;
     if (ldw == 0) ldw = wsize; /* K == 1 primal call */
     int cross_in = d_out && t_weight && td_in, cross_w = d_out && t_in;
@@ -222,7 +365,7 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
 
     int threads = omp_get_max_threads();
     size_t acc_size = (size_t)K * (wsize + (size_t)O); /* per thread: K weight blocks then K bias blocks */
-    real *acc_all = scratch_get(3, sizeof(real) * acc_size * (size_t)threads);
+    real *acc_all = scratch_get(SLOT_ACC, sizeof(real) * acc_size * (size_t)threads);
     if (!acc_all) return -1;
     memset(acc_all, 0, sizeof(real) * acc_size * (size_t)threads);
 
@@ -231,16 +374,15 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
         int t = omp_get_thread_num();
         real *acc = acc_all + (size_t)t * acc_size;
         real *acc_b = acc + (size_t)K * wsize;
-        real *col = is_pointwise(s) ? NULL : scratch_get(0, sizeof(real) * (size_t)R * L);
-        real *col2 = (cross_in || cross_w) ? scratch_get(1, sizeof(real) * (size_t)R * L) : NULL;
-        if ((!col && !is_pointwise(s)) || ((cross_in || cross_w) && !col2)) failed = 1;
+        ConvBuffers b;
+        if (FN(buffers_get)(&b, s, &p, cross_in || cross_w, K * O) != 0) failed = 1;
 #pragma omp for schedule(static)
         for (int n = 0; n < N; n++) {
             if (failed) continue;
-            const real *x = in + (size_t)n * in_size;
-            const real *tdo = td_out + (size_t)n * K * out_size; /* (K*O, L) */
-            if (col) FN(im2col)(col, x, s);
-            FN(gemm)(0, 1, K * O, R, L, 1, tdo, L, col ? col : x, L, 1, acc, R);
+            const real *tdo = td_out + (size_t)n * K * p.out_size; /* (K*O, L) */
+            const real *col = FN(patches)(b.col, b.pad, in + (size_t)n * p.in_size, s, &p);
+            const real *tdo_cols = FN(as_columns)(b.wide, tdo, K * O, s, &p);
+            FN(gemm)(0, 1, K * O, R, p.cols, 1, tdo_cols, p.cols, col, p.cols, 1, acc, R);
             if (td_bias)
                 for (int ko = 0; ko < K * O; ko++) {
                     const real *row = tdo + (size_t)ko * L;
@@ -249,21 +391,20 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
                     acc_b[ko] += sum;
                 }
             if (!cross_in && !cross_w) continue;
-            const real *dy = d_out + (size_t)n * out_size; /* (O, L) */
+            const real *dy = FN(as_columns)(b.wide2, d_out + (size_t)n * p.out_size, O, s, &p); /* (O, cols) */
             for (int k = 0; k < K; k++) {
                 if (cross_w) {
-                    const real *tx = t_in + ((size_t)n * K + k) * in_size;
-                    if (!is_pointwise(s)) FN(im2col)(col2, tx, s);
-                    FN(gemm)(0, 1, O, R, L, 1, dy, L, is_pointwise(s) ? tx : col2, L, 1, acc + (size_t)k * wsize, R);
+                    const real *tcol = FN(patches)(b.col2, b.pad, t_in + ((size_t)n * K + k) * p.in_size, s, &p);
+                    FN(gemm)(0, 1, O, R, p.cols, 1, dy, p.cols, tcol, p.cols, 1, acc + (size_t)k * wsize, R);
                 }
                 if (cross_in) {
-                    real *tdx = td_in + ((size_t)n * K + k) * in_size;
+                    real *tdx = td_in + ((size_t)n * K + k) * p.in_size;
                     const real *tw = t_weight + (size_t)k * ldw;
-                    if (is_pointwise(s)) {
-                        FN(gemm)(1, 0, R, L, O, 1, tw, R, dy, L, 1, tdx, L);
+                    if (p.layout == LAYOUT_POINTWISE) {
+                        FN(gemm)(1, 0, R, p.cols, O, 1, tw, R, dy, p.cols, 1, tdx, p.cols);
                     } else {
-                        FN(gemm)(1, 0, R, L, O, 1, tw, R, dy, L, 0, col2, L);
-                        FN(col2im_add)(tdx, col2, s);
+                        FN(gemm)(1, 0, R, p.cols, O, 1, tw, R, dy, p.cols, 0, b.col2, p.cols);
+                        FN(patches_add_back)(tdx, b.col2, b.pad, s, &p);
                     }
                 }
             }

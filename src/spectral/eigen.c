@@ -3,6 +3,7 @@
  * overwritten by the orthonormal eigenvectors stored as COLUMNS of the row-major matrix: eigenvector j is
  * a[i * n + j] for i = 0..n-1 and belongs to eigenvalues[j] (this is LAPACKE's row-major layout). Without
  * vectors `a` is destroyed. Only the upper triangle of `a` is read (the matrix is assumed symmetric). */
+#include <cblas.h> /* OpenBLAS: openblas_get/set_num_threads */
 #include <lapacke.h>
 #include <limits.h>
 #include <math.h>
@@ -35,8 +36,11 @@ int eigen_symmetric_f64(double *a, int64_t n, double *eigenvalues, int want_vect
         /* Eigenvalues only: the two-stage reduction (mostly matrix-matrix work) is several times faster than
          * the one-stage one for large n. The matrix is symmetric, so column-major storage is the same memory
          * and LAPACKE need not transpose it. */
+        int threads = openblas_get_num_threads();
+        openblas_set_num_threads(1); /* with more, OpenBLAS's threads and LAPACK's OpenMP tasks fight: 10x slower */
         lapack_int info = LAPACKE_dsyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', (lapack_int)n, a, (lapack_int)n,
                                                   eigenvalues);
+        openblas_set_num_threads(threads);
         if (info != 0) return report_info(info, "LAPACKE_dsyevd_2stage", n);
         return 0;
     }
@@ -56,8 +60,11 @@ int eigen_symmetric_f32(float *a, int64_t n, float *eigenvalues, int want_vector
         /* Eigenvalues only: the two-stage reduction (mostly matrix-matrix work) is several times faster than
          * the one-stage one for large n. The matrix is symmetric, so column-major storage is the same memory
          * and LAPACKE need not transpose it. */
+        int threads = openblas_get_num_threads();
+        openblas_set_num_threads(1); /* with more, OpenBLAS's threads and LAPACK's OpenMP tasks fight: 10x slower */
         lapack_int info = LAPACKE_ssyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', (lapack_int)n, a, (lapack_int)n,
                                                   eigenvalues);
+        openblas_set_num_threads(threads);
         if (info != 0) return report_info(info, "LAPACKE_ssyevd_2stage", n);
         return 0;
     }

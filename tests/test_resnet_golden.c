@@ -1,0 +1,347 @@
+/* test_resnet_golden.c: ResNet-50 against PyTorch (tests/golden/resnet50_*, made by
+ * `/usr/bin/python3 tests/golden/make_resnet_golden.py`; see that script for the weight formula both sides
+ * use, so that no checkpoint is committed) on the first 4 training images of tests/golden/cnn_data:
+ *   every parameter and buffer name and shape, in order, as torchvision's resnet50(num_classes=10);
+ *   batch norm with running statistics (eval): logits and loss, the gradient and H v (v by formula) at 2,000
+ *   sampled indices plus the full vectors' norms, g.v and v.Hv;
+ *   training mode (batch statistics): logits, loss, gradient; running statistics and num_batches_tracked
+ *   after one training-mode forward pass; H v with batch statistics (bn_mode BN_BATCH).
+ * Tolerances (relative): f64 1e-8 (gradient, H v, logits, loss); f32 logits and loss 1e-4, gradient and H v
+ * 1e-3 — against PyTorch's float64 values. */
+#define _DEFAULT_SOURCE
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/curvature/curvature.h"
+#include "../src/io/npy.h"
+#include "check.h"
+
+#define GOLDEN "tests/golden/"
+
+/* The float32 library: tests are compiled with HS_F64, so an f32 Model's params, buffer_values and logits are
+ * float arrays seen here through double pointers (cast before use). */
+int model_create_f32(const char *arch, uint64_t seed, Model **out);
+void model_free_f32(Model *m);
+int model_forward_f32(Model *m, const float *x, int N);
+int curv_loss_grad_f32(Model *m, const SampleSet *set, double *loss, double *accuracy, double *grad);
+int curv_hvp_f32(Model *m, const SampleSet *set, const double *v, int K, Curvature curvature, double *hv,
+                 double *loss);
+void samples_fill_f32(const Cifar10 *data, const int *indices, int count, float *x, int32_t *labels);
+
+/* ---------------------------------------------------------------- the weight formula (see the script) */
+
+static double formula_r(uint64_t tag, uint64_t i) {
+    uint64_t z = (tag << 32) | i;
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    double u = (double)(z >> 11) * (1.0 / 9007199254740992.0);
+    return 2.0 * u - 1.0;
+}
+
+static int is_fc(const TensorInfo *t) { return strncmp(t->name, "fc.", 3) == 0; }
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static double param_value(int t, const TensorInfo *ti, size_t i) {
+    double r = formula_r(1 + (uint64_t)t, i);
+    if (is_fc(ti)) return r / sqrt(2048.0);
+    if (ti->ndim == 4) return r * sqrt(6.0 / (double)(ti->shape[0] * ti->shape[2] * ti->shape[3]));
+    return ends_with(ti->name, ".weight") ? 0.5 + 0.25 * r : 0.1 * r;
+}
+
+static double direction_value(int t, const TensorInfo *ti, size_t i) {
+    double r = formula_r(2001 + (uint64_t)t, i);
+    if (is_fc(ti)) return r / sqrt(2048.0);
+    if (ti->ndim == 4) return r * sqrt(2.0 / (double)(ti->shape[0] * ti->shape[2] * ti->shape[3]));
+    return r * 0.1;
+}
+
+static double buffer_value(int b, const TensorInfo *ti, size_t i) {
+    double r = formula_r(1001 + (uint64_t)b, i);
+    return ends_with(ti->name, "running_mean") ? 0.1 * r : 1.0 + 0.5 * r;
+}
+
+/* Sets parameters and buffers by formula; f32: the arrays are float. */
+static void set_weights(Model *m, int f32) {
+    for (int t = 0; t < m->num_tensors; t++) {
+        const TensorInfo *ti = &m->tensors[t];
+        for (size_t i = 0; i < ti->numel; i++) {
+            double v = param_value(t, ti, i);
+            if (f32) ((float *)(void *)m->params)[ti->offset + i] = (float)v;
+            else m->params[ti->offset + i] = v;
+        }
+    }
+    for (int b = 0; b < m->num_buffers; b++) {
+        const TensorInfo *ti = &m->buffers[b];
+        for (size_t i = 0; i < ti->numel; i++) {
+            double v = buffer_value(b, ti, i);
+            if (f32) ((float *)(void *)m->buffer_values)[ti->offset + i] = (float)v;
+            else m->buffer_values[ti->offset + i] = v;
+        }
+    }
+    m->batches_tracked = 0;
+}
+
+/* ---------------------------------------------------------------- a minimal JSON reader for the golden file */
+
+static char *read_text(const char *path) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *text = malloc((size_t)n + 1);
+    size_t got = fread(text, 1, (size_t)n, fp);
+    text[got] = 0;
+    fclose(fp);
+    return text;
+}
+
+/* Pointer just after "key": (NULL when absent). */
+static const char *json_key(const char *text, const char *key) {
+    char pattern[128];
+    snprintf(pattern, sizeof pattern, "\"%s\":", key);
+    const char *p = strstr(text, pattern);
+    return p ? p + strlen(pattern) : NULL;
+}
+
+static double json_number(const char *text, const char *key) {
+    const char *p = json_key(text, key);
+    return p ? strtod(p, NULL) : NAN;
+}
+
+/* All numbers of the (possibly nested) array at key, flattened; returns the count (at most max). */
+static int json_numbers(const char *text, const char *key, double *out, int max) {
+    const char *p = json_key(text, key);
+    if (!p) return 0;
+    while (*p && *p != '[') p++;
+    int depth = 0, n = 0;
+    for (; *p; p++) {
+        if (*p == '[') depth++;
+        else if (*p == ']') {
+            if (--depth == 0) break;
+        } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+            char *end;
+            double v = strtod(p, &end);
+            if (n < max) out[n] = v;
+            n++;
+            p = end - 1;
+        }
+    }
+    return n;
+}
+
+/* The i-th string of the array at key into out (size), 0 on success. */
+static int json_string(const char *text, const char *key, int i, char *out, size_t size) {
+    const char *p = json_key(text, key);
+    if (!p) return -1;
+    while (*p && *p != '[') p++;
+    for (int k = 0; *p && *p != ']'; p++) {
+        if (*p != '"') continue;
+        const char *end = strchr(p + 1, '"');
+        if (!end) return -1;
+        if (k++ == i) {
+            snprintf(out, size, "%.*s", (int)(end - p - 1), p + 1);
+            return 0;
+        }
+        p = end;
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------- comparisons */
+
+static double rel_vec(const double *a, const double *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += (a[i] - b[i]) * (a[i] - b[i]);
+        den += b[i] * b[i];
+    }
+    return sqrt(num) / (sqrt(den) + 1e-300);
+}
+static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-300); }
+static double norm(const double *a, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * a[i];
+    return sqrt(s);
+}
+static double dot(const double *a, const double *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static double worst[2]; /* largest relative error seen, f64 and f32 */
+static void expect(int f32, const char *what, double err, double tol) {
+    CHECK(err <= tol && err == err, "%s %s: relative error %.3g > %g", f32 ? "f32" : "f64", what, err, tol);
+    if (err > worst[f32]) worst[f32] = err;
+    printf("  %-3s %-34s %.2e\n", f32 ? "f32" : "f64", what, err);
+}
+
+typedef struct {
+    const char *json;
+    NpyArray idx, buf_idx, eval_grad, eval_hv, train_grad, train_hv, running;
+} Golden;
+
+/* Compares a full vector (P) with the golden subset, its norm and its dot product with v. */
+static void compare_vector(int f32, const char *name, const double *x, const double *v, size_t P, const Golden *gd,
+                           const NpyArray *sub, const char *norm_key, const char *dot_key, double tol) {
+    double *pick = malloc(sizeof(double) * (size_t)gd->idx.numel);
+    for (int64_t i = 0; i < gd->idx.numel; i++) pick[i] = x[(size_t)gd->idx.data[i]];
+    char what[96];
+    snprintf(what, sizeof what, "%s at 2,000 indices", name);
+    expect(f32, what, rel_vec(pick, sub->data, (size_t)sub->numel), tol);
+    snprintf(what, sizeof what, "%s norm", name);
+    expect(f32, what, rel(norm(x, P), json_number(gd->json, norm_key)), tol);
+    snprintf(what, sizeof what, "%s . v", name);
+    expect(f32, what, rel(dot(x, v, P), json_number(gd->json, dot_key)), tol);
+    free(pick);
+}
+
+static void run(int f32, const Golden *gd, const Cifar10 *data) {
+    Model *m = NULL;
+    int rc = f32 ? model_create_f32("resnet50", 0, &m) : model_create_f64("resnet50", 0, &m);
+    CHECK(rc == 0, "create: %s", hs_last_error());
+    if (!m) return;
+    size_t P = m->num_params;
+    double tol = f32 ? 1e-3 : 1e-8, tol_out = f32 ? 1e-4 : 1e-8;
+    /* names and shapes, in order */
+    if (!f32) {
+        CHECK(P == (size_t)json_number(gd->json, "num_params"), "parameter count %zu", P);
+        int bad = 0;
+        static double shapes[1024];
+        int ns = json_numbers(gd->json, "param_shapes", shapes, 1024), k = 0;
+        for (int t = 0; t < m->num_tensors; t++) {
+            char name[128];
+            if (json_string(gd->json, "param_names", t, name, sizeof name) != 0 || strcmp(name, m->tensors[t].name)) {
+                if (bad++ < 5) printf("parameter %d: '%s', PyTorch '%s'\n", t, m->tensors[t].name, name);
+            }
+            for (int d = 0; d < m->tensors[t].ndim; d++, k++)
+                if (k >= ns || shapes[k] != (double)m->tensors[t].shape[d]) bad++;
+        }
+        char extra[128];
+        CHECK(bad == 0 && k == ns && json_string(gd->json, "param_names", m->num_tensors, extra, sizeof extra) != 0,
+              "parameter names/shapes differ from torchvision's resnet50 (%d mismatches)", bad);
+        bad = 0;
+        for (int b = 0; b < m->num_buffers; b++) {
+            char name[128];
+            if (json_string(gd->json, "buffer_names", b, name, sizeof name) != 0 || strcmp(name, m->buffers[b].name))
+                bad++;
+        }
+        CHECK(bad == 0 && json_string(gd->json, "buffer_names", m->num_buffers, extra, sizeof extra) != 0,
+              "buffer names differ from torchvision's resnet50 (%d mismatches)", bad);
+    }
+    set_weights(m, f32);
+    double *v = malloc(sizeof(double) * P), *g = malloc(sizeof(double) * P), *hv = malloc(sizeof(double) * P);
+    for (int t = 0; t < m->num_tensors; t++)
+        for (size_t i = 0; i < m->tensors[t].numel; i++) v[m->tensors[t].offset + i] = direction_value(t, &m->tensors[t], i);
+    int idx[4] = {0, 1, 2, 3};
+    SampleSet set = {data, idx, 4, 4};
+    double loss, ref_logits[40], got_logits[40];
+    CHECK(json_numbers(gd->json, "eval_logits", ref_logits, 40) == 40, "golden eval logits");
+
+    for (int mode = 0; mode < 2; mode++) { /* 0: running statistics, 1: batch statistics */
+        const char *tag = mode ? "train" : "eval";
+        printf("%s, batch norm %s:\n", f32 ? "float32" : "float64", mode ? "with batch statistics" : "in eval mode");
+        char key[64], what[96];
+        m->training = mode;
+        m->bn_mode = BN_EVAL;
+        rc = f32 ? curv_loss_grad_f32(m, &set, &loss, NULL, g) : curv_loss_grad_f64(m, &set, &loss, NULL, g);
+        CHECK(rc == 0, "%s grad: %s", tag, hs_last_error());
+        for (int i = 0; i < 40; i++) got_logits[i] = f32 ? (double)((float *)(void *)m->logits)[i] : m->logits[i];
+        snprintf(key, sizeof key, "%s_logits", tag);
+        json_numbers(gd->json, key, ref_logits, 40);
+        snprintf(what, sizeof what, "%s logits", tag);
+        expect(f32, what, rel_vec(got_logits, ref_logits, 40), tol_out);
+        snprintf(key, sizeof key, "%s_loss", tag);
+        snprintf(what, sizeof what, "%s loss", tag);
+        expect(f32, what, rel(loss, json_number(gd->json, key)), tol_out);
+        char nk[64], dk[64];
+        snprintf(nk, sizeof nk, "%s_grad_norm", tag);
+        snprintf(dk, sizeof dk, "%s_g_dot_v", tag);
+        snprintf(what, sizeof what, "%s gradient", tag);
+        compare_vector(f32, what, g, v, P, gd, mode ? &gd->train_grad : &gd->eval_grad, nk, dk, tol);
+        if (mode) {
+            /* running statistics after this one training-mode forward pass */
+            CHECK(m->batches_tracked == 1, "num_batches_tracked = %lld after one training forward",
+                  (long long)m->batches_tracked);
+            size_t nmean = 0;
+            for (int b = 0; b < m->num_buffers; b++)
+                if (m->buffers[b].kind == TENSOR_RUNNING_MEAN) nmean += m->buffers[b].numel;
+            double *rm = malloc(sizeof(double) * nmean), *rv = malloc(sizeof(double) * nmean);
+            size_t km = 0, kv = 0;
+            for (int b = 0; b < m->num_buffers; b++) {
+                const TensorInfo *ti = &m->buffers[b];
+                for (size_t i = 0; i < ti->numel; i++) {
+                    double x = f32 ? (double)((float *)(void *)m->buffer_values)[ti->offset + i]
+                                   : m->buffer_values[ti->offset + i];
+                    if (ti->kind == TENSOR_RUNNING_MEAN) rm[km++] = x;
+                    else rv[kv++] = x;
+                }
+            }
+            int64_t nb = gd->buf_idx.numel;
+            double *pick = malloc(sizeof(double) * 2 * (size_t)nb);
+            for (int64_t i = 0; i < nb; i++) {
+                pick[i] = rm[(size_t)gd->buf_idx.data[i]];
+                pick[nb + i] = rv[(size_t)gd->buf_idx.data[i]];
+            }
+            expect(f32, "running_mean after one step", rel_vec(pick, gd->running.data, (size_t)nb), tol_out);
+            expect(f32, "running_var after one step", rel_vec(pick + nb, gd->running.data + nb, (size_t)nb), tol_out);
+            free(rm), free(rv), free(pick);
+            m->training = 0;
+            m->bn_mode = BN_BATCH;
+        }
+        rc = f32 ? curv_hvp_f32(m, &set, v, 1, CURVATURE_HESSIAN, hv, NULL)
+                 : curv_hvp_f64(m, &set, v, 1, CURVATURE_HESSIAN, hv, NULL);
+        CHECK(rc == 0, "%s hvp: %s", tag, hs_last_error());
+        snprintf(nk, sizeof nk, "%s_hv_norm", tag);
+        snprintf(dk, sizeof dk, "%s_v_hv", tag);
+        snprintf(what, sizeof what, "%s H v", tag);
+        compare_vector(f32, what, hv, v, P, gd, mode ? &gd->train_hv : &gd->eval_hv, nk, dk, tol);
+        m->bn_mode = BN_EVAL;
+    }
+    free(v), free(g), free(hv);
+    if (f32) model_free_f32(m);
+    else model_free_f64(m);
+}
+
+int main(void) {
+    double t0 = hs_seconds();
+    Golden gd = {0};
+    char *json = read_text(GOLDEN "resnet50_golden.json");
+    gd.json = json;
+    int ok = json && npy_read(GOLDEN "resnet50_idx.npy", &gd.idx) == 0 &&
+             npy_read(GOLDEN "resnet50_buf_idx.npy", &gd.buf_idx) == 0 &&
+             npy_read(GOLDEN "resnet50_eval_grad.npy", &gd.eval_grad) == 0 &&
+             npy_read(GOLDEN "resnet50_eval_hv.npy", &gd.eval_hv) == 0 &&
+             npy_read(GOLDEN "resnet50_train_grad.npy", &gd.train_grad) == 0 &&
+             npy_read(GOLDEN "resnet50_train_hv.npy", &gd.train_hv) == 0 &&
+             npy_read(GOLDEN "resnet50_train_running.npy", &gd.running) == 0;
+    CHECK(ok, "golden files (tests/golden/resnet50_*; run from the repository root): %s",
+          json ? hs_last_error() : "resnet50_golden.json missing");
+    Cifar10 data;
+    if (ok && cifar10_load(GOLDEN "cnn_data", CIFAR10_TRAIN, &data) != 0) {
+        CHECK(0, "golden data: %s", hs_last_error());
+        ok = 0;
+    }
+    if (ok) {
+        double labels[4];
+        CHECK(json_numbers(json, "labels", labels, 4) == 4, "golden labels");
+        for (int i = 0; i < 4; i++) CHECK(labels[i] == data.labels[i], "image %d: label %d, PyTorch %g", i, data.labels[i], labels[i]);
+        run(0, &gd, &data);
+        run(1, &gd, &data);
+        printf("test_resnet_golden: largest relative error f64 %.2e, f32 %.2e\n", worst[0], worst[1]);
+        cifar10_free(&data);
+    }
+    NpyArray *arrays[] = {&gd.idx, &gd.buf_idx, &gd.eval_grad, &gd.eval_hv, &gd.train_grad, &gd.train_hv, &gd.running};
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) npy_free(arrays[i]);
+    free(json);
+    printf("test_resnet_golden: %.1f s\n", hs_seconds() - t0);
+    return check_summary("test_resnet_golden");
+}
