@@ -74,5 +74,34 @@ expect 0 "lambda = 4.172" "$bin" power --checkpoint "$ck" --data "$data" --fixed
 grep -q '"hvps"' "$tmp/power.json" && ok || bad "power.json lacks hvps"
 expect 0 "lambda_1 = " "$bin" power --checkpoint "$ck" --data "$data" --batch 32 --iters 3 --beta 0.9
 
+# Matrix-free methods against the exact spectrum (PyTorch f64: smallest -2.40838015898016, largest
+# 4.17256623976957, trace 13.321121571939148), on the golden selection in f64.
+num() { grep -o "\"$2\": \[\?[-0-9.e+]*" "$1" | head -1 | sed 's/.*[[ ]//'; }
+close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; s = b < 0 ? -b : b; exit !(d <= t * s) }'; }
+common=(--checkpoint "$ck" --data "$data" --samples 64 --precision f64)
+expect 0 "converged" "$bin" lanczos "${common[@]}" --k 3 --which both --steps 100 --tol 1e-8 --json "$tmp/lz1.json"
+expect 0 "converged" "$bin" lanczos "${common[@]}" --k 3 --which both --steps 100 --tol 1e-8 --json "$tmp/lz2.json"
+lo=$(grep -o '"eigenvalues": \[[^]]*' "$tmp/lz1.json" | sed 's/.*\[//' | cut -d, -f1)
+hi=$(grep -o '"eigenvalues": \[[^]]*' "$tmp/lz1.json" | sed 's/.*\[//' | awk -F, '{print $NF}')
+close "$lo" -2.40838015898016 1e-8 && ok || bad "lanczos smallest $lo vs PyTorch -2.40838015898016"
+close "$hi" 4.17256623976957 1e-8 && ok || bad "lanczos largest $hi vs PyTorch 4.17256623976957"
+hvps=$(num "$tmp/lz1.json" hvps)
+[[ $hvps -le 100 ]] && ok || bad "lanczos used $hvps HVPs (> 100)"
+[[ "$(grep eigenvalues "$tmp/lz1.json")" == "$(grep eigenvalues "$tmp/lz2.json")" ]] && ok || bad "two Lanczos runs differ"
+expect 0 "Hutch\+\+" "$bin" trace "${common[@]}" --probes 60 --seed 3 --json "$tmp/trace.json"
+tr_h=$(grep -A2 '"hutchinson"' "$tmp/trace.json" | num /dev/stdin trace)
+se_h=$(grep -A3 '"hutchinson"' "$tmp/trace.json" | num /dev/stdin std_error)
+awk -v t="$tr_h" -v s="$se_h" 'BEGIN { d = t - 13.321121571939148; if (d < 0) d = -d; exit !(d <= 3 * s) }' && ok ||
+    bad "Hutchinson trace $tr_h +- $se_h is not within 3 standard errors of 13.3211"
+expect 0 "" "$bin" exact "${common[@]}" --curvature ggn --json "$tmp/ggn.json"
+ggn_min=$(grep -o '"eigenvalues_smallest": \[[^,]*' "$tmp/ggn.json" | sed 's/.*\[//')
+ggn_max=$(num "$tmp/ggn.json" smoothness)
+awk -v a="$ggn_min" -v m="$ggn_max" 'BEGIN { exit !(a >= -1e-6 * m) }' && ok || bad "GGN smallest eigenvalue $ggn_min < -1e-6 * $ggn_max"
+expect 0 "SLQ|density" "$bin" density "${common[@]}" --runs 2 --steps 30 --csv "$tmp/density.csv" --plot "$tmp/density.svg" \
+    --exact tests/golden/cnn_eigenvalues.npy
+grep -q "</svg>" "$tmp/density.svg" && ok || bad "density plot incomplete"
+expect 0 "d = 310" "$bin" lanczos "${common[@]}" --params 9 --k 2
+expect 1 "names no parameter" "$bin" lanczos "${common[@]}" --params nosuchlayer --k 2
+
 echo "test_cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -52,6 +52,7 @@ static double param_value(int t, const TensorInfo *ti, size_t i) {
     double r = formula_r(1 + (uint64_t)t, i);
     if (is_fc(ti)) return r / sqrt(2048.0);
     if (ti->ndim == 4) return r * sqrt(6.0 / (double)(ti->shape[0] * ti->shape[2] * ti->shape[3]));
+    if (ends_with(ti->name, "bn3.weight")) return 0.1 + 0.05 * r;
     return ends_with(ti->name, ".weight") ? 0.5 + 0.25 * r : 0.1 * r;
 }
 

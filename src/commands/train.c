@@ -3,6 +3,7 @@
  * on the test set. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <omp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,9 @@ int FN(cmd_train)(int argc, char **argv) {
     int32_t *y = NULL;
     EpochRecord *history = NULL;
     Cifar10Loader loader = {0};
+    Model **replicas = NULL;
+    int replica_count = 0;
+    real *grads = NULL;
     AtomicFile curve = {0};
     int status = EXIT_ERROR, curve_open = 0;
     long step = 0;
@@ -152,6 +156,16 @@ int FN(cmd_train)(int argc, char **argv) {
     history = hs_calloc((size_t)epochs, sizeof *history);
     if (!x || !y || !grad || !buf || !history) goto fail;
     if (cifar10_loader_init(&loader, &train, 0, n_train, batch, 1, 1, seed) != 0) goto fail;
+    /* Without batch norm, each thread runs whole passes on its share of the batch (one parallel region per
+     * step instead of one per op); with batch norm the batch must stay whole for its statistics. */
+    int split = omp_get_max_threads();
+    if (split > batch) split = batch;
+    if (split > 1 && m->num_buffers == 0) {
+        if (FN(model_create_replicas)(m, split, &replicas) != 0) goto fail;
+        replica_count = split;
+        grads = hs_malloc(sizeof(real) * P * (size_t)split);
+        if (!grads) goto fail;
+    }
     if (csv) {
         if (atomic_file_open(&curve, csv) != 0) goto fail;
         curve_open = 1;
@@ -174,8 +188,11 @@ int FN(cmd_train)(int argc, char **argv) {
             double loss;
             int correct;
             memset(grad, 0, sizeof(real) * P);
-            if (FN(model_forward)(m, x, n) != 0 || FN(model_loss)(m, y, 1.0 / n, &loss, &correct) != 0 ||
-                FN(model_backward)(m, y, 1.0 / n, grad) != 0) {
+            int rc = replicas ? FN(model_parallel_gradient)(replicas, replica_count, x, y, n, 1.0 / n, grads, grad,
+                                                            &loss, &correct)
+                              : (FN(model_forward)(m, x, n) || FN(model_loss)(m, y, 1.0 / n, &loss, &correct) ||
+                                 FN(model_backward)(m, y, 1.0 / n, grad));
+            if (rc != 0) {
                 progress_end(&pr);
                 hs_error_context("epoch %d, batch %d: ", epoch, b + 1);
                 goto fail;
@@ -234,6 +251,8 @@ fail:
     if (status == EXIT_ERROR) FN(command_fail)("train");
     signal(SIGINT, SIG_DFL);
     cifar10_loader_free(&loader);
+    FN(model_free_replicas)(replicas, replica_count);
+    free(grads);
     cifar10_free(&train);
     cifar10_free(&test);
     FN(model_free)(m);

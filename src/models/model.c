@@ -3,6 +3,8 @@
  * chunk-level passes (forward, loss, backward, Hessian- or Gauss-Newton-vector products). */
 #include "model.h"
 
+#define CIFAR10_PIXELS_PER_IMAGE (3 * 32 * 32)
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +77,7 @@ void FN(model_free)(Model *m) {
     if (m->arch && m->arch->free_state) m->arch->free_state(m);
     free(m->tensors);
     free(m->buffers);
-    free(m->params);
+    if (!m->params_borrowed) free(m->params);
     free(m->direction_active);
     free(m->buffer_values);
     free(m->logits);
@@ -306,4 +308,72 @@ int FN(model_hvp_chunk)(Model *m, const real *v, int K, int start_layer, Curvatu
     HS_TRY(m->arch->tangent_forward(m, v, K, start_layer));
     FN(cross_entropy_tangent_backward)(m->td_logits, m->t_logits, m->probs, m->scale, K, m->N, m->classes);
     return m->arch->tangent_backward(m, v, K, start_layer, curvature, hv);
+}
+
+int FN(model_create_replicas)(Model *m, int count, Model ***replicas) {
+    *replicas = hs_calloc((size_t)count, sizeof(Model *));
+    if (!*replicas) return -1;
+    for (int r = 0; r < count; r++) {
+        Model *c;
+        if (FN(model_create)(m->arch->name, 0, &c) != 0) {
+            FN(model_free_replicas)(*replicas, r);
+            *replicas = NULL;
+            return -1;
+        }
+        free(c->params);
+        c->params = m->params;
+        c->params_borrowed = 1;
+        memcpy(c->buffer_values, m->buffer_values, sizeof(real) * m->num_buffer_values);
+        c->training = m->training;
+        c->bn_mode = m->bn_mode;
+        (*replicas)[r] = c;
+    }
+    return 0;
+}
+
+void FN(model_free_replicas)(Model **replicas, int count) {
+    if (!replicas) return;
+    for (int r = 0; r < count; r++) FN(model_free)(replicas[r]);
+    free(replicas);
+}
+
+int FN(model_parallel_gradient)(Model **replicas, int count, const real *x, const int32_t *labels, int N,
+                                double scale, real *grads, real *grad, double *loss, int *correct) {
+    size_t P = replicas[0]->num_params;
+    double losses[256];
+    int rights[256], failed = 0;
+    char message[512] = "";
+    if (count > 256) return hs_error("too many replicas (%d)", count);
+#pragma omp parallel for num_threads(count) schedule(static, 1)
+    for (int r = 0; r < count; r++) {
+        int lo = (int)((long)N * r / count), hi = (int)((long)N * (r + 1) / count);
+        real *g = grads + (size_t)r * P;
+        memset(g, 0, sizeof(real) * P);
+        losses[r] = 0;
+        rights[r] = 0;
+        if (hi <= lo) continue;
+        Model *m = replicas[r];
+        if (FN(model_forward)(m, x + (size_t)lo * CIFAR10_PIXELS_PER_IMAGE, hi - lo) != 0 ||
+            FN(model_loss)(m, labels + lo, scale, &losses[r], &rights[r]) != 0 ||
+            FN(model_backward)(m, labels + lo, scale, g) != 0) {
+#pragma omp critical(replica_error)
+            if (!failed) {
+                failed = 1;
+                snprintf(message, sizeof message, "%s", hs_last_error()); /* errors are per thread */
+            }
+        }
+    }
+    if (failed) return hs_error("%s", message);
+    *loss = 0;
+    *correct = 0;
+    for (int r = 0; r < count; r++) {
+        *loss += losses[r];
+        *correct += rights[r];
+    }
+    memcpy(grad, grads, sizeof(real) * P);
+    for (int r = 1; r < count; r++) {
+        const real *g = grads + (size_t)r * P;
+        for (size_t i = 0; i < P; i++) grad[i] += g[i];
+    }
+    return 0;
 }

@@ -60,6 +60,7 @@ struct Model {
     TensorInfo *tensors;   /* trainable parameters, PyTorch order */
     size_t num_params;
     real *params;          /* (num_params) */
+    int params_borrowed;   /* a replica: params belong to another model */
     int num_buffers;
     TensorInfo *buffers;   /* non-trainable state (batch-norm running statistics) */
     size_t num_buffer_values;
@@ -99,6 +100,16 @@ int FN(model_forward)(Model *m, const real *x, int N);
 int FN(model_loss)(Model *m, const int32_t *labels, double scale, double *loss, int *correct);
 int FN(model_backward)(Model *m, const int32_t *labels, double scale, real *grad);
 int FN(model_hvp_chunk)(Model *m, const real *v, int K, int start_layer, Curvature curvature, real *hv);
+
+/* Data parallelism over threads: `count` replicas share m's parameters (not copied) and each keeps its own
+ * activations, so each thread can run whole passes on its share of a batch. Models with batch norm in
+ * training mode must not be split this way (batch statistics would change). */
+int FN(model_create_replicas)(Model *m, int count, Model ***replicas);
+void FN(model_free_replicas)(Model **replicas, int count);
+/* Loss and gradient of one batch split over the replicas (one thread each): grad (P) = sum of the parts,
+ * the loss scaled by `scale` per sample. grads: (count, P) scratch. Deterministic for a given count. */
+int FN(model_parallel_gradient)(Model **replicas, int count, const real *x, const int32_t *labels, int N,
+                                double scale, real *grads, real *grad, double *loss, int *correct);
 
 /* Appends a tensor to the parameter table (weights, biases) or the buffer table (running statistics);
  * used by architectures' init. shape has ndim entries. */

@@ -10,14 +10,16 @@ both languages), with T = 1 + (index in model.parameters() order) for parameters
 running_mean/running_var buffers in state_dict order) for buffers and 2001 + (parameter index) for the
 direction v:
     conv weight (O,C,k,k)   r * sqrt(6 / fan_out), fan_out = O*k*k   (uniform with kaiming_normal_'s std)
-    bn weight               0.5 + 0.25 r          bn bias        0.1 r
+    bn weight               0.5 + 0.25 r, but bn3 (a block's last) 0.1 + 0.05 r      bn bias   0.1 r
     running_mean            0.1 r                 running_var    1 + 0.5 r
     fc weight, fc bias      r / sqrt(fan_in)
     v                       r * (conv: sqrt(2 / fan_out), bn weight/bias: 0.1, fc: 1/sqrt(fan_in))
 Images: the first 4 training images of tests/golden/cnn_data, (x/255 - mean)/std in float64; mean
-cross-entropy over them. Training mode (batch statistics) uses the first 16: with 4, layer4's 1x1 planes give
-batch norms 4 values per channel, and some channel's variance falls to ~2e-6 < eps (layer4.1.bn2), where the
-loss is so curved (|g| 2e4, |Hv| 5e8) that float32 and float64 disagree by 6% (PyTorch's own float32 too).
+cross-entropy over the 4.
+Why bn3 is small: with batch statistics every unit is renormalised, and with residual branches as large as
+the identity a rounding error grows ~1.5x per block (float32 activations end 1e-4 off, and ReLUs near zero
+flip), so PyTorch's own float32 gradient is ~1-8% off its float64 one; with bn3 ~0.1 (the spirit of
+torchvision's zero_init_residual) it is ~1e-4 off, and the 1e-3 float32 tolerance means something.
 
 Written (float64, ~100 KB in all):
     resnet50_golden.json  parameter and buffer names/shapes (torchvision order), the 2,000 sampled indices'
@@ -46,7 +48,7 @@ sys.path.insert(0, HERE)
 from cnn_common import load_train_selection, normalise  # noqa: E402
 
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-EVAL_IMAGES, TRAIN_IMAGES = 4, 16
+EVAL_IMAGES, TRAIN_IMAGES = 4, 4
 
 
 # ---------------------------------------------------------------- torchvision's ResNet-50, written out
@@ -143,7 +145,7 @@ def param_values(t, name, shape):
         fan_out = shape[0] * shape[2] * shape[3]
         return r * np.sqrt(6.0 / fan_out)
     if k == "bn_weight":
-        return 0.5 + 0.25 * r
+        return 0.1 + 0.05 * r if name.endswith("bn3.weight") else 0.5 + 0.25 * r
     if k == "bn_bias":
         return 0.1 * r
     return r / np.sqrt(float(shape[1] if len(shape) == 2 else 2048))
@@ -223,11 +225,11 @@ def main():
         m.train(mode == "train")
         n = TRAIN_IMAGES if mode == "train" else EVAL_IMAGES
         logits, loss, g, hv = grad_and_hvp(m, x16[:n], y16[:n], v)
-        if mode == "train":  # PyTorch's own float32 against its float64, for the record
+        if True:  # PyTorch's own float32 against its float64, for the record
             m32 = build_model().float()
-            m32.train()
+            m32.train(mode == "train")
             _, loss32, g32, hv32 = grad_and_hvp(m32, x16[:n].float(), y16[:n], v.float())
-            out["train_torch_f32_rel_err"] = {"loss": abs(loss32 - loss) / abs(loss),
+            out[f"{mode}_torch_f32_rel_err"] = {"loss": abs(loss32 - loss) / abs(loss),
                                               "grad": float((g32.double() - g).norm() / g.norm()),
                                               "hv": float((hv32.double() - hv).norm() / hv.norm())}
         out[f"{mode}_logits"] = [[float(a) for a in row] for row in logits.numpy()]
