@@ -26,8 +26,9 @@
 int model_create_f32(const char *arch, uint64_t seed, Model **out);
 void model_free_f32(Model *m);
 int curv_loss_grad_f32(Model *m, const SampleSet *set, double *loss, double *accuracy, double *grad);
-/* resnet.c: im2col columns per grouped GEMM (default 512) */
-extern int resnet_conv_columns_f64;
+/* resnet.c: im2col columns per grouped GEMM (default 512), and the plane size from which convolutions use
+ * conv2d.c's per-sample GEMMs instead (default 64) */
+extern int resnet_conv_columns_f64, resnet_grouped_below_f64;
 
 static Cifar10 synthetic_data(int n, uint64_t seed) {
     Cifar10 d = {n, malloc((size_t)n), malloc((size_t)n * CIFAR10_PIXELS)};
@@ -387,8 +388,9 @@ int main(void) {
     test_hvp(m, &set, "eval BN", 0, 1);
     m->bn_mode = BN_BATCH;
     test_hvp(m, &set4, "batch BN", 1, 0);
-    /* Grouped convolutions: groups of 3 samples where planes are 1x1, of 1 elsewhere (4 images: a group of 3
-     * and one of 1) give the same gradient and product as the default grouping, up to rounding. */
+    /* Grouped convolutions for every layer, in groups of 3 samples where planes are 1x1 and of 1 elsewhere
+     * (4 images: a group of 3 and one of 1), give the same gradient and product as the default (conv2d.c for
+     * the stem and layer1, groups of all 4 samples after), up to rounding. */
     {
         size_t P = m->num_params;
         double *v = malloc(sizeof(double) * P), *g1 = malloc(sizeof(double) * P), *g2 = malloc(sizeof(double) * P);
@@ -399,10 +401,12 @@ int main(void) {
                   curv_hvp_f64(m, &set4, v, 1, CURVATURE_HESSIAN, h1, NULL) == 0,
               "grouping reference: %s", hs_last_error());
         resnet_conv_columns_f64 = 3;
+        resnet_grouped_below_f64 = 1 << 30;
         CHECK(curv_loss_grad_f64(m, &set4, NULL, NULL, g2) == 0 &&
                   curv_hvp_f64(m, &set4, v, 1, CURVATURE_HESSIAN, h2, NULL) == 0,
               "small groups: %s", hs_last_error());
         resnet_conv_columns_f64 = saved;
+        resnet_grouped_below_f64 = 64;
         CHECK(rel_error(g2, g1, P) < 1e-11 && rel_error(h2, h1, P) < 1e-11,
               "conv grouping changes the gradient (%.3g) or the product (%.3g)", rel_error(g2, g1, P),
               rel_error(h2, h1, P));

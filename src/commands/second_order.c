@@ -365,7 +365,9 @@ int FN(cmd_power)(int argc, char **argv) {
         COMMON_SPECS(o),
         {"--batch", ARG_INT, &batch, "stochastic mode: samples in each product's fresh mini-batch", 0},
         {"--iters", ARG_INT, &iters, "maximum steps", 0},
-        {"--beta", ARG_DOUBLE, &beta, "momentum (study: v <- normalise(beta v_prev + (1-beta) normalise(Hv)))", 0},
+        {"--beta", ARG_DOUBLE, &beta,
+         "momentum: study variant in [0,1) (v <- normalise(beta v_prev + (1-beta) normalise(Hv))); heavy-ball: "
+         "beta ~ lambda_2^2/4 (v' = Hv - beta v_prev)", 0},
         {"--variant", ARG_STRING, &variant,
          "plain | study (default when --beta is given) | heavy-ball (De Sa et al.: v' = Hv - beta v_prev)", 0},
         {"--fixed", ARG_FLAG, &fixed, "use one fixed sample set (--samples/--offset): a deterministic operator", 0},
@@ -387,10 +389,13 @@ int FN(cmd_power)(int argc, char **argv) {
         else if (strcmp(variant, "heavy-ball") == 0) pv = POWER_HEAVY_BALL;
         else parsed = hs_error("--variant must be plain, study or heavy-ball (got '%s')", variant);
     }
-    if (pv != POWER_PLAIN && beta < 0) beta = 0.9;
+    if (pv == POWER_STUDY_MOMENTUM && beta < 0) beta = 0.9;
+    if (pv == POWER_HEAVY_BALL && beta < 0 && parsed == 0)
+        parsed = hs_error("--variant heavy-ball needs --beta (in eigenvalue^2 units: about lambda_2^2 / 4)");
     if (parsed < 0 || FN(common_check)(&o, &o.curvature) != 0 || args_check_positive_int("--iters", iters) != 0 ||
         args_check_positive_int("--batch", batch) != 0 || args_check_range("--tol", tol, 0, 1) != 0 ||
-        (pv != POWER_PLAIN && args_check_range("--beta", beta, 0, 0.999999) != 0)) {
+        (pv == POWER_STUDY_MOMENTUM && args_check_range("--beta", beta, 0, 0.999999) != 0) ||
+        (pv == POWER_HEAVY_BALL && args_check_range("--beta", beta, 0, 1e300) != 0)) {
         fprintf(stderr, "hessian power: %s\n", hs_last_error());
         return EXIT_USAGE;
     }

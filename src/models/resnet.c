@@ -358,9 +358,14 @@ static void FN(accumulate)(ResNetState *s, int id, real *target, const real *src
  * The ResNet's late stages have tiny planes (4x4, 2x2, 1x1 at 32x32): a GEMM per sample (conv2d.c) would
  * then be a matrix-vector product that packs the whole weight matrix for a handful of columns. Here the
  * im2col columns of a group of samples sit side by side, (C*k*k, G*L), and each pass is one GEMM per group
- * (threaded by BLAS), with G*L about resnet_conv_columns. Same results as conv2d_* (no bias) up to rounding. */
+ * (threaded by BLAS), with G*L about resnet_conv_columns. Same results as conv2d_* (no bias) up to rounding.
+ * Planes of 64 outputs or more (the stem, layer1) go to conv2d_* itself. */
 
 int FN(resnet_conv_columns) = 512;
+/* Planes of at least this many outputs use conv2d.c's per-sample GEMMs (efficient there, parallel over
+ * samples); smaller ones the grouped GEMMs below. */
+int FN(resnet_grouped_below) = 64;
+static int FN(grouped)(const ConvShape *cs) { return cs->Ho * cs->Wo < FN(resnet_grouped_below); }
 #define PARALLEL_MIN 32768 /* values moved by a gather or scatter below which one thread does it */ /* columns per GEMM; tests lower it to exercise the group boundaries */
 
 static real *FN(work)(ResNetState *s, int slot, size_t n) {
@@ -426,7 +431,12 @@ static void FN(col2im_add_ld)(real *x, const real *col, size_t ld, const ConvSha
                     if (h < 0 || h >= s->H) continue;
                     real *dst = plane + (size_t)h * s->W;
                     const real *src = row + (size_t)oh * s->Wo;
-                    for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow * s->stride + shift] += src[ow];
+                    if (s->stride == 1) {
+                        real *d = dst + shift;
+                        for (int ow = ow_lo; ow < ow_hi; ow++) d[ow] += src[ow];
+                    } else {
+                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow * s->stride + shift] += src[ow];
+                    }
                 }
             }
 }
@@ -476,6 +486,7 @@ static void FN(scatter_cols)(real *x0, size_t stride, const real *col, int gn, c
 /* out = conv(in, W) for `count` contiguous images. */
 static int FN(gconv_forward)(ResNetState *st, real *out, const real *in, const real *W, long count,
                              const ConvShape *s) {
+    if (!FN(grouped)(s)) return FN(conv2d_forward)(out, in, W, NULL, (int)count, s);
     int R = s->C * s->k * s->k, O = s->O;
     size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
     int G = FN(group_size)(s, count, (size_t)(R > O ? R : O));
@@ -510,6 +521,7 @@ static int FN(gconv_backward_data)(ResNetState *st, real *d_in, const real *d_ou
 /* d_W (O, R) += d_out (x) col(in), and d_in = conv^T(d_out, W) when d_in != NULL, over N images. */
 static int FN(gconv_backward)(ResNetState *st, real *d_in, real *d_W, const real *d_out, const real *in,
                               const real *W, int N, const ConvShape *s) {
+    if (!FN(grouped)(s)) return FN(conv2d_backward)(d_in, d_W, NULL, d_out, in, W, N, s);
     int R = s->C * s->k * s->k, O = s->O;
     size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
     int G = FN(group_size)(s, N, (size_t)(R > O ? R : O));
@@ -530,6 +542,7 @@ static int FN(gconv_backward)(ResNetState *st, real *d_in, real *d_W, const real
 /* t_out (N,K,O,L) = conv(t_in, W) + conv(in, t_W[k]); t_in, t_W may be NULL (zero). */
 static int FN(gconv_tangent_forward)(ResNetState *st, real *t_out, const real *t_in, const real *t_W, size_t ldw,
                                      const real *in, const real *W, int K, int N, const ConvShape *s) {
+    if (!FN(grouped)(s)) return FN(conv2d_tangent_forward)(t_out, t_in, t_W, NULL, ldw, in, W, K, N, s);
     int R = s->C * s->k * s->k, O = s->O;
     size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
     if (t_in) {
@@ -560,6 +573,8 @@ static int FN(gconv_tangent_forward)(ResNetState *st, real *t_out, const real *t
 static int FN(gconv_tangent_backward)(ResNetState *st, real *td_in, real *td_W, size_t ldw, const real *td_out,
                                       const real *d_out, const real *t_in, const real *t_W, const real *in,
                                       const real *W, int K, int N, const ConvShape *s) {
+    if (!FN(grouped)(s))
+        return FN(conv2d_tangent_backward)(td_in, td_W, NULL, ldw, td_out, d_out, t_in, t_W, in, W, K, N, s);
     int R = s->C * s->k * s->k, O = s->O;
     size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
     int cross_in = d_out && t_W && td_in, cross_w = d_out && t_in;
