@@ -61,6 +61,16 @@ awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }' && ok || bad "training 
 expect 0 "Test Acc" "$bin" eval --checkpoint "$tmp/cnn.safetensors" --data "$data" --json "$tmp/eval.json"
 ls "$tmp" | grep -q '\.tmp\.' && bad "temporary files left behind" || ok
 
+# Resuming gives the same bits as an uninterrupted run; the sharpness schedule writes its CSV and plot.
+expect 0 "Sharpness at epoch 2" "$bin" train --data "$data" --epochs 2 --batch 16 --out "$tmp/r.safetensors" \
+    --sharpness-at 0,2 --sharpness-iters 3 --sharpness-batch 32
+expect 0 "resuming" "$bin" train --data "$data" --epochs 3 --batch 16 --out "$tmp/r.safetensors" --resume "$tmp/r.safetensors"
+expect 0 "Epoch 3/3" "$bin" train --data "$data" --epochs 3 --batch 16 --out "$tmp/u.safetensors"
+cmp -s "$tmp/r.safetensors" "$tmp/u.safetensors" && ok || bad "resumed training differs from uninterrupted training"
+[[ $(wc -l < "$tmp/r.safetensors.sharpness.csv") -eq 3 ]] && ok || bad "sharpness CSV should have 2 rows"
+grep -q "2 / lr" "$tmp/r.safetensors.sharpness.svg" && ok || bad "sharpness plot lacks the 2/lr line"
+expect 1 "already trained 3 epochs" "$bin" train --data "$data" --epochs 3 --batch 16 --out "$tmp/r.safetensors" --resume "$tmp/r.safetensors"
+
 # Exact spectrum on the golden selection: the PyTorch top eigenvalue, JSON keys.
 expect 0 "4.17257" "$bin" exact --checkpoint "$ck" --data "$data" --samples 64 --json "$tmp/exact.json" --plot "$tmp/spectrum.svg"
 for key in d samples loss eigenvalues_smallest eigenvalues_largest smoothness trace negative_count asymmetry seconds; do

@@ -1,14 +1,16 @@
 #define _DEFAULT_SOURCE
-/* test_resnet.c: the ResNets (resnet.c) in float64 on 2 synthetic images:
+/* test_resnet.c: the ResNets (resnet.c) in float64 on 2 or 4 synthetic images (PyTorch comparisons: see
+ * test_resnet_golden.c):
  *   parameter counts (torchvision with 10 classes: resnet18 11,181,642, resnet50 23,528,522), names, shapes and
  *   order of the first and last tensors, buffers; default initialisation (kaiming normal fan_out convs, BN 1/0,
  *   PyTorch Linear fc);
  *   resnet18: Hessian-vector products against central differences of the gradient (relative error <= 1e-6)
- *   with batch norm in eval mode (running statistics) and in batch mode (batch statistics), symmetry
- *   v.(Hw) = w.(Hv), batched directions equal single ones, Gauss-Newton products positive semi-definite;
- *   products whose directions touch only late layers (skipped tangents, start_layer) equal the full product;
- *   the gradient in training mode against central differences of the loss, num_batches_tracked and running
- *   statistics updated;
+ *   with batch norm in eval mode (running statistics, 2 images) and in batch mode (batch statistics, 4
+ *   images: see main), symmetry v.(Hw) = w.(Hv), batched directions equal single ones, Gauss-Newton products
+ *   positive semi-definite; products whose directions touch only late layers (skipped tangents, start_layer)
+ *   equal the full product; grouped convolutions (every grouping) equal the default path;
+ *   the gradient in training mode against central differences of the loss (equal to the batch-mode
+ *   gradient), num_batches_tracked and running statistics updated, untouched in batch mode; f32 agrees;
  *   checkpoints: round trip with buffers and num_batches_tracked; a checkpoint whose fc has 1000 outputs is
  *   refused with a clear message, or accepted with allow_classifier_swap (fc re-initialised, reported). */
 #include <math.h>

@@ -11,7 +11,10 @@
 
 #include "../core/progress.h"
 #include "../io/atomic_file.h"
+#include "../io/safetensors.h"
 #include "../optim/sgd.h"
+#include "../report/svg_plot.h"
+#include "../spectral/spectral.h"
 #include "command_common.h"
 #include "commands.h"
 
@@ -84,30 +87,153 @@ static int FN(write_history)(const char *path, const EpochRecord *rec, int count
     return atomic_file_commit(&af);
 }
 
+/* "0,10,100" -> epochs. */
+static int FN(parse_epoch_list)(const char *text, int *epochs, int *count, int max) {
+    *count = 0;
+    for (const char *p = text; *p;) {
+        char *end;
+        long e = strtol(p, &end, 10);
+        if (end == p || e < 0 || e > 1000000 || (*end && *end != ','))
+            return hs_error("--sharpness-at expects epochs like 0,10,100 (got '%s')", text);
+        if (*count >= max) return hs_error("--sharpness-at lists more than %d epochs", max);
+        epochs[(*count)++] = (int)e;
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+static int FN(epoch_listed)(const int *epochs, int count, int epoch) {
+    for (int i = 0; i < count; i++)
+        if (epochs[i] == epoch) return 1;
+    return 0;
+}
+
+/* The optimizer state beside a checkpoint: momentum buffer (P) and the epochs done. */
+static int FN(save_optimizer_state)(const char *path, const real *buf, size_t P, int epoch, double lr, double mu,
+                                    double wd, uint64_t seed) {
+    char e[32], l[32], m[32], w[32], sd[32];
+    snprintf(e, sizeof e, "%d", epoch);
+    snprintf(l, sizeof l, "%.17g", lr);
+    snprintf(m, sizeof m, "%.17g", mu);
+    snprintf(w, sizeof w, "%.17g", wd);
+    snprintf(sd, sizeof sd, "%llu", (unsigned long long)seed);
+    const char *keys[] = {"epoch", "lr", "momentum", "weight_decay", "seed"};
+    const char *vals[] = {e, l, m, w, sd};
+    StWriteTensor t = {"momentum_buffer", sizeof(real) == 8 ? ST_F64 : ST_F32, 1, {(int64_t)P}, buf};
+    return safetensors_write(path, &t, 1, keys, vals, 5);
+}
+
+static int FN(load_optimizer_state)(const char *checkpoint, real *buf, size_t P, int *epoch) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s.optimizer.safetensors", checkpoint);
+    SafeTensors st;
+    if (safetensors_read(path, &st) != 0)
+        return hs_error_context("--resume needs the optimizer state written beside the checkpoint: ");
+    int64_t shape[1] = {(int64_t)P};
+    const StTensor *t;
+    int rc = safetensors_expect_shape(&st, "momentum_buffer", 1, shape, &t);
+#if defined(HS_F64)
+    if (rc == 0) rc = safetensors_to_f64(&st, t, buf);
+#else
+    if (rc == 0) rc = safetensors_to_f32(&st, t, buf);
+#endif
+    const char *e = safetensors_meta(&st, "epoch");
+    if (rc == 0 && (!e || atoi(e) < 0)) rc = hs_error("%s: no epoch in its metadata", path);
+    if (rc == 0) *epoch = atoi(e);
+    safetensors_free(&st);
+    return rc;
+}
+
+/* Sharpness over training: the top Hessian eigenvalue by power iteration with the study's momentum, a new
+ * mini-batch (unaugmented) per product, batch norm in eval mode. */
+typedef struct {
+    int count;
+    double *epochs, *lambdas;
+} SharpnessLog;
+
+static int FN(record_sharpness)(SharpnessLog *log, Model *m, const Cifar10 *train, int n_train, int epoch, int iters,
+                                int batch, double beta, uint64_t seed, double lr, const char *csv, const char *plot) {
+    int *pool = hs_malloc(sizeof(int) * (size_t)n_train);
+    if (!pool) return -1;
+    for (int i = 0; i < n_train; i++) pool[i] = i;
+    HessianOperator hop;
+    int saved_training = m->training;
+    BatchNormMode saved_bn = m->bn_mode;
+    m->training = 0;
+    m->bn_mode = BN_EVAL;
+    if (batch > n_train) batch = n_train;
+    int rc = FN(hessian_operator_init)(&hop, m, train, pool, n_train, 1, batch, 250, seed, CURVATURE_HESSIAN);
+    free(pool);
+    if (rc != 0) return -1;
+    LinOp op = FN(hessian_operator_linop)(&hop);
+    PowerOptions popt = {iters, beta, POWER_STUDY_MOMENTUM, 0, seed, NULL, NULL, NULL};
+    PowerResult res = {0};
+    double t0 = hs_seconds();
+    rc = power_iteration(&op, &popt, &res);
+    FN(hessian_operator_free)(&hop);
+    m->training = saved_training;
+    m->bn_mode = saved_bn;
+    if (rc != 0) return hs_error_context("sharpness at epoch %d: ", epoch);
+    double lambda = res.lambda;
+    int64_t hvps = res.products;
+    power_result_free(&res);
+    double *e = realloc(log->epochs, sizeof(double) * (size_t)(log->count + 1));
+    if (e) log->epochs = e;
+    double *l = realloc(log->lambdas, sizeof(double) * (size_t)(log->count + 1));
+    if (l) log->lambdas = l;
+    if (!e || !l) return hs_error("out of memory");
+    log->epochs[log->count] = epoch;
+    log->lambdas[log->count] = lambda;
+    log->count++;
+    printf("Sharpness at epoch %d: lambda_max = %.4f (power iteration, %d steps of %d images, beta %g; 2/lr = %g) "
+           "| %.1f s\n", epoch, lambda, iters, batch, beta, 2 / lr, hs_seconds() - t0);
+    fflush(stdout);
+    AtomicFile af;
+    HS_TRY(atomic_file_open(&af, csv));
+    fprintf(af.fp, "epoch,lambda_max,two_over_lr,hvps\n");
+    for (int i = 0; i < log->count; i++)
+        fprintf(af.fp, "%g,%.8g,%.8g,%lld\n", log->epochs[i], log->lambdas[i], 2 / lr, (long long)hvps);
+    HS_TRY(atomic_file_commit(&af));
+    PlotSeries series = {"top Hessian eigenvalue", log->epochs, log->lambdas, log->count, NULL, 0};
+    PlotHLine line = {"2 / lr", 2 / lr, "#d62728"};
+    PlotFrame frame = {"Sharpness over training", "epoch", "lambda_max", 0, 0, 0};
+    return svg_line_chart(plot, &frame, &series, 1, &line, 1);
+}
+
 int FN(cmd_train)(int argc, char **argv) {
     const char *arch = "cnn", *data_dir = NULL, *out = NULL, *init = NULL, *json = NULL, *precision = "f32";
-    const char *csv = NULL;
-    int log_every = 50;
+    const char *csv = NULL, *resume = NULL, *sharp_at = NULL, *sharp_csv = NULL, *sharp_plot = NULL;
+    int log_every = 50, sharp_every = 0, sharp_iters = 100, sharp_batch = 1000;
+    double sharp_beta = 0.7;
     int epochs = 2, batch = 100, threads = 0, train_samples = 0, test_samples = 0, quiet = 0;
     double lr = 0.01, momentum = 0.9, wd = 0;
     uint64_t seed = 50;
     ArgSpec specs[] = {
-        {"--model", ARG_STRING, &arch, "architecture: cnn", 0},
+        {"--model", ARG_STRING, &arch, "architecture: cnn, resnet18, resnet50", 0},
         {"--data", ARG_STRING, &data_dir, "folder with cifar-10-batches-bin/", 1},
-        {"--epochs", ARG_INT, &epochs, "training epochs", 0},
+        {"--epochs", ARG_INT, &epochs, "training epochs (in all, also with --resume)", 0},
         {"--batch", ARG_INT, &batch, "mini-batch size", 0},
         {"--lr", ARG_DOUBLE, &lr, "learning rate", 0},
         {"--momentum", ARG_DOUBLE, &momentum, "SGD momentum", 0},
         {"--weight-decay", ARG_DOUBLE, &wd, "L2 weight decay (added to the gradient, PyTorch SGD)", 0},
         {"--seed", ARG_U64, &seed, "seed for initialisation, shuffling and augmentation", 0},
         {"--out", ARG_STRING, &out, "checkpoint to write (safetensors), after every epoch", 1},
-        {"--init", ARG_STRING, &init, "start from this checkpoint instead of a fresh initialisation", 0},
+        {"--init", ARG_STRING, &init,
+         "start from these weights (e.g. ImageNet weights; a classifier of another shape is replaced)", 0},
         {"--train-samples", ARG_INT, &train_samples, "use only the first N training images (0: all)", 0},
         {"--test-samples", ARG_INT, &test_samples, "evaluate on the first N test images (0: all)", 0},
         {"--threads", ARG_INT, &threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)", 0},
         {"--json", ARG_STRING, &json, "write the per-epoch history as JSON", 0},
         {"--csv", ARG_STRING, &csv, "write the training curve (step, epoch, mean loss of the last --log-every batches)", 0},
         {"--log-every", ARG_INT, &log_every, "batches per point of the --csv curve", 0},
+        {"--resume", ARG_STRING, &resume, "continue from this checkpoint and its .optimizer.safetensors", 0},
+        {"--sharpness-at", ARG_STRING, &sharp_at, "top Hessian eigenvalue at these epochs, e.g. 0,10,100 (0: before)", 0},
+        {"--sharpness-every", ARG_INT, &sharp_every, "top Hessian eigenvalue every N epochs (and before training)", 0},
+        {"--sharpness-iters", ARG_INT, &sharp_iters, "power-iteration steps per measurement", 0},
+        {"--sharpness-batch", ARG_INT, &sharp_batch, "fresh mini-batch size for each Hessian-vector product", 0},
+        {"--beta", ARG_DOUBLE, &sharp_beta, "power-iteration momentum for sharpness (study: 0.9 cnn, 0.7 resnet50)", 0},
+        {"--sharpness-csv", ARG_STRING, &sharp_csv, "sharpness CSV (default: OUT with .sharpness.csv)", 0},
+        {"--sharpness-plot", ARG_STRING, &sharp_plot, "sharpness SVG (default: OUT with .sharpness.svg)", 0},
         {"--precision", ARG_STRING, &precision, "f32 or f64", 0},
         {"--quiet", ARG_FLAG, &quiet, "no progress bar", 0},
     };
@@ -120,11 +246,26 @@ int FN(cmd_train)(int argc, char **argv) {
         args_check_range("--lr", lr, 1e-12, 1e3) || args_check_range("--momentum", momentum, 0, 0.999999) ||
         args_check_range("--weight-decay", wd, 0, 1) || args_check_range("--train-samples", train_samples, 0, 1e9) ||
         args_check_range("--test-samples", test_samples, 0, 1e9) || args_check_positive_int("--log-every", log_every) ||
-        FN(command_set_threads)(threads)) {
+        args_check_range("--sharpness-every", sharp_every, 0, 1e9) ||
+        args_check_positive_int("--sharpness-iters", sharp_iters) ||
+        args_check_positive_int("--sharpness-batch", sharp_batch) || args_check_range("--beta", sharp_beta, 0, 0.999999) ||
+        (init && resume && hs_error("--init and --resume exclude each other")) || FN(command_set_threads)(threads)) {
         fprintf(stderr, "hessian train: %s\n", hs_last_error());
         return EXIT_USAGE;
     }
     if (quiet) progress_set_quiet(1);
+    int sharp_epochs[256], sharp_count = 0;
+    if (sharp_at && FN(parse_epoch_list)(sharp_at, sharp_epochs, &sharp_count, 256) != 0) {
+        fprintf(stderr, "hessian train: %s\n", hs_last_error());
+        return EXIT_USAGE;
+    }
+    int sharpness = sharp_count > 0 || sharp_every > 0;
+    char state_path[1024], sharp_csv_buf[1024], sharp_plot_buf[1024];
+    snprintf(state_path, sizeof state_path, "%s.optimizer.safetensors", out);
+    snprintf(sharp_csv_buf, sizeof sharp_csv_buf, "%s.sharpness.csv", out);
+    snprintf(sharp_plot_buf, sizeof sharp_plot_buf, "%s.sharpness.svg", out);
+    if (!sharp_csv) sharp_csv = sharp_csv_buf;
+    if (!sharp_plot) sharp_plot = sharp_plot_buf;
 
     Cifar10 train = {0}, test = {0};
     Model *m = NULL;
@@ -141,7 +282,7 @@ int FN(cmd_train)(int argc, char **argv) {
     double window_loss = 0;
     int window = 0;
     if (cifar10_load(data_dir, CIFAR10_TRAIN, &train) != 0 || cifar10_load(data_dir, CIFAR10_TEST, &test) != 0 ||
-        FN(command_open_model)(arch, init, seed, 1, &m) != 0)
+        FN(command_open_model)(arch, resume ? resume : init, seed, resume ? 0 : 1, &m) != 0)
         goto fail;
     int n_train = train_samples > 0 && train_samples < train.n ? train_samples : train.n;
     if (batch > n_train) {
@@ -172,12 +313,35 @@ int FN(cmd_train)(int argc, char **argv) {
         fprintf(curve.fp, "step,epoch,train_loss\n");
     }
     Sgd opt = {lr, momentum, wd, 0};
+    int first_epoch = 1;
+    if (resume) {
+        int done_epochs = 0;
+        if (FN(load_optimizer_state)(resume, buf, P, &done_epochs) != 0) goto fail;
+        opt.started = 1;
+        first_epoch = done_epochs + 1;
+        if (first_epoch > epochs) {
+            hs_error("%s has already trained %d epochs (--epochs %d)", resume, done_epochs, epochs);
+            goto fail;
+        }
+        /* Replay the loader's shuffles and augmentation draws of the finished epochs, so the run continues
+         * exactly as an uninterrupted one would. */
+        for (int e = 1; e < first_epoch; e++)
+            while (cifar10_loader_next(&loader, x, (int)sizeof(real), y) > 0) {
+            }
+        fprintf(stderr, "resuming %s after epoch %d\n", resume, done_epochs);
+    }
+    SharpnessLog sharp_log = {0};
+    if (sharpness && first_epoch == 1 && (sharp_every > 0 || FN(epoch_listed)(sharp_epochs, sharp_count, 0)) &&
+        FN(record_sharpness)(&sharp_log, m, &train, n_train, 0, sharp_iters, sharp_batch, sharp_beta, seed, lr,
+                             sharp_csv, sharp_plot) != 0)
+        goto fail;
     fprintf(stderr, "training %s (%zu parameters) on %d images, %d epochs, batch %d, lr %g, momentum %g, wd %g\n",
             arch, P, n_train, epochs, batch, lr, momentum, wd);
     signal(SIGINT, FN(on_sigint));
     int nb = cifar10_loader_batches(&loader);
-    for (int epoch = 1; epoch <= epochs; epoch++) {
+    for (int epoch = first_epoch; epoch <= epochs; epoch++) {
         double t0 = hs_seconds(), loss_sum = 0;
+        m->training = 1;
         long seen = 0, right = 0;
         Progress pr;
         char label[64], msg[96];
@@ -219,16 +383,20 @@ int FN(cmd_train)(int argc, char **argv) {
             char ep[16];
             snprintf(ep, sizeof ep, "%d", epoch - 1);
             const char *vals[] = {arch, ep, "true"};
-            if (FN(model_save)(m, out, keys, vals, 3) != 0) goto fail;
-            fprintf(stderr, "interrupted during epoch %d: saved the current parameters to %s\n", epoch, out);
+            if (FN(model_save)(m, out, keys, vals, 3) != 0 ||
+                FN(save_optimizer_state)(state_path, buf, P, epoch - 1, lr, momentum, wd, seed) != 0)
+                goto fail;
+            fprintf(stderr, "interrupted during epoch %d: saved the current parameters to %s (--resume %s restarts "
+                            "epoch %d from them)\n", epoch, out, out, epoch);
             status = 130;
             goto fail;
         }
-        EpochRecord *r = &history[epoch - 1];
+        EpochRecord *r = &history[epoch - first_epoch];
         r->epoch = epoch;
         r->train_loss = loss_sum / seen;
         r->train_acc = (double)right / seen;
         r->seconds = hs_seconds() - t0;
+        m->training = 0;
         if (FN(evaluate)(m, &test, test_samples, &r->test_loss, &r->test_acc) != 0) goto fail;
         r->eval_seconds = hs_seconds() - t0 - r->seconds;
         printf("Epoch %d/%d | Train Loss: %.4f | Train Acc: %.1f%% | Test Loss: %.4f | Test Acc: %.1f%% | %.1f s\n",
@@ -238,8 +406,16 @@ int FN(cmd_train)(int argc, char **argv) {
         snprintf(ep, sizeof ep, "%d", epoch);
         const char *keys[] = {"model", "epoch"};
         const char *vals[] = {arch, ep};
-        if (FN(model_save)(m, out, keys, vals, 2) != 0) goto fail;
-        if (json && FN(write_history)(json, history, epoch, arch, init, batch, lr, momentum, wd, seed) != 0) goto fail;
+        if (FN(model_save)(m, out, keys, vals, 2) != 0 ||
+            FN(save_optimizer_state)(state_path, buf, P, epoch, lr, momentum, wd, seed) != 0)
+            goto fail;
+        if (sharpness && (FN(epoch_listed)(sharp_epochs, sharp_count, epoch) || (sharp_every && epoch % sharp_every == 0)) &&
+            FN(record_sharpness)(&sharp_log, m, &train, n_train, epoch, sharp_iters, sharp_batch, sharp_beta, seed + epoch,
+                                 lr, sharp_csv, sharp_plot) != 0)
+            goto fail;
+        if (json && FN(write_history)(json, history, epoch - first_epoch + 1, arch, resume ? resume : init, batch, lr,
+                                      momentum, wd, seed) != 0)
+            goto fail;
     }
     if (curve_open) {
         curve_open = 0;
@@ -261,6 +437,8 @@ fail:
     free(grad);
     free(buf);
     free(history);
+    free(sharp_log.epochs);
+    free(sharp_log.lambdas);
     return status;
 }
 

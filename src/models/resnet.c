@@ -17,11 +17,14 @@
  * so with batch statistics the Hessian is that of the chunk's loss as a function of the parameters through
  * the batch statistics too.
  *
- * Memory per sample (f32, ResNet-50 at 32x32, about 230k values per activation set): the forward pass keeps
- * the conv outputs z and the unit outputs a; the backward pass keeps dy (gradient at each batch norm's
- * output); the gradient at each conv output is recomputed from dy where a tangent backward pass needs it.
- * Tangent passes keep t_z, t_a and td per unit, K directions each. Tangents of activations that no
- * direction reaches are skipped (NULL), so a product whose directions touch only late layers starts there. */
+ * Memory: the forward pass keeps the conv outputs z and the unit outputs a, the backward pass dy (gradient at
+ * each batch norm's output; the gradient at each conv output is recomputed from dy where a tangent backward
+ * pass needs it); the tangent passes keep t_z, t_a and td per unit, for K directions. ResNet-50 at 32x32 has
+ * 226,816 unit outputs per sample, so a chunk of 100 needs 275 MiB (f32; 550 MiB f64) for the primal passes
+ * and 275 MiB more per direction for a product, plus small per-chunk work buffers.
+ * Tangents of activations that no direction reaches are skipped (NULL): a product whose directions touch
+ * only late layers starts there, and with start_layer the tangent backward pass stops where no earlier
+ * tensor's rows are wanted (unit.upmax: the largest layer an activation depends on). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
