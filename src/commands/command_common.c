@@ -210,11 +210,14 @@ void FN(common_defaults)(CommonOptions *o, const char *samples) {
     o->samples = samples;
     o->precision = "f32";
     o->curvature_name = "hessian";
+    o->bn = "eval";
 }
 
 int FN(common_check)(const CommonOptions *o, Curvature *c) {
     if (FN(command_curvature)(o->curvature_name, c) != 0 || FN(command_set_threads)(o->threads) != 0) return -1;
     if (o->chunk < 0) return hs_error("--chunk must be >= 0 (got %d)", o->chunk);
+    if (strcmp(o->bn, "eval") != 0 && strcmp(o->bn, "batch") != 0)
+        return hs_error("--bn must be eval or batch (got '%s')", o->bn);
     if (o->quiet) progress_set_quiet(1);
     return 0;
 }
@@ -223,7 +226,10 @@ int FN(common_check)(const CommonOptions *o, Curvature *c) {
 int FN(common_open)(const CommonOptions *o, Model **m, Cifar10 *train, int **idx, int *count) {
     if (cifar10_load(o->data_dir, CIFAR10_TRAIN, train) != 0) return -1;
     HS_TRY(FN(command_selection)(train, o->samples, o->offset, idx, count));
-    return FN(command_open_model)(o->arch, o->checkpoint, 0, 0, m);
+    HS_TRY(FN(command_open_model)(o->arch, o->checkpoint, 0, 0, m));
+    (*m)->training = 0;
+    (*m)->bn_mode = strcmp(o->bn, "batch") == 0 ? BN_BATCH : BN_EVAL;
+    return 0;
 }
 
 void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptions *o, int count) {
@@ -236,5 +242,9 @@ void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptio
     json_string(w, o->curvature == CURVATURE_GGN ? "ggn" : "hessian");
     json_key(w, "params");
     json_string(w, o->params ? o->params : "all");
+    json_key(w, "batch_norm");
+    json_string(w, o->bn);
+    json_key(w, "chunk");
+    json_int(w, o->chunk);
 }
 

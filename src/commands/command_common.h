@@ -69,7 +69,7 @@ LinOp FN(hessian_operator_linop)(HessianOperator *op);
 
 /* Options every second-order command shares (COMMON_SPECS lists them for args_parse). */
 typedef struct {
-    const char *arch, *checkpoint, *data_dir, *samples, *precision, *curvature_name, *json, *params;
+    const char *arch, *checkpoint, *data_dir, *samples, *precision, *curvature_name, *json, *params, *bn;
     int offset, chunk, threads, quiet;
     Curvature curvature;
 } CommonOptions;
@@ -85,6 +85,7 @@ typedef struct {
         {"--precision", ARG_STRING, &(o).precision, "f32 or f64", 0},                                           \
         {"--threads", ARG_INT, &(o).threads, "OpenMP threads (0: default)", 0},                                 \
         {"--json", ARG_STRING, &(o).json, "write results as JSON", 0},                                          \
+        {"--bn", ARG_STRING, &(o).bn, "batch norm: eval (running statistics) or batch (each chunk's statistics)", 0}, \
         {"--params", ARG_STRING, &(o).params, "restrict to the Hessian block of these tensors: names or prefixes, "\
                                                "comma-separated (e.g. 0.weight,3.weight or 7)", 0},                                          \
         {"--quiet", ARG_FLAG, &(o).quiet, "no progress output", 0}
