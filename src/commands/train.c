@@ -297,6 +297,8 @@ int FN(cmd_train)(int argc, char **argv) {
     history = hs_calloc((size_t)epochs, sizeof *history);
     if (!x || !y || !grad || !buf || !history) goto fail;
     if (cifar10_loader_init(&loader, &train, 0, n_train, batch, 1, 1, seed) != 0) goto fail;
+    /* Batch norm cannot normalise a batch of one image (PyTorch refuses it too): drop such a last batch. */
+    if (m->num_buffers > 0 && n_train % batch == 1) loader.drop_last = 1;
     /* Without batch norm, each thread runs whole passes on its share of the batch (one parallel region per
      * step instead of one per op); with batch norm the batch must stay whole for its statistics. */
     int split = omp_get_max_threads();
