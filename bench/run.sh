@@ -10,7 +10,7 @@ threads=${THREADS:-2}
 rows=${ROWS:-40}
 scripts/get-data.sh "$data"
 make -s all build/bench/bench_cnn_f32 build/bench/bench_cnn_f64
-python3 -c 'import torch' 2>/dev/null || { echo "bench: PyTorch missing: apt-get install python3-torch" >&2; exit 1; }
+/usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "bench: PyTorch missing: apt-get install python3-torch" >&2; exit 1; }
 export OMP_NUM_THREADS=$threads
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 lscpu | grep -E 'Model name' | sed 's/  */ /g' >&2

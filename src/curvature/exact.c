@@ -47,7 +47,7 @@ int FN(curv_exact)(Model *m, const SampleSet *set, Curvature curvature, double *
         double part;
         rc = FN(model_forward)(m, x, n);
         if (rc == 0) rc = FN(model_loss)(m, y, scale, &part, NULL);
-        if (rc == 0) rc = FN(model_backward)(m, y, scale, grad);
+        if (rc == 0) rc = FN(model_backward)(m, y, scale, m->arch->grad_optional ? NULL : grad);
         if (rc != 0) break;
         loss += part;
         for (int l = 0; l < L && rc == 0; l++) {

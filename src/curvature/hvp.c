@@ -112,7 +112,7 @@ int FN(curv_hvp)(Model *m, const SampleSet *set, const double *v, int K, Curvatu
         double part;
         rc = FN(model_forward)(m, b.x, n);
         if (rc == 0) rc = FN(model_loss)(m, b.y, scale, &part, NULL);
-        if (rc == 0) rc = FN(model_backward)(m, b.y, scale, b.grad);
+        if (rc == 0) rc = FN(model_backward)(m, b.y, scale, m->arch->grad_optional ? NULL : b.grad);
         if (rc != 0) break;
         total += part;
         memset(b.hv, 0, sizeof(real) * P * (size_t)K);

@@ -124,7 +124,7 @@ static int FN(cnn_forward)(Model *m, const real *x, int N) {
     return 0;
 }
 
-#define G(name) (grad + m->tensors[name].offset)
+#define G(name) (grad ? grad + m->tensors[name].offset : NULL)
 
 static int FN(cnn_backward)(Model *m, real *grad) {
     CnnState *s = m->state;
@@ -139,7 +139,7 @@ static int FN(cnn_backward)(Model *m, real *grad) {
     HS_TRY(FN(conv2d_backward)(s->d_p1, G(W3), G(B3), s->d_a2, s->p1, P(W3), N, &c2));
     FN(relu_backward)(s->d_p1, s->d_p1, s->p1, (size_t)N * P1);
     FN(maxpool_backward)(s->d_a1, s->d_p1, s->am1, N, &q1);
-    HS_TRY(FN(conv2d_backward)(NULL, G(W0), G(B0), s->d_a1, m->x, P(W0), N, &c1));
+    if (grad) HS_TRY(FN(conv2d_backward)(NULL, G(W0), G(B0), s->d_a1, m->x, P(W0), N, &c1));
     return 0;
 }
 
@@ -209,6 +209,7 @@ const ModelArch FN(cnn_arch) = {
     .free_state = FN(cnn_free_state),
     .forward = FN(cnn_forward),
     .backward = FN(cnn_backward),
+    .grad_optional = 1,
     .tangent_forward = FN(cnn_tangent_forward),
     .tangent_backward = FN(cnn_tangent_backward),
 };

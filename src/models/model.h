@@ -45,8 +45,10 @@ typedef struct {
     void (*free_state)(Model *m);
     /* logits (N,C) = f(x (N,3,32,32)); activations kept for the passes below. */
     int (*forward)(Model *m, const real *x, int N);
-    /* Given m->d_logits, keeps activation gradients and accumulates grad (P) +=. */
+    /* Given m->d_logits, keeps activation gradients and accumulates grad (P) +=; with grad_optional, grad may
+     * be NULL (activation gradients only, all a Hessian-vector product needs). */
     int (*backward)(Model *m, real *grad);
+    int grad_optional;
     /* t_logits (N,K,C) for parameter directions v (K,P), layers >= start_layer. */
     int (*tangent_forward)(Model *m, const real *v, int K, int start_layer);
     /* Given m->td_logits, hv (K,P) += curvature products for tensors of layers >= start_layer. */

@@ -362,6 +362,7 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
     int cross_in = d_out && t_weight && td_in, cross_w = d_out && t_in;
 
     if (td_in) HS_TRY(FN(conv_apply_transposed)(td_in, td_out, weight, (long)N * K, s));
+    if (!td_weight) return 0; /* activation gradients only (a backward pass for an HVP) */
 
     int threads = omp_get_max_threads();
     size_t acc_size = (size_t)K * (wsize + (size_t)O); /* per thread: K weight blocks then K bias blocks */

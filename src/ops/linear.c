@@ -30,7 +30,7 @@ static void FN(add_column_sums)(real *acc /* (O) += */, const real *x /* (N, ld)
 void FN(linear_backward)(real *d_in, real *d_weight, real *d_bias, const real *d_out, const real *in,
                          const real *weight, int N, int In, int O) {
     if (d_in) FN(gemm)(0, 0, N, In, O, 1, d_out, O, weight, In, 0, d_in, In);
-    FN(gemm)(1, 0, O, In, N, 1, d_out, O, in, In, 1, d_weight, In);
+    if (d_weight) FN(gemm)(1, 0, O, In, N, 1, d_out, O, in, In, 1, d_weight, In);
     if (d_bias) FN(add_column_sums)(d_bias, d_out, N, O, O);
 }
 

@@ -32,7 +32,7 @@
 /* ---- linear: out = in W^T + b ---- */
 void FN(linear_forward)(real *out /* (N,O) */, const real *in /* (N,In) */, const real *weight /* (O,In) */,
                         const real *bias /* (O) or NULL */, int N, int In, int O);
-void FN(linear_backward)(real *d_in /* (N,In) or NULL */, real *d_weight /* (O,In) += */, real *d_bias /* (O) += or NULL */,
+void FN(linear_backward)(real *d_in /* (N,In) or NULL */, real *d_weight /* (O,In) += or NULL */, real *d_bias /* (O) += or NULL */,
                          const real *d_out /* (N,O) */, const real *in /* (N,In) */, const real *weight /* (O,In) */,
                          int N, int In, int O);
 void FN(linear_tangent_forward)(real *t_out /* (N,K,O) */, const real *t_in /* (N,K,In) or NULL */,
@@ -57,7 +57,7 @@ ConvShape conv2d_shape(int C, int H, int W, int O, int k, int stride, int pad);
 
 int FN(conv2d_forward)(real *out /* (N,O,Ho,Wo) */, const real *in /* (N,C,H,W) */, const real *weight /* (O,C,k,k) */,
                        const real *bias /* (O) or NULL */, int N, const ConvShape *s);
-int FN(conv2d_backward)(real *d_in /* (N,C,H,W) or NULL */, real *d_weight /* (O,C,k,k) += */,
+int FN(conv2d_backward)(real *d_in /* (N,C,H,W) or NULL */, real *d_weight /* (O,C,k,k) += or NULL */,
                         real *d_bias /* (O) += or NULL */, const real *d_out /* (N,O,Ho,Wo) */,
                         const real *in /* (N,C,H,W) */, const real *weight /* (O,C,k,k) */, int N, const ConvShape *s);
 int FN(conv2d_tangent_forward)(real *t_out /* (N,K,O,Ho,Wo) */, const real *t_in /* (N,K,C,H,W) or NULL */,
