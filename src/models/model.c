@@ -234,9 +234,11 @@ int FN(model_load)(Model *m, const char *path, int allow_classifier_swap, char *
     m->batches_tracked = tracked;
     if (swapped && note && note_size) {
         const TensorInfo *t = &m->tensors[m->num_tensors - 1];
+        const char *dot = strrchr(t->name, '.');
         snprintf(note, note_size,
-                 "classifier '%s' in %s has another shape; replaced by a freshly initialised one with %lld outputs",
-                 t->name, path, (long long)t->shape[0]);
+                 "the classifier '%.*s' in %s has another shape; replaced by a freshly initialised one with %lld "
+                 "outputs",
+                 dot ? (int)(dot - t->name) : (int)strlen(t->name), t->name, path, (long long)t->shape[0]);
     }
     rc = 0;
 done:

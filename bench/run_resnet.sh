@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# run_resnet.sh: ResNet-50 (or MODEL=resnet18) on SAMPLES (default 100) CIFAR-10 images of 32x32: one
+# training step, one gradient and one Hessian-vector product with hessian and with PyTorch 1.13 (torchvision
+# layout, same threads), each task in its own process so peak memory is its own; prints times, ratios and
+# peak memory.   bash bench/run_resnet.sh [DATA_DIR]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+data=${1:-data}
+model=${MODEL:-resnet50}
+samples=${SAMPLES:-100}
+export OMP_NUM_THREADS=${THREADS:-2}
+scripts/get-data.sh "$data"
+make -s all build/bench/bench_model_f32
+/usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null || {
+    echo "bench: needs python3-torch and python3-torchvision (apt-get install)" >&2; exit 1; }
+printf '%-6s %12s %12s %8s %14s %14s\n' task "PyTorch s" "hessian s" ratio "PyTorch MB" "hessian MB"
+for task in step grad hvp; do
+    h=$(build/bench/bench_model_f32 "$data" --model "$model" --task "$task" --samples "$samples")
+    t=$(/usr/bin/python3 bench/torch_model_peer.py --data "$data" --model "$model" --task "$task" --samples "$samples" \
+        --threads "$OMP_NUM_THREADS" 2>/dev/null)
+    /usr/bin/python3 - "$task" "$h" "$t" <<'PY'
+import json, sys
+task, h, t = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+print(f"{task:6s} {t['seconds']:12.3f} {h['seconds']:12.3f} {t['seconds'] / h['seconds']:7.2f}x {t['peak_rss_mb']:14.0f} {h['peak_rss_mb']:14.0f}")
+PY
+done
