@@ -248,3 +248,52 @@ void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptio
     json_int(w, o->chunk);
 }
 
+
+
+int FN(setup_open)(CommandSetup *s, const CommonOptions *o, int with_operator, int stochastic, int batch,
+                   uint64_t seed) {
+    memset(s, 0, sizeof *s);
+    HS_TRY(FN(common_open)(o, &s->model, &s->train, &s->idx, &s->count));
+    if (!with_operator) return 0;
+    HS_TRY(FN(hessian_operator_init)(&s->hop, s->model, &s->train, s->idx, s->count, stochastic, batch, o->chunk, seed,
+                                     o->curvature));
+    s->hop_ready = 1;
+    HS_TRY(FN(hessian_operator_set_block)(&s->hop, o->params));
+    s->op = FN(hessian_operator_linop)(&s->hop);
+    return 0;
+}
+
+void FN(setup_close)(CommandSetup *s) {
+    if (s->hop_ready) FN(hessian_operator_free)(&s->hop);
+    free(s->idx);
+    cifar10_free(&s->train);
+    FN(model_free)(s->model);
+}
+
+int FN(setup_json_begin)(AtomicFile *af, JsonWriter *w, const char *path, const char *command, const CommonOptions *o,
+                         const CommandSetup *s, uint64_t seed, double seconds) {
+    HS_TRY(atomic_file_open(af, path));
+    json_begin(w, af->fp);
+    json_object_begin(w);
+    FN(write_common_json)(w, command, o, s->count);
+    json_key(w, "num_params");
+    json_int(w, (int64_t)s->model->num_params);
+    if (s->hop_ready) {
+        json_key(w, "d"); /* the operator's dimension (a block with --params) */
+        json_int(w, s->op.n);
+    }
+    json_key(w, "seed");
+    json_int(w, (int64_t)seed);
+    json_key(w, "hvps");
+    json_int(w, s->op.applications);
+    json_key(w, "seconds");
+    json_double(w, seconds);
+    return 0;
+}
+
+int FN(setup_json_end)(AtomicFile *af, JsonWriter *w) {
+    json_object_end(w);
+    json_end(w);
+    return atomic_file_commit(af);
+}
+

@@ -11,6 +11,7 @@
 #include "../core/rng.h"
 #include "../curvature/curvature.h"
 #include "../data/cifar10.h"
+#include "../io/atomic_file.h"
 #include "../io/json_writer.h"
 #include "../models/model.h"
 #include "../spectral/linop.h"
@@ -97,6 +98,25 @@ int FN(common_check)(const CommonOptions *o, Curvature *c);
 int FN(common_open)(const CommonOptions *o, Model **m, Cifar10 *train, int **idx, int *count);
 /* Provenance, samples, offset, curvature. */
 void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptions *o, int count);
+
+/* What a second-order command holds: data, selection, model, and (when asked for) the Hessian operator over
+ * the selection, restricted to --params. */
+typedef struct {
+    Cifar10 train;
+    Model *model;
+    int *idx, count;
+    HessianOperator hop;
+    int hop_ready;
+    LinOp op;
+} CommandSetup;
+/* stochastic/batch/seed: see hessian_operator_init; with_operator 0 leaves hop and op unset. */
+int FN(setup_open)(CommandSetup *s, const CommonOptions *o, int with_operator, int stochastic, int batch,
+                   uint64_t seed);
+void FN(setup_close)(CommandSetup *s);
+/* Opens a result file: provenance, selection, d, seed, hvps (so far) and seconds; the caller adds its keys. */
+int FN(setup_json_begin)(AtomicFile *af, JsonWriter *w, const char *path, const char *command,
+                         const CommonOptions *o, const CommandSetup *s, uint64_t seed, double seconds);
+int FN(setup_json_end)(AtomicFile *af, JsonWriter *w);
 
 /* Parses "hessian"/"ggn". */
 int FN(command_curvature)(const char *value, Curvature *c);

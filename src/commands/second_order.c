@@ -34,13 +34,14 @@ int FN(cmd_hvp)(int argc, char **argv) {
         fprintf(stderr, "hessian hvp: %s\n", hs_last_error());
         return EXIT_USAGE;
     }
-    Cifar10 train = {0};
-    Model *m = NULL;
-    int *idx = NULL, count = 0, status = EXIT_ERROR;
+    CommandSetup cs;
+    int status = EXIT_ERROR;
     NpyArray v = {0};
     double *hv = NULL;
     real *hv_out = NULL;
-    if (FN(common_open)(&o, &m, &train, &idx, &count) != 0 || npy_read(vector, &v) != 0) goto done;
+    if (FN(setup_open)(&cs, &o, 0, 0, 0, 0) != 0 || npy_read(vector, &v) != 0) goto done;
+    Model *m = cs.model;
+    int count = cs.count;
     size_t P = m->num_params;
     if (v.numel != (int64_t)P) {
         hs_error("%s holds %lld values, but model %s has %zu parameters", vector, (long long)v.numel, o.arch, P);
@@ -49,7 +50,7 @@ int FN(cmd_hvp)(int argc, char **argv) {
     hv = hs_malloc(sizeof(double) * P);
     hv_out = hs_malloc(sizeof(real) * P);
     if (!hv || !hv_out) goto done;
-    SampleSet set = {&train, idx, count, o.chunk};
+    SampleSet set = {&cs.train, cs.idx, count, o.chunk};
     double t0 = hs_seconds(), loss;
     if (FN(curv_hvp)(m, &set, v.data, 1, o.curvature, hv, &loss) != 0) goto done;
     double seconds = hs_seconds() - t0, vhv = 0, vv = 0, hh = 0;
@@ -69,11 +70,8 @@ int FN(cmd_hvp)(int argc, char **argv) {
            count, sqrt(vv), vhv, vv > 0 ? vhv / vv : 0, sqrt(hh), seconds, out);
     if (o.json) {
         AtomicFile af;
-        if (atomic_file_open(&af, o.json) != 0) goto done;
         JsonWriter w;
-        json_begin(&w, af.fp);
-        json_object_begin(&w);
-        FN(write_common_json)(&w, "hvp", &o, count);
+        if (FN(setup_json_begin)(&af, &w, o.json, "hvp", &o, &cs, 0, seconds) != 0) goto done;
         json_key(&w, "loss");
         json_double(&w, loss);
         json_key(&w, "vHv");
@@ -82,11 +80,7 @@ int FN(cmd_hvp)(int argc, char **argv) {
         json_double(&w, vv > 0 ? vhv / vv : 0);
         json_key(&w, "hv_norm");
         json_double(&w, sqrt(hh));
-        json_key(&w, "seconds");
-        json_double(&w, seconds);
-        json_object_end(&w);
-        json_end(&w);
-        if (atomic_file_commit(&af) != 0) goto done;
+        if (FN(setup_json_end)(&af, &w) != 0) goto done;
     }
     status = EXIT_OK;
 done:
@@ -94,9 +88,7 @@ done:
     npy_free(&v);
     free(hv);
     free(hv_out);
-    free(idx);
-    cifar10_free(&train);
-    FN(model_free)(m);
+    FN(setup_close)(&cs);
     return status;
 }
 
@@ -175,14 +167,15 @@ int FN(cmd_exact)(int argc, char **argv) {
         fprintf(stderr, "hessian exact: %s\n", hs_last_error());
         return EXIT_USAGE;
     }
-    Cifar10 train = {0};
-    Model *m = NULL;
-    int *idx = NULL, count = 0, status = EXIT_ERROR;
+    CommandSetup cs;
+    int status = EXIT_ERROR;
     double *H = NULL, *eig = NULL;
     real *Hr = NULL, *eigr = NULL;
     LayerBlock *layers = NULL;
     int num_layers = 0;
-    if (FN(common_open)(&o, &m, &train, &idx, &count) != 0) goto done;
+    if (FN(setup_open)(&cs, &o, 0, 0, 0, 0) != 0) goto done;
+    Model *m = cs.model;
+    int count = cs.count;
     size_t P = m->num_params;
     if (P > 20000) {
         hs_error("model %s has %zu parameters: its exact Hessian (%.1f GB) is too large; use power or lanczos", o.arch,
@@ -196,7 +189,7 @@ int FN(cmd_exact)(int argc, char **argv) {
     H = hs_malloc(sizeof(double) * P * P);
     eig = hs_malloc(sizeof(double) * P);
     if (!H || !eig) goto done;
-    SampleSet set = {&train, idx, count, o.chunk};
+    SampleSet set = {&cs.train, cs.idx, count, o.chunk};
     Progress pr;
     progress_begin(&pr, "Hessian", "dir", (int64_t)P * ((count + (o.chunk > 0 ? o.chunk : 64) - 1) / (o.chunk > 0 ? o.chunk : 64)));
     ExactInfo info;
@@ -277,12 +270,9 @@ int FN(cmd_exact)(int argc, char **argv) {
     }
     if (o.json) {
         AtomicFile af;
-        if (atomic_file_open(&af, o.json) != 0) goto done;
         JsonWriter w;
-        json_begin(&w, af.fp);
-        json_object_begin(&w);
-        FN(write_common_json)(&w, "exact", &o, count);
-        json_key(&w, "d");
+        if (FN(setup_json_begin)(&af, &w, o.json, "exact", &o, &cs, 0, seconds) != 0) goto done;
+        json_key(&w, "d"); /* the matrix's dimension (a block with --params) */
         json_int(&w, (int64_t)P);
         json_key(&w, "loss");
         json_double(&w, info.loss);
@@ -298,8 +288,6 @@ int FN(cmd_exact)(int argc, char **argv) {
         json_int(&w, negative);
         json_key(&w, "asymmetry");
         json_double(&w, info.asymmetry);
-        json_key(&w, "seconds");
-        json_double(&w, seconds);
         json_key(&w, "seconds_matrix");
         json_double(&w, t_matrix);
         json_key(&w, "seconds_eigenvalues");
@@ -323,9 +311,7 @@ int FN(cmd_exact)(int argc, char **argv) {
             }
             json_array_end(&w);
         }
-        json_object_end(&w);
-        json_end(&w);
-        if (atomic_file_commit(&af) != 0) goto done;
+        if (FN(setup_json_end)(&af, &w) != 0) goto done;
     }
     status = EXIT_OK;
 done:
@@ -335,9 +321,7 @@ done:
     free(eig);
     free(Hr);
     free(eigr);
-    free(idx);
-    cifar10_free(&train);
-    FN(model_free)(m);
+    FN(setup_close)(&cs);
     return status;
 }
 
@@ -400,24 +384,18 @@ int FN(cmd_power)(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (!fixed && !args_find_value(argc, argv, "--samples")) o.samples = "all";
-    Cifar10 train = {0};
-    Model *m = NULL;
-    int *idx = NULL, count = 0, status = EXIT_ERROR, op_ready = 0;
-    HessianOperator hop;
+    CommandSetup cs;
+    int status = EXIT_ERROR;
     PowerResult res = {0};
-    if (FN(common_open)(&o, &m, &train, &idx, &count) != 0) goto done;
-    if (FN(hessian_operator_init)(&hop, m, &train, idx, count, !fixed, batch, o.chunk, seed, o.curvature) != 0)
-        goto done;
-    op_ready = 1;
-    if (FN(hessian_operator_set_block)(&hop, o.params) != 0) goto done;
-    LinOp op = FN(hessian_operator_linop)(&hop);
-    PowerPrinter printer = {o.quiet, &hop};
+    if (FN(setup_open)(&cs, &o, 1, !fixed, batch, seed) != 0) goto done;
+    int count = cs.count;
+    PowerPrinter printer = {o.quiet, &cs.hop};
     PowerOptions popt = {iters, beta < 0 ? 0 : beta, pv, fixed ? tol : 0, seed, NULL, FN(power_step), &printer};
     fprintf(stderr, "power iteration (%s) on %s: %s\n",
             pv == POWER_PLAIN ? "plain" : pv == POWER_STUDY_MOMENTUM ? "study momentum" : "heavy ball", o.arch,
             fixed ? "fixed sample set" : "a new mini-batch per step");
     double t0 = hs_seconds();
-    if (power_iteration(&op, &popt, &res) != 0) goto done;
+    if (power_iteration(&cs.op, &popt, &res) != 0) goto done;
     double seconds = hs_seconds() - t0;
     printf("lambda = %.6f | residual %.3g | steps %d | HVPs %lld | %s | %.1f s\n", res.lambda, res.residual,
            res.steps, (long long)res.products, fixed ? "fixed set" : "stochastic", seconds);
@@ -430,11 +408,8 @@ int FN(cmd_power)(int argc, char **argv) {
     }
     if (o.json) {
         AtomicFile af;
-        if (atomic_file_open(&af, o.json) != 0) goto done;
         JsonWriter w;
-        json_begin(&w, af.fp);
-        json_object_begin(&w);
-        FN(write_common_json)(&w, "power", &o, count);
+        if (FN(setup_json_begin)(&af, &w, o.json, "power", &o, &cs, seed, seconds) != 0) goto done;
         json_key(&w, "mode");
         json_string(&w, fixed ? "fixed" : "stochastic");
         json_key(&w, "batch");
@@ -443,29 +418,18 @@ int FN(cmd_power)(int argc, char **argv) {
         json_string(&w, pv == POWER_PLAIN ? "plain" : pv == POWER_STUDY_MOMENTUM ? "study" : "heavy-ball");
         json_key(&w, "beta");
         json_double(&w, pv == POWER_PLAIN ? 0 : beta);
-        json_key(&w, "seed");
-        json_int(&w, (int64_t)seed);
         json_key(&w, "lambdas");
         json_double_array(&w, res.lambdas, res.steps);
         json_key(&w, "lambda");
         json_double(&w, res.lambda);
         json_key(&w, "residual");
         json_double(&w, res.residual);
-        json_key(&w, "hvps");
-        json_int(&w, res.products);
-        json_key(&w, "seconds");
-        json_double(&w, seconds);
-        json_object_end(&w);
-        json_end(&w);
-        if (atomic_file_commit(&af) != 0) goto done;
+        if (FN(setup_json_end)(&af, &w) != 0) goto done;
     }
     status = EXIT_OK;
 done:
     if (status != EXIT_OK) FN(command_fail)("power");
     power_result_free(&res);
-    if (op_ready) FN(hessian_operator_free)(&hop);
-    free(idx);
-    cifar10_free(&train);
-    FN(model_free)(m);
+    FN(setup_close)(&cs);
     return status;
 }

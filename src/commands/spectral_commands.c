@@ -14,57 +14,6 @@
 #include "command_common.h"
 #include "commands.h"
 
-/* What the three commands share: model, data, selection and the operator. */
-typedef struct {
-    Cifar10 train;
-    Model *model;
-    int *idx, count;
-    HessianOperator hop;
-    int hop_ready;
-    LinOp op;
-} SpectralSetup;
-
-static int FN(spectral_open)(SpectralSetup *s, const CommonOptions *o, int stochastic, int batch, uint64_t seed) {
-    memset(s, 0, sizeof *s);
-    HS_TRY(FN(common_open)(o, &s->model, &s->train, &s->idx, &s->count));
-    HS_TRY(FN(hessian_operator_init)(&s->hop, s->model, &s->train, s->idx, s->count, stochastic, batch, o->chunk, seed,
-                                     o->curvature));
-    s->hop_ready = 1;
-    HS_TRY(FN(hessian_operator_set_block)(&s->hop, o->params));
-    s->op = FN(hessian_operator_linop)(&s->hop);
-    return 0;
-}
-
-static void FN(spectral_close)(SpectralSetup *s) {
-    if (s->hop_ready) FN(hessian_operator_free)(&s->hop);
-    free(s->idx);
-    cifar10_free(&s->train);
-    FN(model_free)(s->model);
-}
-
-static int FN(open_json)(AtomicFile *af, JsonWriter *w, const char *path, const char *command, const CommonOptions *o,
-                         const SpectralSetup *s, uint64_t seed, double seconds) {
-    HS_TRY(atomic_file_open(af, path));
-    json_begin(w, af->fp);
-    json_object_begin(w);
-    FN(write_common_json)(w, command, o, s->count);
-    json_key(w, "d");
-    json_int(w, s->op.n);
-    json_key(w, "seed");
-    json_int(w, (int64_t)seed);
-    json_key(w, "hvps");
-    json_int(w, s->op.applications);
-    json_key(w, "seconds");
-    json_double(w, seconds);
-    return 0;
-}
-
-static int FN(close_json)(AtomicFile *af, JsonWriter *w) {
-    json_object_end(w);
-    json_end(w);
-    return atomic_file_commit(af);
-}
-
 /* ------------------------------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -115,11 +64,11 @@ int FN(cmd_lanczos)(int argc, char **argv) {
         fprintf(stderr, "hessian lanczos: %s\n", hs_last_error());
         return EXIT_USAGE;
     }
-    SpectralSetup s;
+    CommandSetup s;
     LanczosResult res = {0};
     NpyArray start = {0};
     int status = EXIT_ERROR;
-    if (FN(spectral_open)(&s, &o, 0, 0, seed) != 0) goto done;
+    if (FN(setup_open)(&s, &o, 1, 0, 0, seed) != 0) goto done;
     if (start_path) {
         if (npy_read(start_path, &start) != 0) goto done;
         if (start.numel != s.op.n && !(start.ndim == 2 && start.shape[1] == s.op.n)) {
@@ -150,7 +99,7 @@ int FN(cmd_lanczos)(int argc, char **argv) {
     if (o.json) {
         AtomicFile af;
         JsonWriter w;
-        if (FN(open_json)(&af, &w, o.json, "lanczos", &o, &s, seed, seconds) != 0) goto done;
+        if (FN(setup_json_begin)(&af, &w, o.json, "lanczos", &o, &s, seed, seconds) != 0) goto done;
         json_key(&w, "which");
         json_string(&w, which_name);
         json_key(&w, "steps");
@@ -163,14 +112,14 @@ int FN(cmd_lanczos)(int argc, char **argv) {
         json_double_array(&w, res.eigenvalues, res.count);
         json_key(&w, "residuals");
         json_double_array(&w, res.residuals, res.count);
-        if (FN(close_json)(&af, &w) != 0) goto done;
+        if (FN(setup_json_end)(&af, &w) != 0) goto done;
     }
     status = EXIT_OK;
 done:
     if (status != EXIT_OK) FN(command_fail)("lanczos");
     lanczos_result_free(&res);
     npy_free(&start);
-    FN(spectral_close)(&s);
+    FN(setup_close)(&s);
     return status;
 }
 
@@ -202,10 +151,10 @@ int FN(cmd_trace)(int argc, char **argv) {
         fprintf(stderr, "hessian trace: %s\n", hs_last_error());
         return EXIT_USAGE;
     }
-    SpectralSetup s;
+    CommandSetup s;
     TraceResult th = {0}, tp = {0};
     int status = EXIT_ERROR;
-    if (FN(spectral_open)(&s, &o, 0, 0, seed) != 0) goto done;
+    if (FN(setup_open)(&s, &o, 1, 0, 0, seed) != 0) goto done;
     double t0 = hs_seconds();
     if (hutch && trace_hutchinson(&s.op, probes, seed, &th) != 0) goto done;
     if (hpp && trace_hutchpp(&s.op, probes, seed, &tp) != 0) goto done;
@@ -215,7 +164,7 @@ int FN(cmd_trace)(int argc, char **argv) {
     if (o.json) {
         AtomicFile af;
         JsonWriter w;
-        if (FN(open_json)(&af, &w, o.json, "trace", &o, &s, seed, seconds) != 0) goto done;
+        if (FN(setup_json_begin)(&af, &w, o.json, "trace", &o, &s, seed, seconds) != 0) goto done;
         json_key(&w, "probes");
         json_int(&w, probes);
         if (hutch) {
@@ -236,12 +185,12 @@ int FN(cmd_trace)(int argc, char **argv) {
             json_double(&w, tp.std_error);
             json_object_end(&w);
         }
-        if (FN(close_json)(&af, &w) != 0) goto done;
+        if (FN(setup_json_end)(&af, &w) != 0) goto done;
     }
     status = EXIT_OK;
 done:
     if (status != EXIT_OK) FN(command_fail)("trace");
-    FN(spectral_close)(&s);
+    FN(setup_close)(&s);
     return status;
 }
 
@@ -277,11 +226,11 @@ int FN(cmd_density)(int argc, char **argv) {
         fprintf(stderr, "hessian density: %s\n", hs_last_error());
         return EXIT_USAGE;
     }
-    SpectralSetup s;
+    CommandSetup s;
     DensityResult res = {0};
     NpyArray exact = {0};
     int status = EXIT_ERROR;
-    if (FN(spectral_open)(&s, &o, 0, 0, seed) != 0) goto done;
+    if (FN(setup_open)(&s, &o, 1, 0, 0, seed) != 0) goto done;
     if (exact_path && npy_read(exact_path, &exact) != 0) goto done;
     DensityOptions dopt = {runs, steps, sigma, grid, seed, DENSITY_RADEMACHER};
     double t0 = hs_seconds();
@@ -321,7 +270,7 @@ int FN(cmd_density)(int argc, char **argv) {
     if (o.json) {
         AtomicFile af;
         JsonWriter w;
-        if (FN(open_json)(&af, &w, o.json, "density", &o, &s, seed, seconds) != 0) goto done;
+        if (FN(setup_json_begin)(&af, &w, o.json, "density", &o, &s, seed, seconds) != 0) goto done;
         json_key(&w, "runs");
         json_int(&w, runs);
         json_key(&w, "steps");
@@ -332,13 +281,13 @@ int FN(cmd_density)(int argc, char **argv) {
         json_double_array(&w, res.node_values, res.nodes);
         json_key(&w, "weights");
         json_double_array(&w, res.node_weights, res.nodes);
-        if (FN(close_json)(&af, &w) != 0) goto done;
+        if (FN(setup_json_end)(&af, &w) != 0) goto done;
     }
     status = EXIT_OK;
 done:
     if (status != EXIT_OK) FN(command_fail)("density");
     density_result_free(&res);
     npy_free(&exact);
-    FN(spectral_close)(&s);
+    FN(setup_close)(&s);
     return status;
 }
