@@ -40,7 +40,6 @@ expect 1 "truncated.safetensors" "$bin" eval --checkpoint "$tmp/truncated.safete
 printf 'not a npy file' > "$tmp/bad.npy"
 expect 1 "bad.npy" "$bin" hvp --checkpoint "$ck" --data "$data" --samples 8 --vector "$tmp/bad.npy" --out "$tmp/hv.npy"
 [[ ! -e $tmp/hv.npy ]] && ok || bad "hvp wrote output despite a bad vector"
-/usr/bin/python3 -c 'import numpy' 2>/dev/null && have_numpy=1 || have_numpy=0
 short=tests/golden/cnn_hv.npy # a valid .npy of the right length
 expect 0 "v.Hv" "$bin" hvp --checkpoint "$ck" --data "$data" --samples 8 --vector "$short" --out "$tmp/hv.npy" --json "$tmp/hv.json"
 [[ -s $tmp/hv.npy && -s $tmp/hv.json ]] && ok || bad "hvp outputs missing"
