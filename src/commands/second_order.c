@@ -274,6 +274,8 @@ int FN(cmd_exact)(int argc, char **argv) {
         if (FN(setup_json_begin)(&af, &w, o.json, "exact", &o, &cs, 0, seconds) != 0) goto done;
         json_key(&w, "d"); /* the matrix's dimension (a block with --params) */
         json_int(&w, (int64_t)P);
+        json_key(&w, "unit_directions"); /* propagated, summed over sample chunks ("hvps" counts operator products) */
+        json_int(&w, info.directions);
         json_key(&w, "loss");
         json_double(&w, info.loss);
         json_key(&w, "eigenvalues_smallest");
