@@ -109,6 +109,8 @@ awk -v a="$ggn_min" -v m="$ggn_max" 'BEGIN { exit !(a >= -1e-6 * m) }' && ok || 
 expect 0 "SLQ|density" "$bin" density "${common[@]}" --runs 2 --steps 30 --csv "$tmp/density.csv" --plot "$tmp/density.svg" \
     --exact tests/golden/cnn_eigenvalues.npy
 grep -q "</svg>" "$tmp/density.svg" && ok || bad "density plot incomplete"
+expect 0 "Hutchinson" "$bin" trace "${common[@]}" --stochastic --batch 16 --probes 8 --json "$tmp/st.json"
+grep -q '"operator": "stochastic"' "$tmp/st.json" && ok || bad "stochastic trace not recorded as such"
 expect 0 "d = 310" "$bin" lanczos "${common[@]}" --params 9 --k 2
 expect 1 "names no parameter" "$bin" lanczos "${common[@]}" --params nosuchlayer --k 2
 

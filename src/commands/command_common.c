@@ -281,6 +281,10 @@ int FN(setup_json_begin)(AtomicFile *af, JsonWriter *w, const char *path, const 
     if (s->hop_ready) {
         json_key(w, "d"); /* the operator's dimension (a block with --params) */
         json_int(w, s->op.n);
+        json_key(w, "operator");
+        json_string(w, s->hop.stochastic ? "stochastic" : "fixed");
+        json_key(w, "batch");
+        json_int(w, s->hop.batch);
     }
     json_key(w, "seed");
     json_int(w, (int64_t)seed);

@@ -390,7 +390,6 @@ int FN(cmd_power)(int argc, char **argv) {
     int status = EXIT_ERROR;
     PowerResult res = {0};
     if (FN(setup_open)(&cs, &o, 1, !fixed, batch, seed) != 0) goto done;
-    int count = cs.count;
     PowerPrinter printer = {o.quiet, &cs.hop};
     PowerOptions popt = {iters, beta < 0 ? 0 : beta, pv, fixed ? tol : 0, seed, NULL, FN(power_step), &printer};
     fprintf(stderr, "power iteration (%s) on %s: %s\n",
@@ -412,10 +411,6 @@ int FN(cmd_power)(int argc, char **argv) {
         AtomicFile af;
         JsonWriter w;
         if (FN(setup_json_begin)(&af, &w, o.json, "power", &o, &cs, seed, seconds) != 0) goto done;
-        json_key(&w, "mode");
-        json_string(&w, fixed ? "fixed" : "stochastic");
-        json_key(&w, "batch");
-        json_int(&w, fixed ? count : batch);
         json_key(&w, "variant");
         json_string(&w, pv == POWER_PLAIN ? "plain" : pv == POWER_STUDY_MOMENTUM ? "study" : "heavy-ball");
         json_key(&w, "beta");

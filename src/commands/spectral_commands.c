@@ -14,6 +14,12 @@
 #include "command_common.h"
 #include "commands.h"
 
+/* For comparison with the peer tools: a new mini-batch of --batch samples (drawn from the selection) for every
+ * product, instead of the fixed set. The methods assume a fixed operator; the results say which was used. */
+#define STOCHASTIC_SPECS                                                                                       \
+    {"--stochastic", ARG_FLAG, &stochastic, "a new mini-batch for every product (not a fixed operator)", 0}, \
+        {"--batch", ARG_INT, &batch, "with --stochastic: samples per product", 0}
+
 /* ------------------------------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -31,6 +37,7 @@ static void FN(lanczos_step)(void *user, int step, double top, double bottom, do
 int FN(cmd_lanczos)(int argc, char **argv) {
     CommonOptions o;
     FN(common_defaults)(&o, "1000");
+    int stochastic = 0, batch = 1000;
     const char *which_name = "largest", *save_vectors = NULL, *start_path = NULL;
     int k = 5, steps = 100;
     double tol = 1e-6;
@@ -44,6 +51,7 @@ int FN(cmd_lanczos)(int argc, char **argv) {
         {"--seed", ARG_U64, &seed, "seed of the start vector", 0},
         {"--start", ARG_STRING, &start_path, "warm start: a .npy vector (e.g. saved eigenvectors' first row)", 0},
         {"--save-vectors", ARG_STRING, &save_vectors, "write the Ritz vectors as .npy (k x d, float64)", 0},
+        STOCHASTIC_SPECS,
     };
     int parsed = args_parse(argc, argv,
                             "usage: hessian lanczos --model cnn --checkpoint CKPT --data DIR [--samples N --offset O] "
@@ -68,7 +76,7 @@ int FN(cmd_lanczos)(int argc, char **argv) {
     LanczosResult res = {0};
     NpyArray start = {0};
     int status = EXIT_ERROR;
-    if (FN(setup_open)(&s, &o, 1, 0, 0, seed) != 0) goto done;
+    if (FN(setup_open)(&s, &o, 1, stochastic, batch, seed) != 0) goto done;
     if (start_path) {
         if (npy_read(start_path, &start) != 0) goto done;
         if (start.numel != s.op.n && !(start.ndim == 2 && start.shape[1] == s.op.n)) {
@@ -128,6 +136,7 @@ done:
 int FN(cmd_trace)(int argc, char **argv) {
     CommonOptions o;
     FN(common_defaults)(&o, "1000");
+    int stochastic = 0, batch = 1000;
     const char *method = "both";
     int probes = 100;
     uint64_t seed = 0;
@@ -136,6 +145,7 @@ int FN(cmd_trace)(int argc, char **argv) {
         {"--probes", ARG_INT, &probes, "Hessian-vector products per estimate", 0},
         {"--method", ARG_STRING, &method, "hutchinson | hutchpp | both", 0},
         {"--seed", ARG_U64, &seed, "seed of the probe vectors", 0},
+        STOCHASTIC_SPECS,
     };
     int parsed = args_parse(argc, argv,
                             "usage: hessian trace --model cnn --checkpoint CKPT --data DIR [--samples N --offset O] "
@@ -154,7 +164,7 @@ int FN(cmd_trace)(int argc, char **argv) {
     CommandSetup s;
     TraceResult th = {0}, tp = {0};
     int status = EXIT_ERROR;
-    if (FN(setup_open)(&s, &o, 1, 0, 0, seed) != 0) goto done;
+    if (FN(setup_open)(&s, &o, 1, stochastic, batch, seed) != 0) goto done;
     double t0 = hs_seconds();
     if (hutch && trace_hutchinson(&s.op, probes, seed, &th) != 0) goto done;
     if (hpp && trace_hutchpp(&s.op, probes, seed, &tp) != 0) goto done;
@@ -199,6 +209,7 @@ done:
 int FN(cmd_density)(int argc, char **argv) {
     CommonOptions o;
     FN(common_defaults)(&o, "1000");
+    int stochastic = 0, batch = 1000;
     const char *csv = NULL, *plot = NULL, *exact_path = NULL;
     int runs = 4, steps = 80, grid = 1000;
     double sigma = 0;
@@ -213,6 +224,7 @@ int FN(cmd_density)(int argc, char **argv) {
         {"--csv", ARG_STRING, &csv, "write eigenvalue,density as CSV", 0},
         {"--plot", ARG_STRING, &plot, "write an SVG plot of the density (log scale)", 0},
         {"--exact", ARG_STRING, &exact_path, "overlay the histogram of exact eigenvalues (.npy from hessian exact)", 0},
+        STOCHASTIC_SPECS,
     };
     int parsed = args_parse(argc, argv,
                             "usage: hessian density --model cnn --checkpoint CKPT --data DIR [--samples N --offset O] "
@@ -230,7 +242,7 @@ int FN(cmd_density)(int argc, char **argv) {
     DensityResult res = {0};
     NpyArray exact = {0};
     int status = EXIT_ERROR;
-    if (FN(setup_open)(&s, &o, 1, 0, 0, seed) != 0) goto done;
+    if (FN(setup_open)(&s, &o, 1, stochastic, batch, seed) != 0) goto done;
     if (exact_path && npy_read(exact_path, &exact) != 0) goto done;
     DensityOptions dopt = {runs, steps, sigma, grid, seed, DENSITY_RADEMACHER};
     double t0 = hs_seconds();
