@@ -318,7 +318,7 @@ static int FN(reserve_tangents)(ResNetState *s, int NK) {
 #define PRM(t) (m->params + m->tensors[t].offset)
 #define BUF(b) (m->buffer_values + m->buffers[b].offset)
 #define V(t) FN(model_direction)(m, v, t)
-#define ACC(base, t) ((base) + m->tensors[t].offset)
+#define ACC(base, t) ((base) ? (base) + m->tensors[t].offset : NULL) /* NULL base: no parameter gradient */
 
 /* Primal activation of id for the current chunk (N samples). */
 static real *FN(act)(Model *m, ResNetState *s, int id) {
@@ -533,8 +533,10 @@ static int FN(gconv_backward)(ResNetState *st, real *d_in, real *d_W, const real
     for (int g0 = 0; g0 < N; g0 += G) {
         int gn = N - g0 < G ? N - g0 : G, nc = gn * (int)L;
         FN(gather_out)(Y, d_out + g0 * out_size, out_size, gn, O, L);
-        FN(gather_cols)(col, in + g0 * in_size, in_size, gn, s);
-        FN(gemm)(0, 1, O, R, nc, 1, Y, nc, col, nc, 1, d_W, R);
+        if (d_W) {
+            FN(gather_cols)(col, in + g0 * in_size, in_size, gn, s);
+            FN(gemm)(0, 1, O, R, nc, 1, Y, nc, col, nc, 1, d_W, R);
+        }
         if (!d_in) continue;
         FN(gemm)(1, 0, R, nc, O, 1, W, R, Y, nc, 0, col, nc);
         FN(scatter_cols)(d_in + g0 * in_size, in_size, col, gn, s, 0);
@@ -790,6 +792,7 @@ const ModelArch FN(resnet18_arch) = {
     .free_state = FN(resnet_free_state),
     .forward = FN(resnet_forward),
     .backward = FN(resnet_backward),
+    .grad_optional = 1,
     .tangent_forward = FN(resnet_tangent_forward),
     .tangent_backward = FN(resnet_tangent_backward),
 };
@@ -800,6 +803,7 @@ const ModelArch FN(resnet50_arch) = {
     .free_state = FN(resnet_free_state),
     .forward = FN(resnet_forward),
     .backward = FN(resnet_backward),
+    .grad_optional = 1,
     .tangent_forward = FN(resnet_tangent_forward),
     .tangent_backward = FN(resnet_tangent_backward),
 };

@@ -67,8 +67,8 @@ void FN(batchnorm_eval_backward)(real *d_in, real *d_gamma, real *d_beta, const 
                 for (int i = 0; i < HW; i++) dx[i] = a * dy[i];
             }
         }
-        d_gamma[c] += (real)sg;
-        d_beta[c] += (real)sb;
+        if (d_gamma) d_gamma[c] += (real)sg;
+        if (d_beta) d_beta[c] += (real)sb;
     }
 }
 
@@ -176,8 +176,8 @@ void FN(batchnorm_train_backward)(real *d_in, real *d_gamma, real *d_beta, const
                 sdyx += (double)dy[i] * (double)((x[i] - mu) * s);
             }
         }
-        d_gamma[c] += (real)sdyx;
-        d_beta[c] += (real)sdy;
+        if (d_gamma) d_gamma[c] += (real)sdyx;
+        if (d_beta) d_beta[c] += (real)sdy;
         if (!d_in) continue;
         real A = (real)(sdy / M), B = (real)(sdyx / M), gs = gamma[c] * s;
         for (int n = 0; n < N; n++) {

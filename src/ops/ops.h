@@ -122,8 +122,8 @@ void FN(cross_entropy_tangent_backward)(real *td_logits /* (N,K,C) */, const rea
 void FN(batchnorm_eval_forward)(real *out /* (N,C,HW) */, const real *in /* (N,C,HW) */, const real *gamma /* (C) */,
                                 const real *beta /* (C) */, const real *running_mean /* (C) */,
                                 const real *running_var /* (C) */, double eps, int N, int C, int HW);
-void FN(batchnorm_eval_backward)(real *d_in /* (N,C,HW) or NULL */, real *d_gamma /* (C) += */,
-                                 real *d_beta /* (C) += */, const real *d_out /* (N,C,HW) */, const real *in,
+void FN(batchnorm_eval_backward)(real *d_in /* (N,C,HW) or NULL */, real *d_gamma /* (C) += or NULL */,
+                                 real *d_beta /* (C) += or NULL */, const real *d_out /* (N,C,HW) */, const real *in,
                                  const real *gamma, const real *running_mean, const real *running_var, double eps,
                                  int N, int C, int HW);
 void FN(batchnorm_eval_tangent_forward)(real *t_out /* (N,K,C,HW) */, const real *t_in /* (N,K,C,HW) or NULL */,
@@ -143,8 +143,8 @@ int FN(batchnorm_train_forward)(real *out /* (N,C,HW) */, real *mean /* (C) cach
                                 const real *in /* (N,C,HW) */, const real *gamma, const real *beta,
                                 real *running_mean /* (C) updated, or NULL */, real *running_var /* (C) or NULL */,
                                 double momentum, double eps, int N, int C, int HW);
-void FN(batchnorm_train_backward)(real *d_in /* (N,C,HW) or NULL */, real *d_gamma /* (C) += */,
-                                  real *d_beta /* (C) += */, const real *d_out /* (N,C,HW) */, const real *in,
+void FN(batchnorm_train_backward)(real *d_in /* (N,C,HW) or NULL */, real *d_gamma /* (C) += or NULL */,
+                                  real *d_beta /* (C) += or NULL */, const real *d_out /* (N,C,HW) */, const real *in,
                                   const real *gamma, const real *mean, const real *invstd, int N, int C, int HW);
 void FN(batchnorm_train_tangent_forward)(real *t_out /* (N,K,C,HW) */, const real *t_in /* or NULL */,
                                          const real *t_gamma /* (K,ldw) or NULL */,
