@@ -18,6 +18,17 @@ void FN(samples_fill)(const Cifar10 *data, const int *indices, int count, real *
     }
 }
 
+/* acc (n) = or += part (n): the first chunk assigns, so the double buffer is written once, not cleared first. */
+static void FN(accumulate_chunk)(double *acc, const real *part, size_t n, int first) {
+    if (first) {
+#pragma omp parallel for schedule(static) if (n > 100000)
+        for (size_t i = 0; i < n; i++) acc[i] = (double)part[i];
+    } else {
+#pragma omp parallel for schedule(static) if (n > 100000)
+        for (size_t i = 0; i < n; i++) acc[i] += (double)part[i];
+    }
+}
+
 static int chunk_size(const SampleSet *set) {
     int c = set->chunk > 0 ? set->chunk : 250;
     return c < set->count ? c : set->count;
@@ -62,7 +73,6 @@ int FN(curv_loss_grad)(Model *m, const SampleSet *set, double *loss, double *acc
     int chunk = chunk_size(set);
     ChunkBuffers b;
     HS_TRY(FN(chunk_alloc)(&b, chunk, P, 0));
-    if (grad) memset(grad, 0, sizeof(double) * P);
     double total = 0, scale = 1.0 / set->count;
     long right = 0;
     int rc = 0;
@@ -79,15 +89,20 @@ int FN(curv_loss_grad)(Model *m, const SampleSet *set, double *loss, double *acc
         if (!grad) continue;
         memset(b.grad, 0, sizeof(real) * P);
         rc = FN(model_backward)(m, b.y, scale, b.grad);
-        for (size_t i = 0; i < P; i++) grad[i] += (double)b.grad[i];
+        FN(accumulate_chunk)(grad, b.grad, P, start == 0);
     }
     FN(chunk_free)(&b);
     if (rc != 0) return -1;
     if (loss) *loss = total;
     if (accuracy) *accuracy = (double)right / set->count;
-    if (grad)
-        for (size_t i = 0; i < P; i++)
-            if (!isfinite(grad[i])) return hs_error("the gradient is not finite at parameter %zu", i);
+    if (grad) {
+        double sum = 0;
+#pragma omp parallel for schedule(static) reduction(+ : sum) if (P > 100000)
+        for (size_t i = 0; i < P; i++) sum += fabs(grad[i]);
+        if (!isfinite(sum))
+            for (size_t i = 0; i < P; i++)
+                if (!isfinite(grad[i])) return hs_error("the gradient is not finite at parameter %zu", i);
+    }
     return 0;
 }
 
@@ -102,8 +117,8 @@ int FN(curv_hvp)(Model *m, const SampleSet *set, const double *v, int K, Curvatu
     int chunk = chunk_size(set);
     ChunkBuffers b;
     HS_TRY(FN(chunk_alloc)(&b, chunk, P, K));
+#pragma omp parallel for schedule(static) if (P * (size_t)K > 100000)
     for (size_t i = 0; i < P * (size_t)K; i++) b.vr[i] = (real)v[i];
-    memset(hv, 0, sizeof(double) * P * (size_t)K);
     double total = 0, scale = 1.0 / set->count;
     int rc = 0;
     for (int start = 0; start < set->count && rc == 0; start += chunk) {
@@ -117,19 +132,22 @@ int FN(curv_hvp)(Model *m, const SampleSet *set, const double *v, int K, Curvatu
         total += part;
         memset(b.hv, 0, sizeof(real) * P * (size_t)K);
         rc = FN(model_hvp_chunk)(m, b.vr, K, 0, curvature, b.hv);
-        for (size_t i = 0; i < P * (size_t)K; i++) hv[i] += (double)b.hv[i];
+        FN(accumulate_chunk)(hv, b.hv, P * (size_t)K, start == 0);
     }
     FN(chunk_free)(&b);
     if (rc != 0) return -1;
     if (loss) *loss = total;
     for (int k = 0; k < K; k++) {
+        const double *h = hv + (size_t)k * P, *vk = v + (size_t)k * P;
         double vnorm = 0, hnorm = 0;
+#pragma omp parallel for schedule(static) reduction(+ : vnorm, hnorm) if (P > 100000)
         for (size_t i = 0; i < P; i++) {
-            double h = hv[(size_t)k * P + i];
-            if (!isfinite(h)) return hs_error("the Hessian-vector product is not finite at index %zu", i);
-            vnorm += fabs(v[(size_t)k * P + i]);
-            hnorm += fabs(h);
+            vnorm += fabs(vk[i]);
+            hnorm += fabs(h[i]); /* a NaN or infinity anywhere makes the sum non-finite */
         }
+        if (!isfinite(hnorm))
+            for (size_t i = 0; i < P; i++)
+                if (!isfinite(h[i])) return hs_error("the Hessian-vector product is not finite at index %zu", i);
         if (vnorm > 0 && hnorm == 0)
             return hs_error("the Hessian-vector product is exactly zero for a non-zero direction: the loss does not "
                             "depend on these parameters (or every unit is inactive); refusing to return a silent "
