@@ -179,6 +179,12 @@ static int FN(hessian_operator_apply)(void *ctx, const double *v, double *out, i
         op->position += op->batch;
     }
     op->samples_seen += set.count;
+    op->products += count;
+    if (op->progress) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "batch loss %.4f", op->last_loss);
+        progress_update(op->progress, op->products, op->products > 1 ? msg : NULL);
+    }
     if (!op->block) return FN(curv_hvp)(op->model, &set, v, count, op->curvature, out, &op->last_loss);
     size_t P = op->model->num_params;
     int64_t n = op->block_size;
@@ -247,8 +253,6 @@ void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptio
     json_key(w, "chunk");
     json_int(w, o->chunk);
 }
-
-
 
 int FN(setup_open)(CommandSetup *s, const CommonOptions *o, int with_operator, int stochastic, int batch,
                    uint64_t seed) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "../cli/args.h"
+#include "../core/progress.h"
 #include "../core/rng.h"
 #include "../curvature/curvature.h"
 #include "../data/cifar10.h"
@@ -55,6 +56,8 @@ typedef struct {
     int64_t block_size;
     double *full_v, *full_hv; /* (capacity, P) scatter/gather buffers */
     int capacity;
+    int64_t products;   /* Hessian-vector products so far */
+    struct Progress *progress; /* optional: updated after every product */
 } HessianOperator;
 
 int FN(hessian_operator_init)(HessianOperator *op, Model *m, const Cifar10 *data, const int *pool, int pool_count,

@@ -165,9 +165,13 @@ int FN(cmd_trace)(int argc, char **argv) {
     TraceResult th = {0}, tp = {0};
     int status = EXIT_ERROR;
     if (FN(setup_open)(&s, &o, 1, stochastic, batch, seed) != 0) goto done;
+    Progress pr;
+    progress_begin(&pr, "trace", "HVP", (int64_t)probes * (hutch + hpp));
+    s.hop.progress = &pr;
     double t0 = hs_seconds();
-    if (hutch && trace_hutchinson(&s.op, probes, seed, &th) != 0) goto done;
-    if (hpp && trace_hutchpp(&s.op, probes, seed, &tp) != 0) goto done;
+    int rc = (hutch && trace_hutchinson(&s.op, probes, seed, &th) != 0) || (hpp && trace_hutchpp(&s.op, probes, seed, &tp) != 0);
+    progress_end(&pr);
+    if (rc) goto done;
     double seconds = hs_seconds() - t0;
     if (hutch) printf("Hutchinson: trace %.8g +- %.3g (standard error), %d HVPs\n", th.trace, th.std_error, probes);
     if (hpp) printf("Hutch++:    trace %.8g +- %.3g (standard error), %d HVPs\n", tp.trace, tp.std_error, probes);
@@ -245,8 +249,13 @@ int FN(cmd_density)(int argc, char **argv) {
     if (FN(setup_open)(&s, &o, 1, stochastic, batch, seed) != 0) goto done;
     if (exact_path && npy_read(exact_path, &exact) != 0) goto done;
     DensityOptions dopt = {runs, steps, sigma, grid, seed, DENSITY_RADEMACHER};
+    Progress pr;
+    progress_begin(&pr, "density", "HVP", (int64_t)runs * steps);
+    s.hop.progress = &pr;
     double t0 = hs_seconds();
-    if (spectral_density(&s.op, &dopt, &res) != 0) goto done;
+    int rc = spectral_density(&s.op, &dopt, &res);
+    progress_end(&pr);
+    if (rc != 0) goto done;
     double seconds = hs_seconds() - t0;
     double lo = res.node_values[0], hi = res.node_values[0];
     for (int i = 0; i < res.nodes; i++) lo = fmin(lo, res.node_values[i]), hi = fmax(hi, res.node_values[i]);
@@ -271,9 +280,9 @@ int FN(cmd_density)(int argc, char **argv) {
             for (int i = 0; i < res.grid; i++) scaled[i] = res.density[i] * (double)exact.numel * width;
             PlotSeries overlay = {"SLQ density (scaled to counts)", res.x, scaled, res.grid, NULL, 0};
             PlotFrame hf = {"Exact eigenvalues (histogram) and SLQ density", "eigenvalue", "count", 0, 0, 1};
-            int rc = svg_histogram(plot, &hf, exact.data, (int)exact.numel, bins, 0, 1, &overlay);
+            int plot_rc = svg_histogram(plot, &hf, exact.data, (int)exact.numel, bins, 0, 1, &overlay);
             free(scaled);
-            if (rc != 0) goto done;
+            if (plot_rc != 0) goto done;
         } else {
             PlotSeries curve = {"SLQ density", res.x, res.density, res.grid, NULL, 0};
             if (svg_line_chart(plot, &frame, &curve, 1, NULL, 0) != 0) goto done;

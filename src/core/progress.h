@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-typedef struct {
+typedef struct Progress {
     const char *label;
     const char *unit;   /* "img", "batch", "HVP" */
     int64_t total;
