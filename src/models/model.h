@@ -6,7 +6,7 @@
  *
  * Usage (one chunk of N samples; the loss is scale * sum of per-sample losses, scale = 1/total samples):
  *   model_forward(m, x, N); model_loss(m, y, scale, &loss, &correct);
- *   model_backward(m, y, scale, grad);                        grad += dL/dtheta
+ *   model_backward(m, y, scale, grad);                        grad += dL/dtheta (NULL if arch->grad_optional)
  *   model_hvp_chunk(m, v, K, start_layer, curvature, hv);     hv (K,P) += H v  (needs the two calls above)
  * An architecture (cnn.c, resnet.c) provides the ModelArch table. */
 #ifndef HS_MODEL_H
