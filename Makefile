@@ -3,7 +3,7 @@
 #   make test       builds and runs every tests/test_*.c program, then prints "N passed, M failed"
 #   make bench      benchmarks against PyTorch (needs data and python3-torch; see bench/README.md)
 #   make DEBUG=1    -O0 -g with AddressSanitizer and UndefinedBehaviorSanitizer
-# No -ffast-math anywhere: this code computes derivatives and eigenvalues.
+# No fast-math optimisation flags anywhere: this code computes derivatives and eigenvalues.
 
 CC ?= cc
 OPT ?= -O2 -march=native
