@@ -84,4 +84,4 @@ bench: bin/hessian $(BENCHES)
 clean:
 	rm -rf $(BUILD) bin
 
--include $(OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TESTS:=.d) $(BENCHES:=.d)

@@ -29,106 +29,13 @@
 #define RTOL_FD 1e-6     /* analytic vs central difference (relative, with a floor of 1e-3 * max |ref|) */
 #define RTOL_EXACT 1e-11 /* same quantity computed in a different order */
 
+#include "derivative_check.h"
+
 static double worst_fd, worst_exact;
 static int rc_failures;
 
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-static double urand(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-}
-static void fill(real *x, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] = (real)(2 * urand() - 1);
-}
-static void fill_nan(real *x, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] = (real)NAN;
-}
-static real *vec(size_t n) {
-    real *p = calloc(n ? n : 1, sizeof(real));
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
-}
-static real *vec_copy(const real *x, size_t n) {
-    real *p = vec(n);
-    if (n) memcpy(p, x, sizeof(real) * n);
-    return p;
-}
-
 static double compare(int exact, const char *what, const real *got, const real *ref, size_t n, double rtol) {
-    double amax = 0;
-    for (size_t i = 0; i < n; i++) amax = fmax(amax, fabs((double)ref[i]));
-    double floor_ = fmax(1e-3 * amax, 1e-9), worst = 0;
-    size_t wi = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - (double)ref[i]);
-        double e = d == d ? d / fmax(fabs((double)ref[i]), floor_) : INFINITY;
-        if (e > worst || (e != e)) worst = e, wi = i;
-    }
-    CHECK(worst <= rtol, "%s: max rel error %.3g > %g at [%zu] (got %.17g, expected %.17g, max |ref| %.3g)", what,
-          worst, rtol, wi, n ? (double)got[wi] : 0.0, n ? (double)ref[wi] : 0.0, amax);
-    double *w = exact ? &worst_exact : &worst_fd;
-    if (worst > *w) *w = worst;
-    return worst;
-}
-
-static void get_dir(real *dst, const real *src, int N, int K, size_t m, int k) {
-    for (int n = 0; n < N; n++) memcpy(dst + (size_t)n * m, src + ((size_t)n * K + k) * m, sizeof(real) * m);
-}
-
-typedef void (*EvalFn)(void *ctx, real *out);
-
-static int saved_threads;
-static void serial_begin(void) {
-    saved_threads = omp_get_max_threads();
-    omp_set_num_threads(1);
-}
-static void serial_end(void) { omp_set_num_threads(saved_threads); }
-
-typedef struct {
-    real *x;
-    const real *x0;
-    const real *t;
-    size_t n;
-} Pert;
-static void set_pert(const Pert *p, int np, double s) {
-    for (int j = 0; j < np; j++)
-        for (size_t i = 0; i < p[j].n; i++) p[j].x[i] = p[j].x0[i] + (p[j].t ? (real)(s * p[j].t[i]) : 0);
-}
-static void fd_dir(real *deriv, size_t m, const Pert *p, int np, EvalFn f, void *ctx) {
-    real *fp = vec(m), *fm = vec(m);
-    serial_begin();
-    set_pert(p, np, EPS);
-    f(ctx, fp);
-    set_pert(p, np, -EPS);
-    f(ctx, fm);
-    set_pert(p, np, 0);
-    serial_end();
-    for (size_t j = 0; j < m; j++) deriv[j] = (real)(((double)fp[j] - (double)fm[j]) / (2 * EPS));
-    free(fp);
-    free(fm);
-}
-static void fd_grad(real *grad, real *x, size_t n, const real *r, size_t m, EvalFn f, void *ctx) {
-    real *fp = vec(m), *fm = vec(m);
-    serial_begin();
-    for (size_t i = 0; i < n; i++) {
-        real x0 = x[i], xp = x0 + (real)EPS, xm = x0 - (real)EPS;
-        x[i] = xp;
-        f(ctx, fp);
-        x[i] = xm;
-        f(ctx, fm);
-        x[i] = x0;
-        double s = 0;
-        for (size_t j = 0; j < m; j++) s += (double)r[j] * ((double)fp[j] - (double)fm[j]);
-        grad[i] = (real)(s / ((double)xp - (double)xm));
-    }
-    serial_end();
-    free(fp);
-    free(fm);
+    return compare_values(exact ? &worst_exact : &worst_fd, what, got, ref, n, rtol);
 }
 
 /* ---------------------------------------------------------------- batch norm */
@@ -524,6 +431,7 @@ static void test_threads(void) {
 }
 
 int main(void) {
+    rng_state = 0x2545F4914F6CDD1Dull; /* this test's stream */
     double t0 = hs_seconds();
     const int shapes[4][4] = {{3, 4, 6, 3}, {2, 3, 1, 2}, {5, 2, 4, 1}, {1, 3, 7, 2}}; /* N C HW K */
     for (int train = 0; train <= 1; train++)

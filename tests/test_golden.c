@@ -15,6 +15,7 @@
 #include "../src/io/npy.h"
 #include "../src/spectral/spectral.h"
 #include "check.h"
+#include "model_check.h"
 
 #define GOLDEN "tests/golden/"
 
@@ -31,14 +32,6 @@ static double json_number(const char *path, const char *key) {
     return p ? strtod(p + strlen(pattern), NULL) : NAN;
 }
 
-static double rel_error(const double *a, const double *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        num += (a[i] - b[i]) * (a[i] - b[i]);
-        den += b[i] * b[i];
-    }
-    return sqrt(num / den);
-}
 
 static void check_extreme_eigenvalues(const double *got, const double *ref, size_t n, double rtol, const char *what) {
     double scale = fmax(fabs(ref[0]), fabs(ref[n - 1]));

@@ -15,36 +15,11 @@
 #include "../src/curvature/curvature.h"
 #include "../src/io/safetensors.h"
 #include "check.h"
+#include "model_check.h"
 
-static Cifar10 synthetic_data(int n, uint64_t seed) {
-    Cifar10 d = {n, malloc((size_t)n), malloc((size_t)n * CIFAR10_PIXELS)};
-    Rng rng;
-    rng_seed(&rng, seed);
-    for (int i = 0; i < n; i++) d.labels[i] = (uint8_t)rng_below(&rng, 10);
-    for (size_t i = 0; i < (size_t)n * CIFAR10_PIXELS; i++) d.pixels[i] = (uint8_t)rng_below(&rng, 256);
-    return d;
-}
 
-static void random_vector(double *v, size_t n, uint64_t seed) {
-    Rng rng;
-    rng_seed(&rng, seed);
-    for (size_t i = 0; i < n; i++) v[i] = rng_normal(&rng);
-}
 
-static double rel_error(const double *a, const double *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        num += (a[i] - b[i]) * (a[i] - b[i]);
-        den += b[i] * b[i];
-    }
-    return sqrt(num) / (sqrt(den) + 1e-300);
-}
 
-static double dot(const double *a, const double *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
 
 int main(void) {
     Cifar10 data = synthetic_data(7, 7);

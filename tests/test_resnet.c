@@ -22,6 +22,7 @@
 #include "../src/curvature/curvature.h"
 #include "../src/io/safetensors.h"
 #include "check.h"
+#include "model_check.h"
 
 /* The float32 library (tests are compiled with HS_F64, so Model's `real` reads as double here: an f32 model's
  * params and buffer_values are really float arrays). */
@@ -32,14 +33,6 @@ int curv_loss_grad_f32(Model *m, const SampleSet *set, double *loss, double *acc
  * conv2d.c's per-sample GEMMs instead (default 64) */
 extern int resnet_conv_columns_f64, resnet_grouped_below_f64;
 
-static Cifar10 synthetic_data(int n, uint64_t seed) {
-    Cifar10 d = {n, malloc((size_t)n), malloc((size_t)n * CIFAR10_PIXELS)};
-    Rng rng;
-    rng_seed(&rng, seed);
-    for (int i = 0; i < n; i++) d.labels[i] = (uint8_t)rng_below(&rng, 10);
-    for (size_t i = 0; i < (size_t)n * CIFAR10_PIXELS; i++) d.pixels[i] = (uint8_t)rng_below(&rng, 256);
-    return d;
-}
 
 /* A random direction with each tensor's entries on the scale of that tensor's values (rms; 0.1 for zero
  * tensors), so that eps * v moves every activation by a comparable, tiny relative amount. */
@@ -55,20 +48,7 @@ static void scaled_direction(const Model *m, double *v, uint64_t seed) {
     }
 }
 
-static double rel_error(const double *a, const double *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        num += (a[i] - b[i]) * (a[i] - b[i]);
-        den += b[i] * b[i];
-    }
-    return sqrt(num) / (sqrt(den) + 1e-300);
-}
 
-static double dot(const double *a, const double *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
 
 static void check_names(const Model *m, const char *const *first, int nfirst, const char *const *last, int nlast) {
     for (int i = 0; i < nfirst; i++)

@@ -17,6 +17,7 @@
 #include "../src/curvature/curvature.h"
 #include "../src/io/npy.h"
 #include "check.h"
+#include "model_check.h"
 
 #define GOLDEN "tests/golden/"
 
@@ -171,11 +172,6 @@ static double norm(const double *a, size_t n) {
     double s = 0;
     for (size_t i = 0; i < n; i++) s += a[i] * a[i];
     return sqrt(s);
-}
-static double dot(const double *a, const double *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
 }
 
 static double worst[2]; /* largest relative error seen, f64 and f32 */
