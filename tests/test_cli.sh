@@ -24,7 +24,7 @@ expect() {
 
 expect 0 "usage: hessian COMMAND" "$bin" --help
 expect 2 "unknown command" "$bin" frobnicate
-for c in train eval hvp exact power study; do expect 0 "usage: hessian $c" "$bin" "$c" --help; done
+for c in train eval hvp exact power study lanczos trace density; do expect 0 "usage: hessian $c" "$bin" "$c" --help; done
 expect 2 "unknown option '--bogus'" "$bin" train --data "$data" --out "$tmp/x.safetensors" --bogus
 expect 2 "missing required option --out" "$bin" train --data "$data"
 expect 2 "--lr expects a finite number" "$bin" train --data "$data" --out "$tmp/x.safetensors" --lr abc

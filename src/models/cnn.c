@@ -77,11 +77,7 @@ static int FN(cnn_reserve)(CnnState *s, int N) {
     if (N <= s->capacity_N) return 0;
     real **p[] = {&s->a1, &s->p1, &s->a2, &s->p2, &s->a3, &s->d_a1, &s->d_p1, &s->d_a2, &s->d_p2, &s->d_a3};
     const size_t sizes[] = {A1, P1, A2, P2, A3, A1, P1, A2, P2, A3};
-    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) {
-        free(*p[i]);
-        *p[i] = hs_malloc(sizeof(real) * sizes[i] * (size_t)N);
-        if (!*p[i]) return -1;
-    }
+    HS_TRY(FN(model_alloc_buffers)(p, sizes, (int)(sizeof p / sizeof p[0]), (size_t)N));
     free(s->am1);
     free(s->am2);
     s->am1 = hs_malloc(sizeof(int32_t) * P1 * (size_t)N);
@@ -96,10 +92,7 @@ static int FN(cnn_reserve_tangents)(CnnState *s, int NK) {
     FN(cnn_free_tangents)(s);
     real **t[] = {&s->t_a1, &s->t_p1, &s->t_a2, &s->t_p2, &s->t_a3, &s->td_a1, &s->td_p1, &s->td_a2, &s->td_p2, &s->td_a3};
     const size_t sizes[] = {A1, P1, A2, P2, A3, A1, P1, A2, P2, A3};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        *t[i] = hs_malloc(sizeof(real) * sizes[i] * (size_t)NK);
-        if (!*t[i]) return -1;
-    }
+    HS_TRY(FN(model_alloc_buffers)(t, sizes, (int)(sizeof t / sizeof t[0]), (size_t)NK));
     s->capacity_NK = NK;
     return 0;
 }

@@ -248,6 +248,15 @@ done:
     return rc;
 }
 
+int FN(model_alloc_buffers)(real **const *ptrs, const size_t *sizes, int count, size_t n) {
+    for (int i = 0; i < count; i++) {
+        free(*ptrs[i]);
+        *ptrs[i] = hs_malloc(sizeof(real) * sizes[i] * n);
+        if (!*ptrs[i]) return -1;
+    }
+    return 0;
+}
+
 int FN(model_reserve)(Model *m, int N, int K) {
     size_t C = (size_t)m->classes;
     if (N > m->capacity_N) {

@@ -122,6 +122,9 @@ static inline const real *FN(model_direction)(const Model *m, const real *v, int
     return m->direction_active[t] ? v + m->tensors[t].offset : NULL;
 }
 
+/* Architectures' activation arenas: frees *ptrs[i] and allocates sizes[i] * n reals for each of count buffers. */
+int FN(model_alloc_buffers)(real **const *ptrs, const size_t *sizes, int count, size_t n);
+
 /* Grows the shared chunk buffers for N samples and K directions (architectures call it). */
 int FN(model_reserve)(Model *m, int N, int K);
 

@@ -288,10 +288,7 @@ static int FN(reserve)(ResNetState *s, int N) {
     real **p[] = {&s->z, &s->a, &s->dy, &s->p, &s->dp, &s->feat, &s->dfeat, &s->tmp, &s->dz};
     const size_t sizes[] = {s->total, s->total, s->total, s->pool_size, s->pool_size, (size_t)s->F, (size_t)s->F,
                             s->max_size, s->max_size};
-    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) {
-        *p[i] = hs_malloc(sizeof(real) * sizes[i] * n);
-        if (!*p[i]) return -1;
-    }
+    HS_TRY(FN(model_alloc_buffers)(p, sizes, (int)(sizeof p / sizeof p[0]), n));
     s->argmax = hs_malloc(sizeof(int32_t) * s->pool_size * n);
     if (!s->argmax) return -1;
     s->capacity_N = N;
@@ -305,10 +302,7 @@ static int FN(reserve_tangents)(ResNetState *s, int NK) {
     real **t[] = {&s->tz, &s->ta, &s->td, &s->tp, &s->tdp, &s->tfeat, &s->tdfeat, &s->ttmp, &s->tdz};
     const size_t sizes[] = {s->total, s->total, s->total, s->pool_size, s->pool_size, (size_t)s->F, (size_t)s->F,
                             s->max_size, s->max_size};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        *t[i] = hs_malloc(sizeof(real) * sizes[i] * n);
-        if (!*t[i]) return -1;
-    }
+    HS_TRY(FN(model_alloc_buffers)(t, sizes, (int)(sizeof t / sizeof t[0]), n));
     s->capacity_NK = NK;
     return 0;
 }
