@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/scratch.h"
 #include "curvature.h"
 
 void FN(samples_fill)(const Cifar10 *data, const int *indices, int count, real *x, int32_t *labels) {
@@ -34,7 +35,8 @@ static int chunk_size(const SampleSet *set) {
     return c < set->count ? c : set->count;
 }
 
-/* Buffers for one chunk of samples. */
+/* Buffers for one chunk of samples. They live in the calling thread's scratch slots (grow-only), so repeated
+ * products (power iteration, Lanczos, training-time sharpness) allocate nothing after the first. */
 typedef struct {
     real *x;        /* (chunk,3,32,32) */
     int32_t *y;     /* (chunk) */
@@ -43,27 +45,18 @@ typedef struct {
     real *hv;       /* (K,P) */
 } ChunkBuffers;
 
-static void FN(chunk_free)(ChunkBuffers *b) {
-    free(b->x);
-    free(b->y);
-    free(b->grad);
-    free(b->vr);
-    free(b->hv);
-}
+enum { SLOT_X = 8, SLOT_Y, SLOT_GRAD, SLOT_V, SLOT_HV };
 
 static int FN(chunk_alloc)(ChunkBuffers *b, int chunk, size_t P, int K) {
     memset(b, 0, sizeof *b);
-    b->x = hs_malloc(sizeof(real) * (size_t)chunk * CIFAR10_PIXELS);
-    b->y = hs_malloc(sizeof(int32_t) * (size_t)chunk);
-    b->grad = hs_malloc(sizeof(real) * P);
+    b->x = scratch_get(SLOT_X, sizeof(real) * (size_t)chunk * CIFAR10_PIXELS);
+    b->y = scratch_get(SLOT_Y, sizeof(int32_t) * (size_t)chunk);
+    b->grad = scratch_get(SLOT_GRAD, sizeof(real) * P);
     if (K > 0) {
-        b->vr = hs_malloc(sizeof(real) * P * (size_t)K);
-        b->hv = hs_malloc(sizeof(real) * P * (size_t)K);
+        b->vr = scratch_get(SLOT_V, sizeof(real) * P * (size_t)K);
+        b->hv = scratch_get(SLOT_HV, sizeof(real) * P * (size_t)K);
     }
-    if (!b->x || !b->y || !b->grad || (K > 0 && (!b->vr || !b->hv))) {
-        FN(chunk_free)(b);
-        return -1;
-    }
+    if (!b->x || !b->y || !b->grad || (K > 0 && (!b->vr || !b->hv))) return -1;
     return 0;
 }
 
@@ -91,7 +84,6 @@ int FN(curv_loss_grad)(Model *m, const SampleSet *set, double *loss, double *acc
         rc = FN(model_backward)(m, b.y, scale, b.grad);
         FN(accumulate_chunk)(grad, b.grad, P, start == 0);
     }
-    FN(chunk_free)(&b);
     if (rc != 0) return -1;
     if (loss) *loss = total;
     if (accuracy) *accuracy = (double)right / set->count;
@@ -134,7 +126,6 @@ int FN(curv_hvp)(Model *m, const SampleSet *set, const double *v, int K, Curvatu
         rc = FN(model_hvp_chunk)(m, b.vr, K, 0, curvature, b.hv);
         FN(accumulate_chunk)(hv, b.hv, P * (size_t)K, start == 0);
     }
-    FN(chunk_free)(&b);
     if (rc != 0) return -1;
     if (loss) *loss = total;
     for (int k = 0; k < K; k++) {
