@@ -1,6 +1,8 @@
 # hessian: build, test and benchmark.
 #   make            library + CLI (bin/hessian)
-#   make test       builds and runs every tests/test_*.c program, then prints "N passed, M failed"
+#   make test       builds and runs every tests/test_*.c program and tests/test_cli*.sh at THREADS threads
+#                   (default 2), then prints "N passed, M failed"
+#   make BUILD=build_portable OPT='-O2 -march=x86-64-v2' test    a second build beside the native one
 #   make bench      benchmarks against PyTorch (needs data and python3-torch; see bench/README.md)
 #   make DEBUG=1    -O0 -g with AddressSanitizer and UndefinedBehaviorSanitizer
 # No fast-math optimisation flags anywhere: this code computes derivatives and eigenvalues.
@@ -23,7 +25,14 @@ ifeq ($(DEBUG),1)
 LDLIBS += -fsanitize=address,undefined
 endif
 
-BUILD := build
+BUILD ?= build
+THREADS ?= 2
+# The CLI lives in bin/ for the default build and in $(BUILD)/bin/ for any other build folder.
+ifeq ($(BUILD),build)
+HESSIAN := bin/hessian
+else
+HESSIAN := $(BUILD)/bin/hessian
+endif
 # Precision-generic sources: compiled twice (HS_F32 -> *_f32 symbols, HS_F64 -> *_f64 symbols).
 GENERIC_DIRS := src/ops src/models src/optim src/curvature
 # Precision-independent sources: compiled once.
@@ -44,7 +53,7 @@ TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f32) $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f64)
 
 .PHONY: all test bench clean
-all: bin/hessian
+all: $(HESSIAN)
 
 $(BUILD)/f32/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -60,16 +69,17 @@ $(LIB): $(OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-bin/hessian: $(CLI_OBJ) $(LIB)
-	@mkdir -p bin
+$(HESSIAN): $(CLI_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/%.c $(LIB) tests/check.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DHS_F64 $< $(LIB) $(LDLIBS) -o $@
 
-test: $(TESTS) bin/hessian
-	@OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 HESSIAN_BIN=bin/hessian sh tests/run_all.sh $(TESTS) tests/test_cli.sh
+CLI_TESTS := $(sort $(wildcard tests/test_cli*.sh))
+test: $(TESTS) $(HESSIAN)
+	@OMP_NUM_THREADS=$(THREADS) OPENBLAS_NUM_THREADS=1 HESSIAN_BIN=$(HESSIAN) sh tests/run_all.sh $(TESTS) $(CLI_TESTS)
 
 $(BUILD)/bench/%_f32: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -78,10 +88,10 @@ $(BUILD)/bench/%_f64: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DHS_F64 $< $(LIB) $(LDLIBS) -o $@
 
-bench: bin/hessian $(BENCHES)
+bench: $(HESSIAN) $(BENCHES)
 	bash bench/run.sh
 
 clean:
-	rm -rf $(BUILD) bin
+	rm -rf $(BUILD) bin build_portable
 
 -include $(OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TESTS:=.d) $(BENCHES:=.d)
