@@ -6,10 +6,13 @@
  *   sampled indices plus the full vectors' norms, g.v and v.Hv (on the scale |g| |v|, |Hv| |v|);
  *   training mode (batch statistics): logits, loss, gradient; running statistics and num_batches_tracked
  *   after one training-mode forward pass; H v with batch statistics (bn_mode BN_BATCH).
- * Tolerances (relative): f64 1e-8 (gradient, H v, logits, loss); f32 logits and loss 1e-4, gradient and H v
- * 1e-3 — against PyTorch's float64 values. */
+ * Tolerances (relative, against PyTorch's float64 values): f64 1e-8 (measured: 3e-13). f32: derived from PyTorch's
+ * own float32 error on these inputs, which the golden script measures and records (*_torch_f32_rel_err_max:
+ * the largest over the inputs and 8 rounding-level perturbations of them; see f32_tolerance below).
+ * Thread count: the f32 gradient and H v at 1 and 3 threads are bitwise equal to those at the default count. */
 #define _DEFAULT_SOURCE
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +121,34 @@ static double json_number(const char *text, const char *key) {
     return p ? strtod(p, NULL) : NAN;
 }
 
+/* Number at key inside the object at obj (the first such key after obj's). */
+static double json_member(const char *text, const char *obj, const char *key) {
+    const char *p = json_key(text, obj);
+    return p ? json_number(p, key) : NAN;
+}
+
+/* The float32 tolerance for quantity q ("loss", "logits", "grad", "hv") in mode tag ("eval", "train"): a
+ * multiple of PyTorch's largest float32 error on the same inputs (golden JSON, *_torch_f32_rel_err_max).
+ * Measured (PyTorch 1.13, 2 threads; max over the inputs and 8 perturbations of them by 2^-24 relative):
+ *   eval:  loss 9.2e-8, logits 1.9e-7, gradient 1.7e-7, H v 1.9e-7: no ReLU flips matter, errors are
+ *          rounding. hessian's f32 (OpenBLAS Haswell/Zen/SkylakeX kernels, native and x86-64-v2 builds)
+ *          measured at most 2.4e-7, 3.1e-9, 2.5e-7, 3.5e-7: tolerance 10x PyTorch's (about 3 bits).
+ *   train: loss 1.4e-6, logits 1.4e-5, gradient 4.7e-2, H v 1.4e-2. With batch statistics the gradient and
+ *          H v are bimodal: 1.2e-4 and 2.3e-4..3.2e-4 when no ReLU input crosses zero, 4.7e-2 and 1.2e-2
+ *          in 6 of 9 PyTorch runs where one does (a ReLU input within float32 rounding of zero; hessian
+ *          showed the same, 4.8e-3, with OpenBLAS's thread-dependent Haswell sgemm before FN(gemm) was made
+ *          thread-independent). hessian measured at most 1.2e-4 (gradient) and 1.0e-4 (H v) with every
+ *          kernel and build: tolerance 3x PyTorch's, which admits a flipped ReLU and no more. The f64
+ *          checks (1e-8) are what pin the train-mode formulas down. */
+static double f32_tolerance(const char *json, const char *tag, const char *q) {
+    char key[64];
+    snprintf(key, sizeof key, "%s_torch_f32_rel_err_max", tag);
+    double measured = json_member(json, key, q);
+    CHECK(measured > 0 && measured < 0.1, "golden %s.%s: PyTorch's f32 error %g missing or implausible", key, q,
+          measured);
+    return (strcmp(tag, "eval") == 0 ? 10 : 3) * measured;
+}
+
 /* All numbers of the (possibly nested) array at key, flattened; returns the count (at most max). */
 static int json_numbers(const char *text, const char *key, double *out, int max) {
     const char *p = json_key(text, key);
@@ -204,13 +235,39 @@ static void compare_vector(int f32, const char *name, const double *x, const dou
     free(pick);
 }
 
+/* The f32 gradient and H v just computed (g, hv, at the default thread count) are recomputed at 1 and 3
+ * threads: every reduction's order is fixed by the shapes alone, so the bits agree. batch: the gradient with
+ * batch statistics in training mode and H v with batch statistics (as run() computes them); else eval mode. */
+static void same_bits_at_other_thread_counts(Model *m, const SampleSet *set, const double *v, const double *g,
+                                             const double *hv, int batch, const char *tag) {
+    size_t P = m->num_params;
+    int threads = omp_get_max_threads(), counts[2] = {1, 3};
+    double *g2 = malloc(sizeof(double) * P), *hv2 = malloc(sizeof(double) * P);
+    for (int i = 0; i < 2; i++) {
+        omp_set_num_threads(counts[i]);
+        m->training = batch;
+        m->bn_mode = BN_EVAL;
+        int rc = curv_loss_grad_f32(m, set, NULL, NULL, g2);
+        m->training = 0;
+        m->bn_mode = batch ? BN_BATCH : BN_EVAL;
+        if (rc == 0) rc = curv_hvp_f32(m, set, v, 1, CURVATURE_HESSIAN, hv2, NULL);
+        CHECK(rc == 0, "%s at %d threads: %s", tag, counts[i], hs_last_error());
+        CHECK(rc != 0 || memcmp(g, g2, sizeof(double) * P) == 0, "f32 %s gradient at %d threads differs from %d threads",
+              tag, counts[i], threads);
+        CHECK(rc != 0 || memcmp(hv, hv2, sizeof(double) * P) == 0, "f32 %s H v at %d threads differs from %d threads",
+              tag, counts[i], threads);
+    }
+    omp_set_num_threads(threads);
+    printf("  f32 %s gradient and H v at 1 and 3 threads: the same bits as at %d\n", tag, threads);
+    free(g2), free(hv2);
+}
+
 static void run(int f32, const Golden *gd, const Cifar10 *data) {
     Model *m = NULL;
     int rc = f32 ? model_create_f32("resnet50", 0, &m) : model_create_f64("resnet50", 0, &m);
     CHECK(rc == 0, "create: %s", hs_last_error());
     if (!m) return;
     size_t P = m->num_params;
-    double tol = f32 ? 1e-3 : 1e-8, tol_out = f32 ? 1e-4 : 1e-8;
     /* names and shapes, in order */
     if (!f32) {
         CHECK(P == (size_t)json_number(gd->json, "num_params"), "parameter count %zu", P);
@@ -250,6 +307,10 @@ static void run(int f32, const Golden *gd, const Cifar10 *data) {
         const char *tag = mode ? "train" : "eval";
         printf("%s, batch norm %s:\n", f32 ? "float32" : "float64", mode ? "with batch statistics" : "in eval mode");
         char key[64], what[96];
+        double tol_loss = f32 ? f32_tolerance(gd->json, tag, "loss") : 1e-8;
+        double tol_logits = f32 ? f32_tolerance(gd->json, tag, "logits") : 1e-8;
+        double tol_grad = f32 ? f32_tolerance(gd->json, tag, "grad") : 1e-8;
+        double tol_hv = f32 ? f32_tolerance(gd->json, tag, "hv") : 1e-8;
         m->training = mode;
         m->bn_mode = BN_EVAL;
         rc = f32 ? curv_loss_grad_f32(m, &set, &loss, NULL, g) : curv_loss_grad_f64(m, &set, &loss, NULL, g);
@@ -258,15 +319,15 @@ static void run(int f32, const Golden *gd, const Cifar10 *data) {
         snprintf(key, sizeof key, "%s_logits", tag);
         json_numbers(gd->json, key, ref_logits, 40);
         snprintf(what, sizeof what, "%s logits", tag);
-        expect(f32, what, rel_vec(got_logits, ref_logits, 40), tol_out);
+        expect(f32, what, rel_vec(got_logits, ref_logits, 40), tol_logits);
         snprintf(key, sizeof key, "%s_loss", tag);
         snprintf(what, sizeof what, "%s loss", tag);
-        expect(f32, what, rel(loss, json_number(gd->json, key)), tol_out);
+        expect(f32, what, rel(loss, json_number(gd->json, key)), tol_loss);
         char nk[64], dk[64];
         snprintf(nk, sizeof nk, "%s_grad_norm", tag);
         snprintf(dk, sizeof dk, "%s_g_dot_v", tag);
         snprintf(what, sizeof what, "%s gradient", tag);
-        compare_vector(f32, what, g, v, P, gd, mode ? &gd->train_grad : &gd->eval_grad, nk, dk, tol);
+        compare_vector(f32, what, g, v, P, gd, mode ? &gd->train_grad : &gd->eval_grad, nk, dk, tol_grad);
         if (mode) {
             /* running statistics after this one training-mode forward pass */
             CHECK(m->batches_tracked == 1, "num_batches_tracked = %lld after one training forward",
@@ -291,8 +352,10 @@ static void run(int f32, const Golden *gd, const Cifar10 *data) {
                 pick[i] = rm[(size_t)gd->buf_idx.data[i]];
                 pick[nb + i] = rv[(size_t)gd->buf_idx.data[i]];
             }
-            expect(f32, "running_mean after one step", rel_vec(pick, gd->running.data, (size_t)nb), tol_out);
-            expect(f32, "running_var after one step", rel_vec(pick + nb, gd->running.data + nb, (size_t)nb), tol_out);
+            /* running statistics come from the forward pass, as the logits do */
+            expect(f32, "running_mean after one step", rel_vec(pick, gd->running.data, (size_t)nb), tol_logits);
+            expect(f32, "running_var after one step", rel_vec(pick + nb, gd->running.data + nb, (size_t)nb),
+                   tol_logits);
             free(rm), free(rv), free(pick);
             m->training = 0;
             m->bn_mode = BN_BATCH;
@@ -303,7 +366,8 @@ static void run(int f32, const Golden *gd, const Cifar10 *data) {
         snprintf(nk, sizeof nk, "%s_hv_norm", tag);
         snprintf(dk, sizeof dk, "%s_v_hv", tag);
         snprintf(what, sizeof what, "%s H v", tag);
-        compare_vector(f32, what, hv, v, P, gd, mode ? &gd->train_hv : &gd->eval_hv, nk, dk, tol);
+        compare_vector(f32, what, hv, v, P, gd, mode ? &gd->train_hv : &gd->eval_hv, nk, dk, tol_hv);
+        if (f32) same_bits_at_other_thread_counts(m, &set, v, g, hv, mode, tag);
         m->bn_mode = BN_EVAL;
     }
     free(v), free(g), free(hv);

@@ -1,6 +1,7 @@
 /* curvature.h: loss, gradient, Hessian-vector products and the exact Hessian of a model over a set of
  * samples (precision-generic). Samples are processed in chunks; chunk results are accumulated in double in
- * a fixed order, so for a given thread count the same inputs give the same bits. The loss is the mean
+ * a fixed order, and every reduction in the kernels has an order fixed by the shapes alone, so the same inputs
+ * give the same bits for any thread count (tests/test_threads.c). The loss is the mean
  * cross-entropy over the whole set.
  *
  * Curvature is the Hessian, or the generalised Gauss-Newton matrix (CURVATURE_GGN, positive semi-definite).

@@ -15,8 +15,8 @@
  *   td_W   += td_out (x) col(in) + d_out (x) col(t_in)
  *   td_b   += sum td_out
  * Tangents are (N, K, ...): the K directions of one sample form one (K*O, Ho*Wo) matrix, so the weight
- * terms of all directions are a single GEMM per sample. Parameter-gradient accumulators are per thread and
- * summed in thread order, so results are deterministic for a given thread count. */
+ * terms of all directions are a single GEMM per sample. Parameter gradients are summed over fixed blocks of
+ * samples, so results are the same bits for any thread count. */
 #include <omp.h>
 #include <string.h>
 
@@ -26,6 +26,10 @@
 
 /* Scratch slots: per thread inside parallel regions, then on the calling thread. */
 enum { SLOT_COL, SLOT_COL2, SLOT_PAD, SLOT_WIDE, SLOT_WIDE2, SLOT_STACKED, SLOT_ACC, SLOT_INDEX };
+
+/* Parameter-gradient accumulators: at most this many sample blocks, and at most this many values in all. */
+#define CONV_ACC_BLOCKS 16
+#define CONV_ACC_VALUES ((size_t)16 << 20)
 
 #if defined(HS_F64)
 ConvShape conv2d_shape(int C, int H, int W, int O, int k, int stride, int pad) {
@@ -364,56 +368,60 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
     if (td_in) HS_TRY(FN(conv_apply_transposed)(td_in, td_out, weight, (long)N * K, s));
     if (!td_weight) return 0; /* activation gradients only (a backward pass for an HVP) */
 
-    int threads = omp_get_max_threads();
-    size_t acc_size = (size_t)K * (wsize + (size_t)O); /* per thread: K weight blocks then K bias blocks */
-    real *acc_all = scratch_get(SLOT_ACC, sizeof(real) * acc_size * (size_t)threads);
+    /* Samples are summed in blocks fixed by N and the shape alone (not by the thread count), each block in
+     * sample order into its own accumulator, and the blocks in order: the same bits for any thread count. */
+    size_t acc_size = (size_t)K * (wsize + (size_t)O); /* per block: K weight blocks then K bias blocks */
+    int blocks = N < CONV_ACC_BLOCKS ? N : CONV_ACC_BLOCKS;
+    while (blocks > 1 && acc_size * (size_t)blocks > CONV_ACC_VALUES) blocks--;
+    real *acc_all = scratch_get(SLOT_ACC, sizeof(real) * acc_size * (size_t)blocks);
     if (!acc_all) return -1;
-    memset(acc_all, 0, sizeof(real) * acc_size * (size_t)threads);
+    memset(acc_all, 0, sizeof(real) * acc_size * (size_t)blocks);
 
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel
     {
-        int t = omp_get_thread_num();
-        real *acc = acc_all + (size_t)t * acc_size;
-        real *acc_b = acc + (size_t)K * wsize;
         ConvBuffers b;
         if (FN(buffers_get)(&b, s, &p, cross_in || cross_w, K * O) != 0) failed = 1;
-#pragma omp for schedule(static)
-        for (int n = 0; n < N; n++) {
-            if (failed) continue;
-            const real *tdo = td_out + (size_t)n * K * p.out_size; /* (K*O, L) */
-            const real *col = FN(patches)(b.col, b.pad, in + (size_t)n * p.in_size, s, &p);
-            const real *tdo_cols = FN(as_columns)(b.wide, tdo, K * O, s, &p);
-            FN(gemm)(0, 1, K * O, R, p.cols, 1, tdo_cols, p.cols, col, p.cols, 1, acc, R);
-            if (td_bias)
-                for (int ko = 0; ko < K * O; ko++) {
-                    const real *row = tdo + (size_t)ko * L;
-                    real sum = 0;
-                    for (int l = 0; l < L; l++) sum += row[l];
-                    acc_b[ko] += sum;
-                }
-            if (!cross_in && !cross_w) continue;
-            const real *dy = FN(as_columns)(b.wide2, d_out + (size_t)n * p.out_size, O, s, &p); /* (O, cols) */
-            for (int k = 0; k < K; k++) {
-                if (cross_w) {
-                    const real *tcol = FN(patches)(b.col2, b.pad, t_in + ((size_t)n * K + k) * p.in_size, s, &p);
-                    FN(gemm)(0, 1, O, R, p.cols, 1, dy, p.cols, tcol, p.cols, 1, acc + (size_t)k * wsize, R);
-                }
-                if (cross_in) {
-                    real *tdx = td_in + ((size_t)n * K + k) * p.in_size;
-                    const real *tw = t_weight + (size_t)k * ldw;
-                    if (p.layout == LAYOUT_POINTWISE) {
-                        FN(gemm)(1, 0, R, p.cols, O, 1, tw, R, dy, p.cols, 1, tdx, p.cols);
-                    } else {
-                        FN(gemm)(1, 0, R, p.cols, O, 1, tw, R, dy, p.cols, 0, b.col2, p.cols);
-                        FN(patches_add_back)(tdx, b.col2, b.pad, s, &p);
+#pragma omp for schedule(dynamic, 1)
+        for (int blk = 0; blk < blocks; blk++) {
+            real *acc = acc_all + (size_t)blk * acc_size;
+            real *acc_b = acc + (size_t)K * wsize;
+            for (int n = (int)((long)N * blk / blocks); n < (int)((long)N * (blk + 1) / blocks); n++) {
+                if (failed) continue;
+                const real *tdo = td_out + (size_t)n * K * p.out_size; /* (K*O, L) */
+                const real *col = FN(patches)(b.col, b.pad, in + (size_t)n * p.in_size, s, &p);
+                const real *tdo_cols = FN(as_columns)(b.wide, tdo, K * O, s, &p);
+                FN(gemm)(0, 1, K * O, R, p.cols, 1, tdo_cols, p.cols, col, p.cols, 1, acc, R);
+                if (td_bias)
+                    for (int ko = 0; ko < K * O; ko++) {
+                        const real *row = tdo + (size_t)ko * L;
+                        real sum = 0;
+                        for (int l = 0; l < L; l++) sum += row[l];
+                        acc_b[ko] += sum;
+                    }
+                if (!cross_in && !cross_w) continue;
+                const real *dy = FN(as_columns)(b.wide2, d_out + (size_t)n * p.out_size, O, s, &p); /* (O, cols) */
+                for (int k = 0; k < K; k++) {
+                    if (cross_w) {
+                        const real *tcol = FN(patches)(b.col2, b.pad, t_in + ((size_t)n * K + k) * p.in_size, s, &p);
+                        FN(gemm)(0, 1, O, R, p.cols, 1, dy, p.cols, tcol, p.cols, 1, acc + (size_t)k * wsize, R);
+                    }
+                    if (cross_in) {
+                        real *tdx = td_in + ((size_t)n * K + k) * p.in_size;
+                        const real *tw = t_weight + (size_t)k * ldw;
+                        if (p.layout == LAYOUT_POINTWISE) {
+                            FN(gemm)(1, 0, R, p.cols, O, 1, tw, R, dy, p.cols, 1, tdx, p.cols);
+                        } else {
+                            FN(gemm)(1, 0, R, p.cols, O, 1, tw, R, dy, p.cols, 0, b.col2, p.cols);
+                            FN(patches_add_back)(tdx, b.col2, b.pad, s, &p);
+                        }
                     }
                 }
             }
         }
     }
     if (failed) return -1;
-    for (int t = 0; t < threads; t++) {
-        const real *acc = acc_all + (size_t)t * acc_size;
+    for (int blk = 0; blk < blocks; blk++) {
+        const real *acc = acc_all + (size_t)blk * acc_size;
         const real *acc_b = acc + (size_t)K * wsize;
         for (int k = 0; k < K; k++) {
             real *dw = td_weight + (size_t)k * ldw;

@@ -4,15 +4,19 @@
  *   td_z = scale (diag(p) - p p^T) t_z = scale p * (t_z - <p, t_z>)      (the loss's own Hessian)
  * Softmax and the loss are computed in double whatever the precision. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "ops.h"
 
 int FN(cross_entropy_forward)(double *loss, real *probs, int *correct, const real *logits, const int32_t *labels,
                               double scale, int N, int C) {
-    double total = 0;
+    /* per-sample losses, summed in sample order below (the same bits for any thread count) */
+    double *terms = hs_malloc(sizeof(double) * (size_t)(N > 0 ? N : 1));
+    if (!terms) return -1;
     int right = 0, bad_label = -1;
-#pragma omp parallel for schedule(static) reduction(+ : total, right)
+#pragma omp parallel for schedule(static) reduction(+ : right)
     for (int n = 0; n < N; n++) {
+        terms[n] = 0;
         const real *z = logits + (size_t)n * C;
         real *p = probs + (size_t)n * C;
         int y = labels[n];
@@ -28,9 +32,12 @@ int FN(cross_entropy_forward)(double *loss, real *probs, int *correct, const rea
         for (int c = 0; c < C; c++) sum += exp((double)z[c] - zmax);
         double lse = zmax + log(sum);
         for (int c = 0; c < C; c++) p[c] = (real)(exp((double)z[c] - lse));
-        total += lse - (double)z[y];
+        terms[n] = lse - (double)z[y];
         right += best == y;
     }
+    double total = 0;
+    for (int n = 0; n < N; n++) total += terms[n];
+    free(terms);
     if (bad_label >= 0) return hs_error("label %d of sample %d is outside [0, %d)", labels[bad_label], bad_label, C);
     *loss = scale * total;
     if (correct) *correct = right;

@@ -19,7 +19,11 @@ cross-entropy over the 4.
 Why bn3 is small: with batch statistics every unit is renormalised, and with residual branches as large as
 the identity a rounding error grows ~1.5x per block (float32 activations end 1e-4 off, and ReLUs near zero
 flip), so PyTorch's own float32 gradient is ~1-8% off its float64 one; with bn3 ~0.1 (the spirit of
-torchvision's zero_init_residual) it is ~1e-4 off, and the 1e-3 float32 tolerance means something.
+torchvision's zero_init_residual) it is ~1e-4 off on these inputs. Even so, with batch statistics some ReLU
+input always lies within float32 rounding of zero somewhere in 900,000, and a last-bit change (another BLAS
+kernel, another summation order) can flip it: the gradient and H v then move by ~1e-2. The JSON records
+PyTorch's own float32 errors on the inputs and their largest values under rounding-level perturbations
+(f32_errors below); test_resnet_golden.c derives its float32 tolerances from them.
 
 Written (float64, ~100 KB in all):
     resnet50_golden.json  parameter and buffer names/shapes (torchvision order), the 2,000 sampled indices'
@@ -49,6 +53,7 @@ from cnn_common import load_train_selection, normalise  # noqa: E402
 
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 EVAL_IMAGES, TRAIN_IMAGES = 4, 4
+F32_TRIALS = 8
 
 
 # ---------------------------------------------------------------- torchvision's ResNet-50, written out
@@ -192,6 +197,28 @@ def grad_and_hvp(model, x, y, v):
     return logits.detach(), loss.item(), gflat.detach(), hvflat.detach()
 
 
+def f32_errors(mode, x, y, v, logits, loss, g, hv, trials=F32_TRIALS):
+    """PyTorch float32 against float64: relative errors of loss, logits, gradient and H v on the inputs x, and
+    their largest values over `trials` more runs whose float64 images were first multiplied by
+    (1 + 2^-24 z), z standard normal (seed 7): a change of the order of float32 rounding. With batch
+    statistics such a change can flip a ReLU whose input lies within rounding of zero, and the gradient and
+    H v then move by far more than rounding (measured: 3e-4 -> 1e-2): the error a float32 implementation can
+    show on these inputs through no fault of its own."""
+    def rel(a, b):
+        return float((a.double() - b).norm() / b.norm())
+    m32 = build_model().float()
+    m32.train(mode == "train")
+    gen = torch.Generator().manual_seed(7)
+    runs = []
+    for t in range(trials + 1):
+        xt = x if t == 0 else x * (1 + 2.0 ** -24 * torch.randn(x.shape, generator=gen, dtype=torch.float64))
+        logits32, loss32, g32, hv32 = grad_and_hvp(m32, xt.float(), y, v.float())
+        runs.append({"loss": abs(loss32 - loss) / abs(loss), "logits": rel(logits32, logits), "grad": rel(g32, g),
+                     "hv": rel(hv32, hv)})
+        print(f"{mode} f32 run {t}: " + " ".join(f"{k} {e:.3g}" for k, e in runs[-1].items()), file=sys.stderr)
+    return runs[0], {k: max(r[k] for r in runs) for k in runs[0]}
+
+
 def main():
     t0 = time.time()
     model = build_model()
@@ -225,13 +252,9 @@ def main():
         m.train(mode == "train")
         n = TRAIN_IMAGES if mode == "train" else EVAL_IMAGES
         logits, loss, g, hv = grad_and_hvp(m, x16[:n], y16[:n], v)
-        if True:  # PyTorch's own float32 against its float64, for the record
-            m32 = build_model().float()
-            m32.train(mode == "train")
-            _, loss32, g32, hv32 = grad_and_hvp(m32, x16[:n].float(), y16[:n], v.float())
-            out[f"{mode}_torch_f32_rel_err"] = {"loss": abs(loss32 - loss) / abs(loss),
-                                              "grad": float((g32.double() - g).norm() / g.norm()),
-                                              "hv": float((hv32.double() - hv).norm() / hv.norm())}
+        # PyTorch's own float32 error against its float64 values, on exactly these inputs and under
+        # rounding-level perturbations of them: the f32 tolerances of test_resnet_golden.c derive from it.
+        out[f"{mode}_torch_f32_rel_err"], out[f"{mode}_torch_f32_rel_err_max"] = f32_errors(mode, x16[:n], y16[:n], v, logits, loss, g, hv)
         out[f"{mode}_logits"] = [[float(a) for a in row] for row in logits.numpy()]
         out[f"{mode}_loss"] = loss
         out[f"{mode}_grad_norm"] = float(g.norm())

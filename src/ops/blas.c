@@ -1,0 +1,54 @@
+/* blas.c: FN(gemm), a matrix product whose bits do not depend on the thread count (see blas.h). */
+#include <cblas.h>
+#include <omp.h>
+
+#include "blas.h"
+
+/* Products below this many multiply-adds run as one single-threaded call; above it, C is cut into tiles of at
+ * least GEMM_TILE_MIN rows or columns (along its longer side), at most GEMM_TILES of them. */
+#define GEMM_PARALLEL_MIN (1L << 20)
+#define GEMM_TILE_MIN 64
+#define GEMM_TILES 32
+
+static void FN(blas_gemm)(int ta, int tb, int M, int N, int K, real alpha, const real *A, int lda, const real *B,
+                          int ldb, real beta, real *C, int ldc) {
+#if defined(HS_F64)
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                B, ldb, beta, C, ldc);
+#else
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                B, ldb, beta, C, ldc);
+#endif
+}
+
+void FN(gemm)(int ta, int tb, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
+              real beta, real *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    /* The tiling depends on the shape only (one thread runs the same tiles in turn). */
+    long work = (long)M * N * (K > 0 ? K : 1);
+    int split_rows = M >= N, side = split_rows ? M : N, tiles = 1;
+    if (work >= GEMM_PARALLEL_MIN) {
+        tiles = side / GEMM_TILE_MIN;
+        if (tiles > GEMM_TILES) tiles = GEMM_TILES;
+        if (tiles < 1) tiles = 1;
+    }
+    if (tiles == 1 && omp_in_parallel()) { /* BLAS is single-threaded inside an OpenMP region */
+        FN(blas_gemm)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* Outside one, even a single tile runs in a parallel region of two threads so that OpenBLAS does not
+     * thread it (with one thread, OpenBLAS does not either). */
+    int threads = omp_get_max_threads();
+    if (threads > tiles) threads = tiles > 1 ? tiles : 2;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && !omp_in_parallel())
+    for (int t = 0; t < tiles; t++) {
+        int lo = (int)((long)side * t / tiles), hi = (int)((long)side * (t + 1) / tiles), n = hi - lo;
+        if (split_rows) { /* rows lo..hi of C and of op(A) */
+            const real *a = ta ? A + lo : A + (size_t)lo * lda;
+            FN(blas_gemm)(ta, tb, n, N, K, alpha, a, lda, B, ldb, beta, C + (size_t)lo * ldc, ldc);
+        } else { /* columns lo..hi of C and of op(B) */
+            const real *b = tb ? B + (size_t)lo * ldb : B + lo;
+            FN(blas_gemm)(ta, tb, M, n, K, alpha, A, lda, b, ldb, beta, C + lo, ldc);
+        }
+    }
+}
