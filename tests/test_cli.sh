@@ -112,7 +112,7 @@ grep -q "</svg>" "$tmp/density.svg" && ok || bad "density plot incomplete"
 expect 0 "Hutchinson" "$bin" trace "${common[@]}" --stochastic --batch 16 --probes 8 --json "$tmp/st.json"
 grep -q '"operator": "stochastic"' "$tmp/st.json" && ok || bad "stochastic trace not recorded as such"
 expect 0 "d = 310" "$bin" lanczos "${common[@]}" --params 9 --k 2
-expect 1 "names no parameter" "$bin" lanczos "${common[@]}" --params nosuchlayer --k 2
+expect 2 "names no parameter" "$bin" lanczos "${common[@]}" --params nosuchlayer --k 2
 
 echo "test_cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

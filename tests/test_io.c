@@ -148,7 +148,7 @@ static void test_json_writer(void) {
                            "  \"name\": \"a\\\"b\\\\c\\n\\t\\u0001 \xc3\xa9\",\n"
                            "  \"d\": 5100,\n"
                            "  \"neg\": -9007199254740993,\n"
-                           "  \"x\": 0.10000000000000001,\n"
+                           "  \"x\": 0.1,\n"
                            "  \"inf\": null,\n"
                            "  \"vals\": [1, -2.5e-300, null],\n"
                            "  \"nested\": {\n"

@@ -1,10 +1,14 @@
 /* command_common.c: shared pieces of the commands (see command_common.h). */
+#define _XOPEN_SOURCE 700
 #include "command_common.h"
 
+#include <errno.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../core/progress.h"
 #include "../data/md5.h"
@@ -12,6 +16,15 @@
 int FN(command_fail)(const char *command) {
     fprintf(stderr, "hessian %s: error: %s\n", command, hs_last_error());
     return EXIT_ERROR;
+}
+
+int FN(command_usage_error)(const char *command) {
+    fprintf(stderr, "hessian %s: %s\n", command, hs_last_error());
+    return EXIT_USAGE;
+}
+
+int FN(command_report)(const char *command, int status) {
+    return status == EXIT_USAGE ? FN(command_usage_error)(command) : FN(command_fail)(command);
 }
 
 int FN(command_open_model)(const char *arch, const char *checkpoint, uint64_t seed, int allow_swap, Model **m) {
@@ -34,13 +47,13 @@ int FN(command_selection)(const Cifar10 *train, const char *samples, int offset,
     if (!samples || strcmp(samples, "all") == 0) {
         n = train->n - offset;
     } else {
-        char *end;
-        long x = strtol(samples, &end, 10);
-        if (*end || x <= 0) return hs_error("--samples must be a positive integer or 'all' (got '%s')", samples);
+        int x;
+        if (args_parse_int(samples, &x) != 0 || x <= 0)
+            return hs_error("--samples must be a positive integer or 'all' (got '%s')", samples);
         if (x > train->n - offset)
-            return hs_error("--samples %ld with --offset %d needs %ld training images, only %d exist", x, offset,
-                            x + offset, train->n);
-        n = (int)x;
+            return hs_error("--samples %d with --offset %d needs %lld training images, only %d exist", x, offset,
+                            (long long)x + offset, train->n);
+        n = x;
     }
     *indices = hs_malloc(sizeof(int) * (size_t)n);
     if (!*indices) return -1;
@@ -50,34 +63,185 @@ int FN(command_selection)(const Cifar10 *train, const char *samples, int offset,
 }
 
 int FN(command_set_threads)(int threads) {
-    if (threads < 0) return hs_error("--threads must be >= 0 (got %d)", threads);
+    if (threads < 0 || threads > HS_MAX_THREADS)
+        return hs_error("--threads must be in [1, %d], or 0 for the default (got %d)", HS_MAX_THREADS, threads);
     if (threads > 0) omp_set_num_threads(threads);
     return 0;
 }
 
+/* MD5 of a file as hex, or NULL when it cannot be read. Data files are large and read-only: their hashes
+ * are kept for the process (a run writes its JSON more than once). */
+static const char *FN(file_md5)(const char *path, int cache) {
+    static struct {
+        char path[1024], hex[33];
+    } cached[16];
+    static int used;
+    static char hex[33];
+    for (int i = 0; cache && i < used; i++)
+        if (strcmp(cached[i].path, path) == 0) return cached[i].hex;
+    if (md5_file_hex(path, hex) != 0) return NULL;
+    if (cache && used < 16 && strlen(path) < sizeof cached[0].path) {
+        snprintf(cached[used].path, sizeof cached[used].path, "%s", path);
+        memcpy(cached[used].hex, hex, sizeof hex);
+        return cached[used++].hex;
+    }
+    return hex;
+}
+
+static void FN(write_file_md5)(JsonWriter *w, const char *path, int cache) {
+    const char *hex = FN(file_md5)(path, cache);
+    if (hex) json_string(w, hex);
+    else json_null(w);
+}
+
+/* The CIFAR-10 files a command reads (cifar10_load's layout: DIR/cifar-10-batches-bin/ or DIR itself). */
+static void FN(write_data_files)(JsonWriter *w, const char *command, const char *dir) {
+    static const char *const files[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                                        "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"};
+    int first = strcmp(command, "eval") == 0 ? 5 : 0, last = strcmp(command, "train") == 0 || first ? 6 : 5;
+    json_key(w, "data");
+    json_object_begin(w);
+    json_key(w, "dir");
+    json_string(w, dir);
+    json_key(w, "md5");
+    json_object_begin(w);
+    for (int i = first; i < last; i++) {
+        char path[1200];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/cifar-10-batches-bin/%s", dir, files[i]);
+        if (stat(path, &st) != 0) snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        json_key(w, files[i]);
+        FN(write_file_md5)(w, path, 1);
+    }
+    json_object_end(w);
+    json_object_end(w);
+}
+
 void FN(command_write_provenance)(JsonWriter *w, const char *command, const char *arch, const char *checkpoint) {
+    static const char *const input_options[] = {"--checkpoint", "--init", "--resume", "--vector", "--start", "--exact"};
+    int argc;
+    char **argv;
+    args_get_command_line(&argc, &argv);
     json_key(w, "provenance");
     json_object_begin(w);
     json_key(w, "tool");
     json_string(w, "hessian");
     json_key(w, "version");
     json_string(w, HS_VERSION);
+    json_key(w, "git_commit");
+    json_string(w, HS_GIT_COMMIT);
     json_key(w, "command");
     json_string(w, command);
+    json_key(w, "command_line");
+    char *line = argv ? args_shell_join(argc, argv) : NULL;
+    if (line) json_string(w, line);
+    else json_null(w);
+    free(line);
     json_key(w, "model");
     json_string(w, arch);
     json_key(w, "checkpoint");
     if (checkpoint) json_string(w, checkpoint);
     else json_null(w);
-    char hex[33];
     json_key(w, "checkpoint_md5");
-    if (checkpoint && md5_file_hex(checkpoint, hex) == 0) json_string(w, hex);
+    if (checkpoint) FN(write_file_md5)(w, checkpoint, 0);
     else json_null(w);
     json_key(w, "precision");
     json_string(w, HS_PRECISION_NAME);
     json_key(w, "threads");
     json_int(w, omp_get_max_threads());
+    char cpu[256];
+    hs_cpu_model(cpu, sizeof cpu);
+    json_key(w, "cpu_model");
+    json_string(w, cpu);
+    /* The command's own arguments follow "hessian COMMAND". */
+    int nargs = argv && argc > 2 ? argc - 2 : 0;
+    char **args = argv ? argv + 2 : NULL;
+    const char *data = nargs ? args_find_value(nargs, args, "--data") : NULL;
+    if (data) FN(write_data_files)(w, command, data);
+    json_key(w, "input_files");
+    json_array_begin(w);
+    for (size_t i = 0; i < sizeof input_options / sizeof input_options[0] && nargs; i++) {
+        const char *path = args_find_value(nargs, args, input_options[i]);
+        if (!path || (checkpoint && strcmp(path, checkpoint) == 0)) continue;
+        json_object_begin(w);
+        json_key(w, "option");
+        json_string(w, input_options[i]);
+        json_key(w, "path");
+        json_string(w, path);
+        json_key(w, "md5");
+        FN(write_file_md5)(w, path, 0);
+        json_object_end(w);
+    }
+    json_array_end(w);
     json_object_end(w);
+}
+
+/* "DIR/NAME" with DIR resolved (realpath), for comparing files that may not exist yet; 0 or -1 (DIR is
+ * missing). */
+static int FN(canonical_path)(const char *path, char *out, size_t size) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
+    char *resolved = realpath(dir, NULL);
+    if (!resolved) return -1;
+    snprintf(out, size, "%s/%s", resolved, base);
+    free(resolved);
+    return 0;
+}
+
+int FN(command_check_files)(const CommandFile *outputs, int n_outputs, const CommandFile *inputs, int n_inputs) {
+    char a[8192], b[8192];
+    for (int i = 0; i < n_inputs; i++) {
+        if (!inputs[i].path) continue;
+        struct stat st;
+        if (stat(inputs[i].path, &st) != 0 || access(inputs[i].path, R_OK) != 0) {
+            hs_error("%s %s: %s", inputs[i].option, inputs[i].path, strerror(errno));
+            return EXIT_ERROR;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            hs_error("%s %s is a folder, not a file", inputs[i].option, inputs[i].path);
+            return EXIT_ERROR;
+        }
+    }
+    for (int i = 0; i < n_outputs; i++) {
+        const char *path = outputs[i].path;
+        if (!path) continue;
+        size_t len = strlen(path);
+        struct stat st;
+        if (len == 0 || path[len - 1] == '/' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
+            hs_error("%s %s names a folder; it needs a file name", outputs[i].option, path);
+            return EXIT_ERROR;
+        }
+        const char *slash = strrchr(path, '/');
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            hs_error("%s %s: the folder %s does not exist", outputs[i].option, path, dir);
+            return EXIT_ERROR;
+        }
+        if (access(dir, W_OK | X_OK) != 0) {
+            hs_error("%s %s: cannot write in the folder %s: %s", outputs[i].option, path, dir, strerror(errno));
+            return EXIT_ERROR;
+        }
+        if (FN(canonical_path)(path, a, sizeof a) != 0) {
+            hs_error("%s %s: %s", outputs[i].option, path, strerror(errno));
+            return EXIT_ERROR;
+        }
+        for (int j = 0; j < n_outputs + n_inputs; j++) {
+            const CommandFile *other = j < n_outputs ? &outputs[j] : &inputs[j - n_outputs];
+            if (j == i || !other->path || FN(canonical_path)(other->path, b, sizeof b) != 0 || strcmp(a, b) != 0)
+                continue;
+            if (j < n_outputs)
+                hs_error("%s and %s both name the file %s", outputs[j < i ? j : i].option,
+                         outputs[j < i ? i : j].option, path);
+            else
+                hs_error("%s %s would overwrite the input %s %s", outputs[i].option, path, other->option,
+                         other->path);
+            return EXIT_USAGE;
+        }
+    }
+    return 0;
 }
 
 int FN(command_curvature)(const char *value, Curvature *c) {
@@ -219,27 +383,42 @@ void FN(common_defaults)(CommonOptions *o, const char *samples) {
     o->bn = "eval";
 }
 
-int FN(common_check)(const CommonOptions *o, Curvature *c) {
-    if (FN(command_curvature)(o->curvature_name, c) != 0 || FN(command_set_threads)(o->threads) != 0) return -1;
+static int FN(check_model_name)(const char *arch) {
+    const ModelArch *known[] = {&FN(cnn_arch), &FN(resnet18_arch), &FN(resnet50_arch)};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(arch, known[i]->name) == 0) return 0;
+    return hs_error("--model must be cnn, resnet18 or resnet50 (got '%s')", arch);
+}
+
+int FN(common_parse)(CommonOptions *o, int argc, char **argv, const char *usage, const ArgSpec *specs, int count) {
+    o->argc = argc;
+    o->argv = argv;
+    int parsed = args_parse(argc, argv, usage, specs, count);
+    if (parsed != 0) return parsed;
+    int x;
+    if (o->samples && strcmp(o->samples, "all") != 0 && (args_parse_int(o->samples, &x) != 0 || x <= 0))
+        return hs_error("--samples must be a positive integer or 'all' (got '%s')", o->samples);
+    if (FN(check_model_name)(o->arch) != 0 || FN(command_curvature)(o->curvature_name, &o->curvature) != 0 ||
+        FN(command_set_threads)(o->threads) != 0)
+        return -1;
+    if (o->offset < 0) return hs_error("--offset must be >= 0 (got %d)", o->offset);
     if (o->chunk < 0) return hs_error("--chunk must be >= 0 (got %d)", o->chunk);
     if (strcmp(o->bn, "eval") != 0 && strcmp(o->bn, "batch") != 0)
         return hs_error("--bn must be eval or batch (got '%s')", o->bn);
+    HS_TRY(args_check_exclusive(argc, argv, "--checkpoint", "--random-init",
+                                "a checkpoint's weights or freshly initialised ones"));
+    if (!o->checkpoint && !args_given(argc, argv, "--random-init"))
+        return hs_error("needs --checkpoint FILE (the weights to study), or --random-init SEED to study freshly "
+                        "initialised weights");
     if (o->quiet) progress_set_quiet(1);
-    return 0;
-}
-
-/* Loads model, training data and selection. */
-int FN(common_open)(const CommonOptions *o, Model **m, Cifar10 *train, int **idx, int *count) {
-    if (cifar10_load(o->data_dir, CIFAR10_TRAIN, train) != 0) return -1;
-    HS_TRY(FN(command_selection)(train, o->samples, o->offset, idx, count));
-    HS_TRY(FN(command_open_model)(o->arch, o->checkpoint, 0, 0, m));
-    (*m)->training = 0;
-    (*m)->bn_mode = strcmp(o->bn, "batch") == 0 ? BN_BATCH : BN_EVAL;
     return 0;
 }
 
 void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptions *o, int count) {
     FN(command_write_provenance)(w, command, o->arch, o->checkpoint);
+    json_key(w, "random_init");
+    if (o->checkpoint) json_null(w);
+    else json_uint(w, o->random_init);
     json_key(w, "samples");
     json_int(w, count);
     json_key(w, "offset");
@@ -254,15 +433,81 @@ void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptio
     json_int(w, o->chunk);
 }
 
-int FN(setup_open)(CommandSetup *s, const CommonOptions *o, int with_operator, int stochastic, int batch,
-                   uint64_t seed) {
+int FN(setup_model)(CommandSetup *s, const CommonOptions *o, const CommandFile *outputs, int n_outputs,
+                    const CommandFile *inputs, int n_inputs) {
     memset(s, 0, sizeof *s);
-    HS_TRY(FN(common_open)(o, &s->model, &s->train, &s->idx, &s->count));
+    CommandFile in[8];
+    if (n_inputs > 7) {
+        hs_error("internal error: too many input files");
+        return EXIT_ERROR;
+    }
+    in[0] = (CommandFile){"--checkpoint", o->checkpoint};
+    if (n_inputs > 0) memcpy(in + 1, inputs, sizeof *inputs * (size_t)n_inputs);
+    int status = FN(command_check_files)(outputs, n_outputs, in, n_inputs + 1);
+    if (status) return status;
+    if (FN(command_open_model)(o->arch, o->checkpoint, o->random_init, 0, &s->model) != 0) return EXIT_ERROR;
+    if (s->model->num_buffers == 0 && args_given(o->argc, o->argv, "--bn")) {
+        hs_error("--bn has no effect: model %s has no batch norm; leave it out", o->arch);
+        return EXIT_USAGE;
+    }
+    s->model->training = 0;
+    s->model->bn_mode = strcmp(o->bn, "batch") == 0 ? BN_BATCH : BN_EVAL;
+    int64_t *block;
+    if (FN(command_param_block)(s->model, o->params, &block, &s->d) != 0) return EXIT_USAGE;
+    free(block);
+    if (s->d == 0) {
+        hs_error("--params %s selects no parameters", o->params);
+        return EXIT_USAGE;
+    }
+    if (o->params && strcmp(o->params, "all") != 0)
+        snprintf(s->d_text, sizeof s->d_text, "the --params block %.60s of model %s has %lld parameters", o->params,
+                 o->arch, (long long)s->d);
+    else
+        snprintf(s->d_text, sizeof s->d_text, "model %s has %lld parameters", o->arch, (long long)s->d);
+    return 0;
+}
+
+int FN(setup_read_vector)(const CommandSetup *s, const char *option, const char *path, int max_rows,
+                          NpyArray *v) {
+    if (npy_read(path, v) != 0) {
+        hs_error_context("%s: ", option);
+        return EXIT_ERROR;
+    }
+    int64_t d = s->d;
+    if (v->ndim == 1 && v->shape[0] != d) {
+        hs_error("%s %s holds %lld values, but %s", option, path, (long long)v->numel, s->d_text);
+        return EXIT_ERROR;
+    }
+    if (v->ndim == 1) return 0;
+    if (v->ndim == 2 && v->shape[1] == d && v->shape[0] >= 1 && v->shape[0] <= max_rows) return 0;
+    char shape[160] = "";
+    size_t used = 0;
+    for (int i = 0; i < v->ndim && used < sizeof shape - 24; i++)
+        used += (size_t)snprintf(shape + used, sizeof shape - used, "%s%lld", i ? ", " : "", (long long)v->shape[i]);
+    char rows[48];
+    if (max_rows == 1) snprintf(rows, sizeof rows, "(1, %lld)", (long long)d);
+    else snprintf(rows, sizeof rows, "(K, %lld) with K >= 1", (long long)d);
+    hs_error("%s %s has shape (%s%s): expected (%lld,) or %s, because %s", option, path, shape,
+             v->ndim == 1 ? "," : "", (long long)d, rows, s->d_text);
+    return EXIT_ERROR;
+}
+
+int FN(setup_data)(CommandSetup *s, const CommonOptions *o, int with_operator, int stochastic, int batch,
+                   uint64_t seed) {
+    if (cifar10_load(o->data_dir, CIFAR10_TRAIN, &s->train) != 0 ||
+        FN(command_selection)(&s->train, o->samples, o->offset, &s->idx, &s->count) != 0)
+        return EXIT_ERROR;
     if (!with_operator) return 0;
-    HS_TRY(FN(hessian_operator_init)(&s->hop, s->model, &s->train, s->idx, s->count, stochastic, batch, o->chunk, seed,
-                                     o->curvature));
+    if (stochastic && batch > s->count) {
+        hs_error("--batch %d is larger than the %d images selected (--samples %s, --offset %d)", batch, s->count,
+                 o->samples, o->offset);
+        return EXIT_USAGE;
+    }
+    if (FN(hessian_operator_init)(&s->hop, s->model, &s->train, s->idx, s->count, stochastic, batch, o->chunk, seed,
+                                  o->curvature) != 0)
+        return EXIT_ERROR;
     s->hop_ready = 1;
-    HS_TRY(FN(hessian_operator_set_block)(&s->hop, o->params));
+    if (FN(hessian_operator_set_block)(&s->hop, o->params) != 0) return EXIT_ERROR;
     s->op = FN(hessian_operator_linop)(&s->hop);
     return 0;
 }
@@ -275,25 +520,26 @@ void FN(setup_close)(CommandSetup *s) {
 }
 
 int FN(setup_json_begin)(AtomicFile *af, JsonWriter *w, const char *path, const char *command, const CommonOptions *o,
-                         const CommandSetup *s, uint64_t seed, double seconds) {
+                         const CommandSetup *s, const uint64_t *seed, int64_t hvps, double seconds) {
     HS_TRY(atomic_file_open(af, path));
     json_begin(w, af->fp);
     json_object_begin(w);
     FN(write_common_json)(w, command, o, s->count);
     json_key(w, "num_params");
     json_int(w, (int64_t)s->model->num_params);
+    json_key(w, "d"); /* the operator's dimension (a block with --params) */
+    json_int(w, s->d);
     if (s->hop_ready) {
-        json_key(w, "d"); /* the operator's dimension (a block with --params) */
-        json_int(w, s->op.n);
         json_key(w, "operator");
         json_string(w, s->hop.stochastic ? "stochastic" : "fixed");
         json_key(w, "batch");
         json_int(w, s->hop.batch);
     }
     json_key(w, "seed");
-    json_int(w, (int64_t)seed);
+    if (seed) json_uint(w, *seed);
+    else json_null(w);
     json_key(w, "hvps");
-    json_int(w, s->op.applications);
+    json_int(w, hvps);
     json_key(w, "seconds");
     json_double(w, seconds);
     return 0;
@@ -304,4 +550,3 @@ int FN(setup_json_end)(AtomicFile *af, JsonWriter *w) {
     json_end(w);
     return atomic_file_commit(af);
 }
-

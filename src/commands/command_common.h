@@ -14,14 +14,22 @@
 #include "../data/cifar10.h"
 #include "../io/atomic_file.h"
 #include "../io/json_writer.h"
+#include "../io/npy.h"
 #include "../models/model.h"
 #include "../spectral/linop.h"
 
 /* Exit statuses. */
 enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2 };
 
-/* Prints "hessian CMD: message" for the current error and returns EXIT_ERROR. */
+/* --threads accepts 0 (OMP_NUM_THREADS or all cores) or 1..HS_MAX_THREADS. */
+#define HS_MAX_THREADS 1024
+
+/* Prints "hessian CMD: error: message" for the current error and returns EXIT_ERROR. */
 int FN(command_fail)(const char *command);
+/* Prints "hessian CMD: message" and returns EXIT_USAGE. */
+int FN(command_usage_error)(const char *command);
+/* Prints the current error as command_fail (EXIT_ERROR) or command_usage_error (EXIT_USAGE) says; returns it. */
+int FN(command_report)(const char *command, int status);
 
 /* Creates the model and loads the checkpoint (if any); prints the classifier-swap note. */
 int FN(command_open_model)(const char *arch, const char *checkpoint, uint64_t seed, int allow_swap, Model **m);
@@ -29,11 +37,24 @@ int FN(command_open_model)(const char *arch, const char *checkpoint, uint64_t se
 /* Selection "N" or "all", starting at offset, within the training set: indices offset..offset+N-1. */
 int FN(command_selection)(const Cifar10 *train, const char *samples, int offset, int **indices, int *count);
 
-/* Sets the OpenMP thread count (0: leave as is); BLAS runs inside OpenMP regions single-threaded. */
+/* Sets the OpenMP thread count (0: leave as is; at most HS_MAX_THREADS); BLAS runs inside OpenMP regions
+ * single-threaded. */
 int FN(command_set_threads)(int threads);
 
-/* Provenance: {"tool", "version", "command", "model", "checkpoint", "checkpoint_md5", "precision", "threads"}. */
+/* Provenance, everything needed to redo the result: {"tool", "version", "git_commit", "command",
+ * "command_line" (shell-quoted), "model", "checkpoint", "checkpoint_md5", "precision", "threads",
+ * "cpu_model", "data" (the folder and the MD5 of each CIFAR-10 file the command reads), "input_files" (every
+ * other input file named on the command line, with its MD5)}. */
 void FN(command_write_provenance)(JsonWriter *w, const char *command, const char *arch, const char *checkpoint);
+
+/* A file named by an option ("--json", path); NULL paths are skipped. */
+typedef struct {
+    const char *option, *path;
+} CommandFile;
+/* Before any work: outputs must be distinct files, none an input file (EXIT_USAGE), in existing writable
+ * folders and not folders themselves; inputs must be readable files (EXIT_ERROR). Returns 0 or the status,
+ * message set. */
+int FN(command_check_files)(const CommandFile *outputs, int n_outputs, const CommandFile *inputs, int n_inputs);
 
 /* A Hessian (or GGN) operator on the model over samples, for src/spectral/ methods.
  *   fixed:      the same sample set for every product (deterministic operator)
@@ -75,50 +96,73 @@ LinOp FN(hessian_operator_linop)(HessianOperator *op);
 typedef struct {
     const char *arch, *checkpoint, *data_dir, *samples, *precision, *curvature_name, *json, *params, *bn;
     int offset, chunk, threads, quiet;
+    uint64_t random_init; /* --random-init SEED: weights from model_create's initialisation (no checkpoint) */
     Curvature curvature;
+    int argc;             /* the command's arguments (for args_given) */
+    char **argv;
 } CommonOptions;
 
 #define COMMON_SPECS(o)                                                                                           \
-    {"--model", ARG_STRING, &(o).arch, "architecture: cnn", 0},                                                  \
-        {"--checkpoint", ARG_STRING, &(o).checkpoint, "safetensors checkpoint (default: fresh initialisation)", 0}, \
-        {"--data", ARG_STRING, &(o).data_dir, "folder with cifar-10-batches-bin/", 1},                           \
-        {"--samples", ARG_STRING, &(o).samples, "training images used: N or all", 0},                            \
-        {"--offset", ARG_INT, &(o).offset, "first training image (file order, data_batch_1 first)", 0},         \
-        {"--chunk", ARG_INT, &(o).chunk, "samples per pass (memory vs. speed; 0: automatic)", 0},              \
-        {"--curvature", ARG_STRING, &(o).curvature_name, "hessian or ggn (generalised Gauss-Newton)", 0},       \
-        {"--precision", ARG_STRING, &(o).precision, "f32 or f64", 0},                                           \
-        {"--threads", ARG_INT, &(o).threads, "OpenMP threads (0: default)", 0},                                 \
-        {"--json", ARG_STRING, &(o).json, "write results as JSON", 0},                                          \
-        {"--bn", ARG_STRING, &(o).bn, "batch norm: eval (running statistics) or batch (each chunk's statistics)", 0}, \
-        {"--params", ARG_STRING, &(o).params, "restrict to the Hessian block of these tensors: names or prefixes, "\
-                                               "comma-separated (e.g. 0.weight,3.weight or 7)", 0},                                          \
+    {"--model NAME", ARG_STRING, &(o).arch, "architecture: cnn, resnet18 or resnet50", 0},                      \
+        {"--checkpoint FILE", ARG_STRING, &(o).checkpoint, "safetensors checkpoint (this or --random-init)", 0}, \
+        {"--random-init SEED", ARG_U64, &(o).random_init,                                                       \
+         "no checkpoint: freshly initialised weights from this seed (default: none; needs one of the two)", 0},  \
+        {"--data DIR", ARG_STRING, &(o).data_dir, "folder with cifar-10-batches-bin/", 1},                       \
+        {"--samples N|all", ARG_STRING, &(o).samples, "training images used", 0},                               \
+        {"--offset N", ARG_INT, &(o).offset, "first training image (file order, data_batch_1 first)", 0},       \
+        {"--chunk N", ARG_INT, &(o).chunk, "samples per pass, memory vs. speed (default 0: automatic)", 0},    \
+        {"--curvature hessian|ggn", ARG_STRING, &(o).curvature_name, "the Hessian or the generalised Gauss-Newton " \
+                                                                      "matrix", 0},                               \
+        {"--precision f32|f64", ARG_STRING, &(o).precision, "working precision", 0},                           \
+        {"--threads N", ARG_INT, &(o).threads,                                                                 \
+         "OpenMP threads, 1 to 1024 (default 0: OMP_NUM_THREADS or all cores)", 0},                              \
+        {"--json FILE", ARG_STRING, &(o).json, "write results as JSON", 0},                                     \
+        {"--bn eval|batch", ARG_STRING, &(o).bn, "batch norm: running statistics or each chunk's statistics", 0}, \
+        {"--params LIST", ARG_STRING, &(o).params, "restrict to the Hessian block of these tensors: names or "    \
+                                                   "prefixes, comma-separated, e.g. 0.weight,3.weight or 7 "     \
+                                                   "(default: all)", 0},                                          \
         {"--quiet", ARG_FLAG, &(o).quiet, "no progress output", 0}
 
 void FN(common_defaults)(CommonOptions *o, const char *samples);
-/* Range checks, curvature, threads, quiet. */
-int FN(common_check)(const CommonOptions *o, Curvature *c);
-/* Loads the training data, the selection and the model. */
-int FN(common_open)(const CommonOptions *o, Model **m, Cifar10 *train, int **idx, int *count);
+/* args_parse, then the shared checks: exactly one of --checkpoint and --random-init, a known model, the
+ * values of --samples, --offset, --chunk, --curvature, --bn and --threads. 0, 1 (help printed) or -1 (usage
+ * error, message set). */
+int FN(common_parse)(CommonOptions *o, int argc, char **argv, const char *usage, const ArgSpec *specs, int count);
 /* Provenance, samples, offset, curvature. */
 void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptions *o, int count);
 
-/* What a second-order command holds: data, selection, model, and (when asked for) the Hessian operator over
- * the selection, restricted to --params. */
+/* What a second-order command holds: model, the operator's dimension d (the --params block or every
+ * parameter), data, selection, and (when asked for) the Hessian operator over the selection. */
 typedef struct {
-    Cifar10 train;
     Model *model;
+    int64_t d;
+    char d_text[160]; /* "model cnn has 5100 parameters" or "the --params block 9 has 310 parameters" */
+    Cifar10 train;
     int *idx, count;
     HessianOperator hop;
     int hop_ready;
     LinOp op;
 } CommandSetup;
-/* stochastic/batch/seed: see hessian_operator_init; with_operator 0 leaves hop and op unset. */
-int FN(setup_open)(CommandSetup *s, const CommonOptions *o, int with_operator, int stochastic, int batch,
+/* Step 1, cheap, before any input is read: checks outputs and inputs (command_check_files; the checkpoint
+ * is added to the inputs), opens the model and checks --params against its tensors. Returns 0, EXIT_ERROR or
+ * EXIT_USAGE (message set). */
+int FN(setup_model)(CommandSetup *s, const CommonOptions *o, const CommandFile *outputs, int n_outputs,
+                    const CommandFile *inputs, int n_inputs);
+/* Reads a vector for `option` of dimension s->d from a .npy file: shape (d,) or (K, d) with 1 <= K <=
+ * max_rows (max_rows 1: only (1, d)). NaN or infinite entries are refused (npy_read). EXIT_ERROR on failure. */
+int FN(setup_read_vector)(const CommandSetup *s, const char *option, const char *path, int max_rows,
+                          NpyArray *v);
+/* Step 2: training data, selection, and with with_operator the operator (stochastic/batch/seed: see
+ * hessian_operator_init) restricted to --params. Returns 0, EXIT_ERROR or EXIT_USAGE (--batch larger than
+ * the selection). */
+int FN(setup_data)(CommandSetup *s, const CommonOptions *o, int with_operator, int stochastic, int batch,
                    uint64_t seed);
 void FN(setup_close)(CommandSetup *s);
-/* Opens a result file: provenance, selection, d, seed, hvps (so far) and seconds; the caller adds its keys. */
+/* Opens a result file: provenance, selection, d, seed (NULL: the command has none), hvps (the products
+ * made) and seconds; the caller adds its keys. */
 int FN(setup_json_begin)(AtomicFile *af, JsonWriter *w, const char *path, const char *command,
-                         const CommonOptions *o, const CommandSetup *s, uint64_t seed, double seconds);
+                         const CommonOptions *o, const CommandSetup *s, const uint64_t *seed, int64_t hvps,
+                         double seconds);
 int FN(setup_json_end)(AtomicFile *af, JsonWriter *w);
 
 /* Parses "hessian"/"ggn". */

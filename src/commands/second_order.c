@@ -21,57 +21,54 @@ int FN(cmd_hvp)(int argc, char **argv) {
     const char *vector = NULL, *out = NULL;
     ArgSpec specs[] = {
         COMMON_SPECS(o),
-        {"--vector", ARG_STRING, &vector, ".npy vector v (float32/float64, parameter order)", 1},
-        {"--out", ARG_STRING, &out, ".npy file for Hv (written in the working precision)", 1},
+        {"--vector FILE", ARG_STRING, &vector,
+         ".npy vector v, shape (d,) or (1, d), float32/float64, parameter order (d: the --params block's size)", 1},
+        {"--out FILE", ARG_STRING, &out, ".npy file for Hv (written in the working precision)", 1},
     };
-    int parsed = args_parse(argc, argv,
-                            "usage: hessian hvp --model cnn --checkpoint CKPT --data DIR --samples N --offset O "
-                            "--vector v.npy --out hv.npy [--precision f32|f64]\n"
-                            "Exact Hessian-vector product (forward-over-reverse) of the mean cross-entropy.",
-                            specs, (int)(sizeof specs / sizeof specs[0]));
+    int parsed = FN(common_parse)(&o, argc, argv,
+                                  "usage: hessian hvp --checkpoint FILE|--random-init SEED --data DIR --vector FILE "
+                                  "--out FILE [options]\n"
+                                  "Exact Hessian-vector product (forward-over-reverse) of the mean cross-entropy.\n"
+                                  "example: hessian hvp --model cnn --checkpoint cnn.safetensors --data data "
+                                  "--samples 1000 --vector v.npy --out hv.npy --json hv.json",
+                                  specs, (int)(sizeof specs / sizeof specs[0]));
     if (parsed == 1) return EXIT_OK;
-    if (parsed < 0 || FN(common_check)(&o, &o.curvature) != 0) {
-        fprintf(stderr, "hessian hvp: %s\n", hs_last_error());
-        return EXIT_USAGE;
-    }
+    if (parsed < 0) return FN(command_usage_error)("hvp");
     CommandSetup cs;
-    int status = EXIT_ERROR;
     NpyArray v = {0};
     double *hv = NULL;
     real *hv_out = NULL;
-    if (FN(setup_open)(&cs, &o, 0, 0, 0, 0) != 0 || npy_read(vector, &v) != 0) goto done;
-    Model *m = cs.model;
-    int count = cs.count;
-    size_t P = m->num_params;
-    if (v.numel != (int64_t)P) {
-        hs_error("%s holds %lld values, but model %s has %zu parameters", vector, (long long)v.numel, o.arch, P);
-        goto done;
-    }
-    hv = hs_malloc(sizeof(double) * P);
-    hv_out = hs_malloc(sizeof(real) * P);
+    CommandFile outputs[] = {{"--out", out}, {"--json", o.json}}, inputs[] = {{"--vector", vector}};
+    int status = FN(setup_model)(&cs, &o, outputs, 2, inputs, 1);
+    if (!status) status = FN(setup_read_vector)(&cs, "--vector", vector, 1, &v);
+    if (!status) status = FN(setup_data)(&cs, &o, 1, 0, 0, 0);
+    if (status) goto done;
+    status = EXIT_ERROR;
+    int64_t d = cs.d;
+    hv = hs_malloc(sizeof(double) * (size_t)d);
+    hv_out = hs_malloc(sizeof(real) * (size_t)d);
     if (!hv || !hv_out) goto done;
-    SampleSet set = {&cs.train, cs.idx, count, o.chunk};
-    double t0 = hs_seconds(), loss;
-    if (FN(curv_hvp)(m, &set, v.data, 1, o.curvature, hv, &loss) != 0) goto done;
-    double seconds = hs_seconds() - t0, vhv = 0, vv = 0, hh = 0;
-    for (size_t i = 0; i < P; i++) {
+    double t0 = hs_seconds();
+    if (linop_apply(&cs.op, v.data, hv, 1) != 0) goto done;
+    double seconds = hs_seconds() - t0, vhv = 0, vv = 0, hh = 0, loss = cs.hop.last_loss;
+    for (int64_t i = 0; i < d; i++) {
         vhv += v.data[i] * hv[i];
         vv += v.data[i] * v.data[i];
         hh += hv[i] * hv[i];
         hv_out[i] = (real)hv[i];
     }
-    int64_t shape[1] = {(int64_t)P};
+    int64_t shape[1] = {d};
 #if defined(HS_F64)
     if (npy_write_f64(out, hv_out, 1, shape) != 0) goto done;
 #else
     if (npy_write_f32(out, hv_out, 1, shape) != 0) goto done;
 #endif
     printf("loss %.8f | samples %d | |v| %.6g | v.Hv %.10g | v.Hv/v.v %.10g | |Hv| %.6g | %.3f s | wrote %s\n", loss,
-           count, sqrt(vv), vhv, vv > 0 ? vhv / vv : 0, sqrt(hh), seconds, out);
+           cs.count, sqrt(vv), vhv, vv > 0 ? vhv / vv : 0, sqrt(hh), seconds, out);
     if (o.json) {
         AtomicFile af;
         JsonWriter w;
-        if (FN(setup_json_begin)(&af, &w, o.json, "hvp", &o, &cs, 0, seconds) != 0) goto done;
+        if (FN(setup_json_begin)(&af, &w, o.json, "hvp", &o, &cs, NULL, cs.op.applications, seconds) != 0) goto done;
         json_key(&w, "loss");
         json_double(&w, loss);
         json_key(&w, "vHv");
@@ -84,7 +81,7 @@ int FN(cmd_hvp)(int argc, char **argv) {
     }
     status = EXIT_OK;
 done:
-    if (status != EXIT_OK) FN(command_fail)("hvp");
+    if (status != EXIT_OK) FN(command_report)("hvp", status);
     npy_free(&v);
     free(hv);
     free(hv_out);
@@ -144,6 +141,12 @@ static int FN(layer_blocks)(const Model *m, const double *H, size_t P, LayerBloc
 
 static void exact_progress(void *user, int64_t done, int64_t total) { (void)total; progress_update(user, done, NULL); }
 
+/* The block of rows and columns `sel` (n of them) of the P x P matrix H, moved to H's start (n x n). */
+static void FN(extract_block)(double *H, size_t P, const int64_t *sel, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++) H[i * n + j] = H[(size_t)sel[i] * P + (size_t)sel[j]];
+}
+
 int FN(cmd_exact)(int argc, char **argv) {
     CommonOptions o;
     FN(common_defaults)(&o, "1000");
@@ -151,41 +154,47 @@ int FN(cmd_exact)(int argc, char **argv) {
     int k = 5, per_layer = 0;
     ArgSpec specs[] = {
         COMMON_SPECS(o),
-        {"--k", ARG_INT, &k, "how many smallest and largest eigenvalues to report", 0},
+        {"--k N", ARG_INT, &k, "how many smallest and largest eigenvalues to report", 0},
         {"--per-layer", ARG_FLAG, &per_layer, "also report each layer block's extreme eigenvalues and trace", 0},
-        {"--save-matrix", ARG_STRING, &save_matrix, "write the symmetrised Hessian as .npy (d x d)", 0},
-        {"--save-eigenvalues", ARG_STRING, &save_eigs, "write all eigenvalues (ascending) as .npy", 0},
-        {"--plot", ARG_STRING, &plot, "write an SVG histogram of all eigenvalues (symmetric-log axis)", 0},
+        {"--save-matrix FILE", ARG_STRING, &save_matrix, "write the symmetrised Hessian (its --params block) as .npy "
+                                                         "(d x d, float64)", 0},
+        {"--save-eigenvalues FILE", ARG_STRING, &save_eigs, "write all eigenvalues (ascending) as .npy", 0},
+        {"--plot FILE", ARG_STRING, &plot, "write an SVG histogram of all eigenvalues (symmetric-log axis)", 0},
     };
-    int parsed = args_parse(argc, argv,
-                            "usage: hessian exact --model cnn --checkpoint CKPT --data DIR --samples 1000 --offset 0 "
-                            "[--k 5] [--save-matrix H.npy] [--save-eigenvalues E.npy] [--plot spectrum.svg] --json "
-                            "out.json\nThe full Hessian from batched exact HVPs, and all its eigenvalues (LAPACKE).",
-                            specs, (int)(sizeof specs / sizeof specs[0]));
+    int parsed = FN(common_parse)(&o, argc, argv,
+                                  "usage: hessian exact --checkpoint FILE|--random-init SEED --data DIR [options]\n"
+                                  "The full Hessian from batched exact HVPs, and all its eigenvalues (LAPACKE).\n"
+                                  "example: hessian exact --model cnn --checkpoint cnn.safetensors --data data "
+                                  "--samples 1000 --offset 0 --k 5 --save-eigenvalues E.npy --plot spectrum.svg "
+                                  "--json exact.json",
+                                  specs, (int)(sizeof specs / sizeof specs[0]));
     if (parsed == 1) return EXIT_OK;
-    if (parsed < 0 || FN(common_check)(&o, &o.curvature) != 0 || args_check_positive_int("--k", k) != 0) {
-        fprintf(stderr, "hessian exact: %s\n", hs_last_error());
-        return EXIT_USAGE;
-    }
+    if (parsed < 0 || args_check_positive_int("--k", k) != 0) return FN(command_usage_error)("exact");
     CommandSetup cs;
-    int status = EXIT_ERROR;
-    double *H = NULL, *eig = NULL;
+    double *H = NULL, *eig = NULL, *Hfull = NULL;
     real *Hr = NULL, *eigr = NULL;
+    int64_t *sel = NULL, nsel = 0;
     LayerBlock *layers = NULL;
     int num_layers = 0;
-    if (FN(setup_open)(&cs, &o, 0, 0, 0, 0) != 0) goto done;
-    Model *m = cs.model;
-    int count = cs.count;
-    size_t P = m->num_params;
-    if (P > 20000) {
+    CommandFile outputs[] = {
+        {"--json", o.json}, {"--save-matrix", save_matrix}, {"--save-eigenvalues", save_eigs}, {"--plot", plot}};
+    int status = FN(setup_model)(&cs, &o, outputs, 4, NULL, 0);
+    size_t P = cs.model ? cs.model->num_params : 0;
+    if (!status && P > 20000) {
         hs_error("model %s has %zu parameters: its exact Hessian (%.1f GB) is too large; use power or lanczos", o.arch,
                  P, 8e-9 * (double)P * (double)P);
-        goto done;
+        status = EXIT_USAGE;
     }
-    if (2 * k > (int)P) {
-        hs_error("--k %d is more than half the %zu eigenvalues", k, P);
-        goto done;
+    if (!status && 2 * (int64_t)k > cs.d) {
+        hs_error("--k %d: twice that is more than the %lld eigenvalues (%s)", k, (long long)cs.d, cs.d_text);
+        status = EXIT_USAGE;
     }
+    if (!status && o.params && strcmp(o.params, "all") != 0 && FN(command_param_block)(cs.model, o.params, &sel, &nsel) != 0) status = EXIT_ERROR;
+    if (!status) status = FN(setup_data)(&cs, &o, 0, 0, 0, 0);
+    if (status) goto done;
+    status = EXIT_ERROR;
+    Model *m = cs.model;
+    int count = cs.count;
     H = hs_malloc(sizeof(double) * P * P);
     eig = hs_malloc(sizeof(double) * P);
     if (!H || !eig) goto done;
@@ -200,26 +209,26 @@ int FN(cmd_exact)(int argc, char **argv) {
     }
     progress_end(&pr);
     double t_matrix = hs_seconds() - t0;
-    if (save_matrix) {
-        int64_t shape[2] = {(int64_t)P, (int64_t)P};
-        if (npy_write_f64(save_matrix, H, 2, shape) != 0) goto done;
-    }
-    double *Hfull = NULL; /* the whole matrix, kept for --per-layer */
     size_t Pfull = P;
-    if (per_layer) {
+    if (per_layer) { /* the whole matrix, kept for the layer blocks */
         Hfull = hs_malloc(sizeof(double) * P * P);
         if (!Hfull) goto done;
         memcpy(Hfull, H, sizeof(double) * P * P);
     }
-    if (o.params) {
-        /* The block of the chosen parameters: rows and columns of those indices. */
-        int64_t *sel, nsel;
-        if (FN(command_param_block)(m, o.params, &sel, &nsel) != 0) goto done;
-        for (int64_t i = 0; i < nsel; i++)
-            for (int64_t j = 0; j < nsel; j++) H[i * nsel + j] = H[(size_t)sel[i] * P + (size_t)sel[j]];
-        free(sel);
+    if (sel) {
+        FN(extract_block)(H, P, sel, nsel);
         P = (size_t)nsel;
-        if (2 * k > (int)P) k = (int)P / 2 > 0 ? (int)P / 2 : 1;
+        size_t nonzero = 0;
+        for (size_t i = 0; i < P * P && !nonzero; i++) nonzero = H[i] != 0;
+        if (!nonzero) {
+            hs_error("the Hessian block of --params %s (d = %zu) is exactly zero: the loss does not depend on those "
+                     "parameters here (or their units are inactive); refusing to return a silent zero", o.params, P);
+            goto done;
+        }
+    }
+    if (save_matrix) {
+        int64_t shape[2] = {(int64_t)P, (int64_t)P};
+        if (npy_write_f64(save_matrix, H, 2, shape) != 0) goto done;
     }
     double t1 = hs_seconds();
     /* Diagonalise in the working precision: ssyevd for f32, dsyevd for f64. */
@@ -237,9 +246,7 @@ int FN(cmd_exact)(int argc, char **argv) {
     }
     double t_eig = hs_seconds() - t1, seconds = hs_seconds() - t0;
     if (per_layer) {
-        int rc = FN(layer_blocks)(m, Hfull, Pfull, &layers, &num_layers);
-        free(Hfull);
-        if (rc != 0) goto done;
+        if (FN(layer_blocks)(m, Hfull, Pfull, &layers, &num_layers) != 0) goto done;
     }
     double trace = 0, smooth = 0;
     int negative = 0;
@@ -271,9 +278,8 @@ int FN(cmd_exact)(int argc, char **argv) {
     if (o.json) {
         AtomicFile af;
         JsonWriter w;
-        if (FN(setup_json_begin)(&af, &w, o.json, "exact", &o, &cs, 0, seconds) != 0) goto done;
-        json_key(&w, "d"); /* the matrix's dimension (a block with --params) */
-        json_int(&w, (int64_t)P);
+        /* hvps: one (unit-direction) product per column of the whole Hessian. */
+        if (FN(setup_json_begin)(&af, &w, o.json, "exact", &o, &cs, NULL, (int64_t)Pfull, seconds) != 0) goto done;
         json_key(&w, "unit_directions"); /* propagated, summed over sample chunks ("hvps" counts operator products) */
         json_int(&w, info.directions);
         json_key(&w, "loss");
@@ -317,8 +323,10 @@ int FN(cmd_exact)(int argc, char **argv) {
     }
     status = EXIT_OK;
 done:
-    if (status != EXIT_OK) FN(command_fail)("exact");
+    if (status != EXIT_OK) FN(command_report)("exact", status);
     free(layers);
+    free(Hfull);
+    free(sel);
     free(H);
     free(eig);
     free(Hr);
@@ -349,49 +357,60 @@ int FN(cmd_power)(int argc, char **argv) {
     uint64_t seed = 0;
     ArgSpec specs[] = {
         COMMON_SPECS(o),
-        {"--batch", ARG_INT, &batch, "stochastic mode: samples in each product's fresh mini-batch", 0},
-        {"--iters", ARG_INT, &iters, "maximum steps", 0},
-        {"--beta", ARG_DOUBLE, &beta,
+        {"--batch N", ARG_INT, &batch, "stochastic mode (without --fixed): samples in each product's fresh mini-batch",
+         0},
+        {"--iters N", ARG_INT, &iters, "maximum steps", 0},
+        {"--beta X", ARG_DOUBLE, &beta,
          "momentum: study variant in [0,1) (v <- normalise(beta v_prev + (1-beta) normalise(Hv))); heavy-ball: "
-         "beta ~ lambda_2^2/4 (v' = Hv - beta v_prev)", 0},
-        {"--variant", ARG_STRING, &variant,
-         "plain | study (default when --beta is given) | heavy-ball (De Sa et al.: v' = Hv - beta v_prev)", 0},
+         "beta ~ lambda_2^2/4 (v' = Hv - beta v_prev) (default: none; 0.9 with --variant study)", 0},
+        {"--variant plain|study|heavy-ball", ARG_STRING, &variant,
+         "heavy-ball: De Sa et al., v' = Hv - beta v_prev (default: study with --beta, else plain)",
+         0},
         {"--fixed", ARG_FLAG, &fixed, "use one fixed sample set (--samples/--offset): a deterministic operator", 0},
-        {"--tol", ARG_DOUBLE, &tol, "stop when ||Hv - lambda v|| <= tol |lambda| (0: run all iterations)", 0},
-        {"--seed", ARG_U64, &seed, "seed for the start vector and the batch order", 0},
-        {"--csv", ARG_STRING, &csv, "write step, lambda, residual as CSV", 0},
+        {"--tol X", ARG_DOUBLE, &tol, "with --fixed: stop when ||Hv - lambda v|| <= tol |lambda| (0: run all --iters)",
+         0},
+        {"--seed N", ARG_U64, &seed, "seed for the start vector and the batch order", 0},
+        {"--csv FILE", ARG_STRING, &csv, "write step, lambda, residual as CSV", 0},
     };
-    int parsed = args_parse(argc, argv,
-                            "usage: hessian power --model cnn --checkpoint CKPT --data DIR --batch 1000 --iters 30 "
-                            "[--beta 0.9] [--fixed --samples N --offset O] [--tol 1e-4] [--seed S] [--csv F] "
-                            "[--json F]\nPower iteration for the top Hessian eigenvalue. Default: stochastic, a new "
-                            "mini-batch (from a shuffled, unaugmented pass over the selection) at every step.",
-                            specs, (int)(sizeof specs / sizeof specs[0]));
+    int parsed = FN(common_parse)(&o, argc, argv,
+                                  "usage: hessian power --checkpoint FILE|--random-init SEED --data DIR [options]\n"
+                                  "Power iteration for the top Hessian eigenvalue. Default: stochastic, a new "
+                                  "mini-batch of --batch images (from a shuffled, unaugmented pass over the "
+                                  "selection) at every step; --fixed: the Hessian of the whole selection.\n"
+                                  "example: hessian power --model cnn --checkpoint cnn.safetensors --data data "
+                                  "--batch 1000 --iters 30 --beta 0.9 --seed 1 --csv power.csv --json power.json",
+                                  specs, (int)(sizeof specs / sizeof specs[0]));
     if (parsed == 1) return EXIT_OK;
-    PowerVariant pv = beta >= 0 ? POWER_STUDY_MOMENTUM : POWER_PLAIN;
-    if (variant) {
+    int beta_given = args_given(argc, argv, "--beta");
+    PowerVariant pv = beta_given ? POWER_STUDY_MOMENTUM : POWER_PLAIN;
+    if (parsed == 0 && variant) {
         if (strcmp(variant, "plain") == 0) pv = POWER_PLAIN;
         else if (strcmp(variant, "study") == 0) pv = POWER_STUDY_MOMENTUM;
         else if (strcmp(variant, "heavy-ball") == 0) pv = POWER_HEAVY_BALL;
         else parsed = hs_error("--variant must be plain, study or heavy-ball (got '%s')", variant);
     }
-    if (pv == POWER_STUDY_MOMENTUM && beta < 0) beta = 0.9;
-    if (pv == POWER_HEAVY_BALL && beta < 0 && parsed == 0)
+    if (parsed == 0 && pv == POWER_PLAIN && beta_given)
+        parsed = hs_error("--beta has no effect with --variant plain; leave one of them out");
+    if (pv == POWER_STUDY_MOMENTUM && !beta_given) beta = 0.9;
+    if (parsed == 0 && pv == POWER_HEAVY_BALL && !beta_given)
         parsed = hs_error("--variant heavy-ball needs --beta (in eigenvalue^2 units: about lambda_2^2 / 4)");
-    if (parsed < 0 || FN(common_check)(&o, &o.curvature) != 0 || args_check_positive_int("--iters", iters) != 0 ||
+    if (parsed < 0 || args_check_positive_int("--iters", iters) != 0 ||
         args_check_positive_int("--batch", batch) != 0 || args_check_range("--tol", tol, 0, 1) != 0 ||
         (pv == POWER_STUDY_MOMENTUM && args_check_range("--beta", beta, 0, 0.999999) != 0) ||
-        (pv == POWER_HEAVY_BALL && args_check_range("--beta", beta, 0, 1e300) != 0)) {
-        fprintf(stderr, "hessian power: %s\n", hs_last_error());
-        return EXIT_USAGE;
-    }
-    if (!fixed && !args_find_value(argc, argv, "--samples")) o.samples = "all";
+        (pv == POWER_HEAVY_BALL && args_check_range("--beta", beta, 0, 1e300) != 0) ||
+        (fixed && args_check_unused(argc, argv, "--batch", "with --fixed (every product uses the whole selection)")) ||
+        (!fixed && args_check_unused(argc, argv, "--tol", "without --fixed (a new mini-batch per step never "
+                                                          "converges; power runs all --iters)")))
+        return FN(command_usage_error)("power");
     CommandSetup cs;
-    int status = EXIT_ERROR;
     PowerResult res = {0};
-    if (FN(setup_open)(&cs, &o, 1, !fixed, batch, seed) != 0) goto done;
+    CommandFile outputs[] = {{"--json", o.json}, {"--csv", csv}};
+    int status = FN(setup_model)(&cs, &o, outputs, 2, NULL, 0);
+    if (!status) status = FN(setup_data)(&cs, &o, 1, !fixed, batch, seed);
+    if (status) goto done;
+    status = EXIT_ERROR;
     PowerPrinter printer = {o.quiet, &cs.hop};
-    PowerOptions popt = {iters, beta < 0 ? 0 : beta, pv, fixed ? tol : 0, seed, NULL, FN(power_step), &printer};
+    PowerOptions popt = {iters, pv == POWER_PLAIN ? 0 : beta, pv, fixed ? tol : 0, seed, NULL, FN(power_step), &printer};
     fprintf(stderr, "power iteration (%s) on %s: %s\n",
             pv == POWER_PLAIN ? "plain" : pv == POWER_STUDY_MOMENTUM ? "study momentum" : "heavy ball", o.arch,
             fixed ? "fixed sample set" : "a new mini-batch per step");
@@ -404,17 +423,30 @@ int FN(cmd_power)(int argc, char **argv) {
         AtomicFile af;
         if (atomic_file_open(&af, csv) != 0) goto done;
         fprintf(af.fp, "step,lambda,residual\n");
-        for (int i = 0; i < res.steps; i++) fprintf(af.fp, "%d,%.10g,%.6g\n", i + 1, res.lambdas[i], res.residuals[i]);
+        for (int i = 0; i < res.steps; i++) {
+            char l[JSON_DOUBLE_CHARS], r[JSON_DOUBLE_CHARS];
+            json_format_double(l, res.lambdas[i]);
+            json_format_double(r, res.residuals[i]);
+            fprintf(af.fp, "%d,%s,%s\n", i + 1, l, r);
+        }
         if (atomic_file_commit(&af) != 0) goto done;
     }
     if (o.json) {
         AtomicFile af;
         JsonWriter w;
-        if (FN(setup_json_begin)(&af, &w, o.json, "power", &o, &cs, seed, seconds) != 0) goto done;
+        if (FN(setup_json_begin)(&af, &w, o.json, "power", &o, &cs, &seed, cs.op.applications, seconds) != 0)
+            goto done;
         json_key(&w, "variant");
         json_string(&w, pv == POWER_PLAIN ? "plain" : pv == POWER_STUDY_MOMENTUM ? "study" : "heavy-ball");
         json_key(&w, "beta");
         json_double(&w, pv == POWER_PLAIN ? 0 : beta);
+        json_key(&w, "tol");
+        if (fixed) json_double(&w, tol);
+        else json_null(&w);
+        json_key(&w, "iters");
+        json_int(&w, iters);
+        json_key(&w, "steps");
+        json_int(&w, res.steps);
         json_key(&w, "lambdas");
         json_double_array(&w, res.lambdas, res.steps);
         json_key(&w, "lambda");
@@ -425,7 +457,7 @@ int FN(cmd_power)(int argc, char **argv) {
     }
     status = EXIT_OK;
 done:
-    if (status != EXIT_OK) FN(command_fail)("power");
+    if (status != EXIT_OK) FN(command_report)("power", status);
     power_result_free(&res);
     FN(setup_close)(&cs);
     return status;

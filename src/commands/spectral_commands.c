@@ -18,7 +18,14 @@
  * product, instead of the fixed set. The methods assume a fixed operator; the results say which was used. */
 #define STOCHASTIC_SPECS                                                                                       \
     {"--stochastic", ARG_FLAG, &stochastic, "a new mini-batch for every product (not a fixed operator)", 0}, \
-        {"--batch", ARG_INT, &batch, "with --stochastic: samples per product", 0}
+        {"--batch N", ARG_INT, &batch, "with --stochastic: samples per product", 0}
+
+/* --batch only means something with --stochastic. */
+static int stochastic_check(int argc, char **argv, int stochastic, int batch) {
+    if (!stochastic) return args_check_unused(argc, argv, "--batch", "without --stochastic (each product uses the "
+                                                                     "whole selection)");
+    return args_check_positive_int("--batch", batch);
+}
 
 /* ------------------------------------------------------------------------------------------------------ */
 
@@ -44,21 +51,23 @@ int FN(cmd_lanczos)(int argc, char **argv) {
     uint64_t seed = 0;
     ArgSpec specs[] = {
         COMMON_SPECS(o),
-        {"--k", ARG_INT, &k, "eigenpairs wanted (at each end with --which both)", 0},
-        {"--which", ARG_STRING, &which_name, "largest | smallest | both", 0},
-        {"--steps", ARG_INT, &steps, "maximum Lanczos steps (Krylov dimension)", 0},
-        {"--tol", ARG_DOUBLE, &tol, "stop when every wanted residual <= tol * max|lambda| (0: run all steps)", 0},
-        {"--seed", ARG_U64, &seed, "seed of the start vector", 0},
-        {"--start", ARG_STRING, &start_path, "warm start: a .npy vector (e.g. saved eigenvectors' first row)", 0},
-        {"--save-vectors", ARG_STRING, &save_vectors, "write the Ritz vectors as .npy (k x d, float64)", 0},
+        {"--k N", ARG_INT, &k, "eigenpairs wanted (at each end with --which both)", 0},
+        {"--which largest|smallest|both", ARG_STRING, &which_name, "which end of the spectrum", 0},
+        {"--steps N", ARG_INT, &steps, "maximum Lanczos steps (Krylov dimension)", 0},
+        {"--tol X", ARG_DOUBLE, &tol, "stop when every wanted residual <= tol * max|lambda| (0: run all steps)", 0},
+        {"--seed N", ARG_U64, &seed, "seed of the start vector and of restart vectors", 0},
+        {"--start FILE", ARG_STRING, &start_path,
+         "warm start: a .npy vector, shape (d,) or (K, d) (its first row: e.g. saved Ritz vectors)", 0},
+        {"--save-vectors FILE", ARG_STRING, &save_vectors, "write the Ritz vectors as .npy (k x d, float64)", 0},
         STOCHASTIC_SPECS,
     };
-    int parsed = args_parse(argc, argv,
-                            "usage: hessian lanczos --model cnn --checkpoint CKPT --data DIR [--samples N --offset O] "
-                            "--k 5 --which largest|smallest|both [--steps M] [--tol T] [--json F]\n"
-                            "Lanczos with full reorthogonalisation (float64) on the Hessian of a fixed sample set: "
-                            "extreme eigenvalues with true residuals ||Hv - lambda v||.",
-                            specs, (int)(sizeof specs / sizeof specs[0]));
+    int parsed = FN(common_parse)(&o, argc, argv,
+                                  "usage: hessian lanczos --checkpoint FILE|--random-init SEED --data DIR [options]\n"
+                                  "Lanczos with full reorthogonalisation (float64) on the Hessian of a fixed sample "
+                                  "set: extreme eigenvalues with true residuals ||Hv - lambda v||.\n"
+                                  "example: hessian lanczos --model cnn --checkpoint cnn.safetensors --data data "
+                                  "--samples 1000 --k 5 --which both --tol 1e-6 --json lanczos.json",
+                                  specs, (int)(sizeof specs / sizeof specs[0]));
     if (parsed == 1) return EXIT_OK;
     LanczosWhich which = LANCZOS_LARGEST;
     if (parsed == 0) {
@@ -67,24 +76,28 @@ int FN(cmd_lanczos)(int argc, char **argv) {
         else if (strcmp(which_name, "both") == 0) which = LANCZOS_BOTH;
         else parsed = hs_error("--which must be largest, smallest or both (got '%s')", which_name);
     }
-    if (parsed < 0 || FN(common_check)(&o, &o.curvature) != 0 || args_check_positive_int("--k", k) != 0 ||
-        args_check_positive_int("--steps", steps) != 0 || args_check_range("--tol", tol, 0, 1) != 0) {
-        fprintf(stderr, "hessian lanczos: %s\n", hs_last_error());
-        return EXIT_USAGE;
-    }
+    if (parsed < 0 || args_check_positive_int("--k", k) != 0 || args_check_positive_int("--steps", steps) != 0 ||
+        args_check_range("--tol", tol, 0, 1) != 0 || stochastic_check(argc, argv, stochastic, batch) != 0)
+        return FN(command_usage_error)("lanczos");
     CommandSetup s;
     LanczosResult res = {0};
     NpyArray start = {0};
-    int status = EXIT_ERROR;
-    if (FN(setup_open)(&s, &o, 1, stochastic, batch, seed) != 0) goto done;
-    if (start_path) {
-        if (npy_read(start_path, &start) != 0) goto done;
-        if (start.numel != s.op.n && !(start.ndim == 2 && start.shape[1] == s.op.n)) {
-            hs_error("--start %s holds %lld values, the operator has dimension %lld", start_path,
-                     (long long)start.numel, (long long)s.op.n);
-            goto done;
-        }
+    CommandFile outputs[] = {{"--json", o.json}, {"--save-vectors", save_vectors}}, inputs[] = {{"--start", start_path}};
+    int status = FN(setup_model)(&s, &o, outputs, 2, inputs, 1);
+    int64_t want = which == LANCZOS_BOTH ? 2 * (int64_t)k : k;
+    if (!status && want > s.d) {
+        hs_error("--k %d%s asks for %lld eigenpairs, more than the dimension d = %lld (%s)", k,
+                 which == LANCZOS_BOTH ? " at each end" : "", (long long)want, (long long)s.d, s.d_text);
+        status = EXIT_USAGE;
     }
+    if (!status && steps < want) {
+        hs_error("--steps %d is fewer than the %lld eigenpairs wanted", steps, (long long)want);
+        status = EXIT_USAGE;
+    }
+    if (!status && start_path) status = FN(setup_read_vector)(&s, "--start", start_path, INT32_MAX, &start);
+    if (!status) status = FN(setup_data)(&s, &o, 1, stochastic, batch, seed);
+    if (status) goto done;
+    status = EXIT_ERROR;
     LanczosPrinter printer;
     printer.max_steps = steps;
     progress_begin(&printer.progress, "Lanczos", "step", steps);
@@ -107,9 +120,14 @@ int FN(cmd_lanczos)(int argc, char **argv) {
     if (o.json) {
         AtomicFile af;
         JsonWriter w;
-        if (FN(setup_json_begin)(&af, &w, o.json, "lanczos", &o, &s, seed, seconds) != 0) goto done;
+        if (FN(setup_json_begin)(&af, &w, o.json, "lanczos", &o, &s, &seed, s.op.applications, seconds) != 0)
+            goto done;
+        json_key(&w, "k");
+        json_int(&w, k);
         json_key(&w, "which");
         json_string(&w, which_name);
+        json_key(&w, "max_steps");
+        json_int(&w, steps);
         json_key(&w, "steps");
         json_int(&w, res.steps);
         json_key(&w, "converged");
@@ -124,7 +142,7 @@ int FN(cmd_lanczos)(int argc, char **argv) {
     }
     status = EXIT_OK;
 done:
-    if (status != EXIT_OK) FN(command_fail)("lanczos");
+    if (status != EXIT_OK) FN(command_report)("lanczos", status);
     lanczos_result_free(&res);
     npy_free(&start);
     FN(setup_close)(&s);
@@ -142,29 +160,32 @@ int FN(cmd_trace)(int argc, char **argv) {
     uint64_t seed = 0;
     ArgSpec specs[] = {
         COMMON_SPECS(o),
-        {"--probes", ARG_INT, &probes, "Hessian-vector products per estimate", 0},
-        {"--method", ARG_STRING, &method, "hutchinson | hutchpp | both", 0},
-        {"--seed", ARG_U64, &seed, "seed of the probe vectors", 0},
+        {"--probes N", ARG_INT, &probes, "Hessian-vector products per estimate, at least 4", 0},
+        {"--method hutchinson|hutchpp|both", ARG_STRING, &method, "estimator", 0},
+        {"--seed N", ARG_U64, &seed, "seed of the probe vectors", 0},
         STOCHASTIC_SPECS,
     };
-    int parsed = args_parse(argc, argv,
-                            "usage: hessian trace --model cnn --checkpoint CKPT --data DIR [--samples N --offset O] "
-                            "--probes P [--method hutchinson|hutchpp|both] [--json F]\n"
-                            "Trace of the Hessian of a fixed sample set: Hutchinson (Rademacher probes) and Hutch++, "
-                            "each with its standard error, for the same number of products.",
-                            specs, (int)(sizeof specs / sizeof specs[0]));
+    int parsed = FN(common_parse)(&o, argc, argv,
+                                  "usage: hessian trace --checkpoint FILE|--random-init SEED --data DIR [options]\n"
+                                  "Trace of the Hessian of a fixed sample set: Hutchinson (Rademacher probes) and "
+                                  "Hutch++, each with its standard error, for the same number of products.\n"
+                                  "example: hessian trace --model cnn --checkpoint cnn.safetensors --data data "
+                                  "--samples 1000 --probes 100 --seed 1 --json trace.json",
+                                  specs, (int)(sizeof specs / sizeof specs[0]));
     if (parsed == 1) return EXIT_OK;
     int hutch = strcmp(method, "hutchinson") == 0 || strcmp(method, "both") == 0;
     int hpp = strcmp(method, "hutchpp") == 0 || strcmp(method, "both") == 0;
     if (parsed == 0 && !hutch && !hpp) parsed = hs_error("--method must be hutchinson, hutchpp or both (got '%s')", method);
-    if (parsed < 0 || FN(common_check)(&o, &o.curvature) != 0 || args_check_range("--probes", probes, 4, 1e6) != 0) {
-        fprintf(stderr, "hessian trace: %s\n", hs_last_error());
-        return EXIT_USAGE;
-    }
+    if (parsed < 0 || args_check_range("--probes", probes, 4, 1e6) != 0 ||
+        stochastic_check(argc, argv, stochastic, batch) != 0)
+        return FN(command_usage_error)("trace");
     CommandSetup s;
     TraceResult th = {0}, tp = {0};
-    int status = EXIT_ERROR;
-    if (FN(setup_open)(&s, &o, 1, stochastic, batch, seed) != 0) goto done;
+    CommandFile outputs[] = {{"--json", o.json}};
+    int status = FN(setup_model)(&s, &o, outputs, 1, NULL, 0);
+    if (!status) status = FN(setup_data)(&s, &o, 1, stochastic, batch, seed);
+    if (status) goto done;
+    status = EXIT_ERROR;
     Progress pr;
     progress_begin(&pr, "trace", "HVP", (int64_t)probes * (hutch + hpp));
     s.hop.progress = &pr;
@@ -178,7 +199,9 @@ int FN(cmd_trace)(int argc, char **argv) {
     if (o.json) {
         AtomicFile af;
         JsonWriter w;
-        if (FN(setup_json_begin)(&af, &w, o.json, "trace", &o, &s, seed, seconds) != 0) goto done;
+        if (FN(setup_json_begin)(&af, &w, o.json, "trace", &o, &s, &seed, s.op.applications, seconds) != 0) goto done;
+        json_key(&w, "method");
+        json_string(&w, method);
         json_key(&w, "probes");
         json_int(&w, probes);
         if (hutch) {
@@ -203,7 +226,7 @@ int FN(cmd_trace)(int argc, char **argv) {
     }
     status = EXIT_OK;
 done:
-    if (status != EXIT_OK) FN(command_fail)("trace");
+    if (status != EXIT_OK) FN(command_report)("trace", status);
     FN(setup_close)(&s);
     return status;
 }
@@ -220,34 +243,39 @@ int FN(cmd_density)(int argc, char **argv) {
     uint64_t seed = 0;
     ArgSpec specs[] = {
         COMMON_SPECS(o),
-        {"--runs", ARG_INT, &runs, "independent Lanczos runs (random probe vectors)", 0},
-        {"--steps", ARG_INT, &steps, "Lanczos steps per run", 0},
-        {"--grid", ARG_INT, &grid, "points of the density curve", 0},
-        {"--sigma", ARG_DOUBLE, &sigma, "Gaussian smoothing width in eigenvalue units (0: automatic)", 0},
-        {"--seed", ARG_U64, &seed, "seed of the probe vectors", 0},
-        {"--csv", ARG_STRING, &csv, "write eigenvalue,density as CSV", 0},
-        {"--plot", ARG_STRING, &plot, "write an SVG plot of the density (log scale)", 0},
-        {"--exact", ARG_STRING, &exact_path, "overlay the histogram of exact eigenvalues (.npy from hessian exact)", 0},
+        {"--runs N", ARG_INT, &runs, "independent Lanczos runs (random probe vectors)", 0},
+        {"--steps N", ARG_INT, &steps, "Lanczos steps per run (at most d are used)", 0},
+        {"--grid N", ARG_INT, &grid, "points of the density curve, 16 to 1000000", 0},
+        {"--sigma X", ARG_DOUBLE, &sigma, "Gaussian smoothing width in eigenvalue units (default 0: automatic)", 0},
+        {"--seed N", ARG_U64, &seed, "seed of the probe vectors", 0},
+        {"--csv FILE", ARG_STRING, &csv, "write eigenvalue,density as CSV", 0},
+        {"--plot FILE", ARG_STRING, &plot, "write an SVG plot of the density", 0},
+        {"--exact FILE", ARG_STRING, &exact_path,
+         "with --plot: overlay the histogram of exact eigenvalues (.npy of shape (d,), from hessian exact)", 0},
         STOCHASTIC_SPECS,
     };
-    int parsed = args_parse(argc, argv,
-                            "usage: hessian density --model cnn --checkpoint CKPT --data DIR [--samples N --offset O] "
-                            "--runs R --steps M [--csv F] [--plot F.svg] [--exact E.npy] [--json F]\n"
-                            "Spectral density by stochastic Lanczos quadrature with Gaussian smoothing.",
-                            specs, (int)(sizeof specs / sizeof specs[0]));
+    int parsed = FN(common_parse)(&o, argc, argv,
+                                  "usage: hessian density --checkpoint FILE|--random-init SEED --data DIR [options]\n"
+                                  "Spectral density by stochastic Lanczos quadrature with Gaussian smoothing.\n"
+                                  "example: hessian density --model cnn --checkpoint cnn.safetensors --data data "
+                                  "--samples 1000 --runs 4 --steps 80 --plot density.svg --exact E.npy --json "
+                                  "density.json",
+                                  specs, (int)(sizeof specs / sizeof specs[0]));
     if (parsed == 1) return EXIT_OK;
-    if (parsed < 0 || FN(common_check)(&o, &o.curvature) != 0 || args_check_positive_int("--runs", runs) != 0 ||
-        args_check_positive_int("--steps", steps) != 0 || args_check_range("--grid", grid, 16, 1e6) != 0 ||
-        args_check_range("--sigma", sigma, 0, 1e12) != 0) {
-        fprintf(stderr, "hessian density: %s\n", hs_last_error());
-        return EXIT_USAGE;
-    }
+    if (parsed < 0 || args_check_positive_int("--runs", runs) != 0 || args_check_positive_int("--steps", steps) != 0 ||
+        args_check_range("--grid", grid, 16, 1e6) != 0 || args_check_range("--sigma", sigma, 0, 1e12) != 0 ||
+        stochastic_check(argc, argv, stochastic, batch) != 0 ||
+        (!plot && args_check_unused(argc, argv, "--exact", "without --plot (it only adds a histogram to the plot)")))
+        return FN(command_usage_error)("density");
     CommandSetup s;
     DensityResult res = {0};
     NpyArray exact = {0};
-    int status = EXIT_ERROR;
-    if (FN(setup_open)(&s, &o, 1, stochastic, batch, seed) != 0) goto done;
-    if (exact_path && npy_read(exact_path, &exact) != 0) goto done;
+    CommandFile outputs[] = {{"--json", o.json}, {"--csv", csv}, {"--plot", plot}}, inputs[] = {{"--exact", exact_path}};
+    int status = FN(setup_model)(&s, &o, outputs, 3, inputs, 1);
+    if (!status && exact_path) status = FN(setup_read_vector)(&s, "--exact", exact_path, 1, &exact);
+    if (!status) status = FN(setup_data)(&s, &o, 1, stochastic, batch, seed);
+    if (status) goto done;
+    status = EXIT_ERROR;
     DensityOptions dopt = {runs, steps, sigma, grid, seed, DENSITY_RADEMACHER};
     Progress pr;
     progress_begin(&pr, "density", "HVP", (int64_t)runs * steps);
@@ -265,7 +293,12 @@ int FN(cmd_density)(int argc, char **argv) {
         AtomicFile af;
         if (atomic_file_open(&af, csv) != 0) goto done;
         fprintf(af.fp, "eigenvalue,density\n");
-        for (int i = 0; i < res.grid; i++) fprintf(af.fp, "%.10g,%.10g\n", res.x[i], res.density[i]);
+        for (int i = 0; i < res.grid; i++) {
+            char x[JSON_DOUBLE_CHARS], y[JSON_DOUBLE_CHARS];
+            json_format_double(x, res.x[i]);
+            json_format_double(y, res.density[i]);
+            fprintf(af.fp, "%s,%s\n", x, y);
+        }
         if (atomic_file_commit(&af) != 0) goto done;
     }
     if (plot) {
@@ -291,7 +324,8 @@ int FN(cmd_density)(int argc, char **argv) {
     if (o.json) {
         AtomicFile af;
         JsonWriter w;
-        if (FN(setup_json_begin)(&af, &w, o.json, "density", &o, &s, seed, seconds) != 0) goto done;
+        if (FN(setup_json_begin)(&af, &w, o.json, "density", &o, &s, &seed, s.op.applications, seconds) != 0)
+            goto done;
         json_key(&w, "runs");
         json_int(&w, runs);
         json_key(&w, "steps");
@@ -306,7 +340,7 @@ int FN(cmd_density)(int argc, char **argv) {
     }
     status = EXIT_OK;
 done:
-    if (status != EXIT_OK) FN(command_fail)("density");
+    if (status != EXIT_OK) FN(command_report)("density", status);
     density_result_free(&res);
     npy_free(&exact);
     FN(setup_close)(&s);

@@ -82,12 +82,23 @@ static int FN(read_csv_columns)(const char *path, int c1, int c2, double **x, do
     return (*x && *y) ? n : -1;
 }
 
+/* Runs one step as `hessian NAME ARGS` would; its result files record that equivalent command line. */
 static int run(const char *name, int (*cmd)(int, char **), int argc, char **argv) {
-    fprintf(stderr, "\n== hessian %s", name);
-    for (int i = 0; i < argc; i++) fprintf(stderr, " %s", argv[i]);
-    fprintf(stderr, "\n");
+    char *line[64];
+    int saved_argc;
+    char **saved_argv;
+    if (argc + 2 > 64) return hs_error("internal error: step '%s' has too many arguments", name);
+    line[0] = "hessian";
+    line[1] = (char *)name;
+    memcpy(line + 2, argv, sizeof(char *) * (size_t)argc);
+    char *text = args_shell_join(argc + 2, line);
+    fprintf(stderr, "\n== %s\n", text ? text : name);
+    free(text);
     fflush(stdout);
+    args_get_command_line(&saved_argc, &saved_argv);
+    args_set_command_line(argc + 2, line);
     int rc = cmd(argc, argv);
+    args_set_command_line(saved_argc, saved_argv);
     fflush(stdout);
     if (rc != 0) return hs_error("step '%s' failed (exit %d)", name, rc);
     return 0;
@@ -97,28 +108,29 @@ int FN(cmd_study)(int argc, char **argv) {
     const char *data_dir = NULL, *out = "study", *checkpoint = NULL, *precision = "f32";
     int epochs = 2, samples = 1000, iters = 30, threads = 0, quiet = 0;
     ArgSpec specs[] = {
-        {"--data", ARG_STRING, &data_dir, "folder with cifar-10-batches-bin/", 1},
-        {"--out", ARG_STRING, &out, "folder for the report, checkpoint and result files", 0},
-        {"--epochs", ARG_INT, &epochs, "training epochs", 0},
-        {"--checkpoint", ARG_STRING, &checkpoint, "skip training and study this checkpoint", 0},
-        {"--samples", ARG_INT, &samples, "images for the exact Hessian and the mini-batches", 0},
-        {"--iters", ARG_INT, &iters, "power-iteration steps", 0},
-        {"--threads", ARG_INT, &threads, "OpenMP threads (0: default)", 0},
-        {"--precision", ARG_STRING, &precision, "f32 or f64", 0},
+        {"--data DIR", ARG_STRING, &data_dir, "folder with cifar-10-batches-bin/", 1},
+        {"--out DIR", ARG_STRING, &out, "folder for the report, checkpoint and result files (created if missing)", 0},
+        {"--epochs N", ARG_INT, &epochs, "training epochs", 0},
+        {"--checkpoint FILE", ARG_STRING, &checkpoint, "skip training and study this cnn checkpoint", 0},
+        {"--samples N", ARG_INT, &samples, "images for the exact Hessian and the mini-batches", 0},
+        {"--iters N", ARG_INT, &iters, "power-iteration steps", 0},
+        {"--threads N", ARG_INT, &threads, "OpenMP threads, 1 to 1024 (default 0: OMP_NUM_THREADS or all cores)", 0},
+        {"--precision f32|f64", ARG_STRING, &precision, "working precision", 0},
         {"--quiet", ARG_FLAG, &quiet, "no progress output", 0},
     };
     int parsed = args_parse(argc, argv,
-                            "usage: hessian study --data DIR [--out study]\n"
-                            "The CIFAR-10 study: train the cnn (SGD lr 0.01, momentum 0.9, batch 100, augmentation), "
-                            "the exact Hessian spectrum on 1,000 training images, power iteration (plain and "
-                            "momentum 0.9, a new mini-batch per step; and on the fixed set), and a report.",
+                            "usage: hessian study --data DIR [--out DIR] [options]\n"
+                            "The CIFAR-10 study with the cnn model: train it (SGD lr 0.01, momentum 0.9, batch 100, "
+                            "augmentation), the exact Hessian spectrum on 1,000 training images, power iteration "
+                            "(plain and momentum 0.9, a new mini-batch per step; and on the fixed set), and a report.\n"
+                            "example: hessian study --data data --out study --epochs 2",
                             specs, (int)(sizeof specs / sizeof specs[0]));
     if (parsed == 1) return EXIT_OK;
     if (parsed < 0 || args_check_positive_int("--epochs", epochs) || args_check_positive_int("--samples", samples) ||
-        args_check_positive_int("--iters", iters) || FN(command_set_threads)(threads)) {
-        fprintf(stderr, "hessian study: %s\n", hs_last_error());
-        return EXIT_USAGE;
-    }
+        args_check_positive_int("--iters", iters) || FN(command_set_threads)(threads) ||
+        args_check_exclusive(argc, argv, "--checkpoint", "--epochs", "with a checkpoint, study does not train"))
+        return FN(command_usage_error)("study");
+    if (quiet) progress_set_quiet(1);
     if (mkdir(out, 0777) != 0 && errno != EEXIST) {
         hs_error("cannot create %s: %s", out, strerror(errno));
         return FN(command_fail)("study");
@@ -130,15 +142,13 @@ int FN(cmd_study)(int argc, char **argv) {
     PathBuf ckpt, tj, tc, ej, ev, sp, ppc, ppj, pmc, pmj, pfc, pfj, rep, tsvg, psvg;
     FN(join)(&ckpt, out, "cnn.safetensors");
     const char *ck = checkpoint ? checkpoint : ckpt.path;
-    const char *q = quiet ? "--quiet" : "--precision";
-    const char *qv = quiet ? NULL : precision;
     double t0 = hs_seconds();
     if (!checkpoint) {
         char *a[] = {"--model", "cnn", "--data", (char *)data_dir, "--epochs", e_epochs, "--batch", "100", "--lr", "0.01",
                      "--momentum", "0.9", "--weight-decay", "0", "--seed", "50", "--out", ckpt.path, "--json",
                      (char *)FN(join)(&tj, out, "train.json"), "--csv", (char *)FN(join)(&tc, out, "train_curve.csv"),
-                     (char *)q, (char *)qv};
-        if (run("train", FN(cmd_train), qv ? 24 : 23, a) != 0) return FN(command_fail)("study");
+                     "--precision", (char *)precision, "--quiet"};
+        if (run("train", FN(cmd_train), quiet ? 25 : 24, a) != 0) return FN(command_fail)("study");
     }
     {
         char *a[] = {"--model", "cnn", "--checkpoint", (char *)ck, "--data", (char *)data_dir, "--samples", e_samples,

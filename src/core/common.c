@@ -1,4 +1,5 @@
-/* common.c: per-thread error messages, checked allocation and the monotonic clock (see common.h). */
+/* common.c: per-thread error messages, checked allocation, the monotonic clock and the CPU's name (see
+ * common.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "common.h"
 
@@ -48,4 +49,22 @@ double hs_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void hs_cpu_model(char *out, size_t size) {
+    snprintf(out, size, "unknown");
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    if (!fp) return;
+    char line[512];
+    while (fgets(line, sizeof line, fp)) {
+        if (strncmp(line, "model name", 10) != 0) continue;
+        const char *colon = strchr(line, ':');
+        if (!colon) break;
+        colon++;
+        while (*colon == ' ' || *colon == '\t') colon++;
+        size_t len = strcspn(colon, "\n");
+        if (len) snprintf(out, size, "%.*s", (int)len, colon);
+        break;
+    }
+    fclose(fp);
 }

@@ -24,6 +24,10 @@ typedef float real;
 #endif
 
 #define HS_VERSION "0.1.0"
+/* The source's git commit, passed in at build time (-DHS_GIT_COMMIT=\"...\"); "unknown" otherwise. */
+#ifndef HS_GIT_COMMIT
+#define HS_GIT_COMMIT "unknown"
+#endif
 
 /* Records an error message (printf-style) for the calling thread and returns -1. */
 int hs_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -38,6 +42,9 @@ void *hs_calloc(size_t count, size_t size);
 
 /* Wall-clock seconds (monotonic). */
 double hs_seconds(void);
+
+/* The CPU's model name from /proc/cpuinfo ("model name"), or "unknown"; written into out (size bytes). */
+void hs_cpu_model(char *out, size_t size);
 
 /* Propagates an error: if (expr) fails (non-zero), return -1. */
 #define HS_TRY(expr)              \

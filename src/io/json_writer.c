@@ -1,15 +1,17 @@
 /* json_writer.c: a streaming JSON writer for result files (see json_writer.h). It inserts commas and
  * indentation for the caller: object members go one per line, indented two spaces per level, arrays are
  * written inline ("[1, 2, 3]"). Strings are escaped per RFC 8259 (quote, backslash and control characters;
- * UTF-8 bytes pass through), doubles are printed with "%.17g" so they read back bit-exact, and NaN or
- * infinite values become null. The functions return nothing: write errors are left in the stream's error
- * flag, which atomic_file_commit() (or the caller's fclose/ferror) reports.
+ * UTF-8 bytes pass through), doubles are printed with the fewest significant digits (1 to 17, "%.*g";
+ * integers below 1e15 in full) that read back bit-exact through strtod, and NaN or infinite values become
+ * null (never a bare token). The functions return nothing: write errors are left in the stream's error flag,
+ * which atomic_file_commit() (or the caller's fclose/ferror) reports.
  *
  * State: need_comma[d] for nesting level d holds bit 0 = "a value was already written at this level" and
  * bit 1 = "this level is an array"; level 0 is the top level. */
 #include "json_writer.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #define JW_HAS_ITEMS 1
 #define JW_IS_ARRAY 2
@@ -102,11 +104,26 @@ void json_string(JsonWriter *w, const char *s) {
     write_escaped(w->fp, s);
 }
 
+int json_format_double(char out[JSON_DOUBLE_CHARS], double x) {
+    if (!isfinite(x)) {
+        snprintf(out, JSON_DOUBLE_CHARS, "null");
+        return -1;
+    }
+    if (x == floor(x) && fabs(x) < 1e15) { /* an integer: all its digits, "1500" rather than "1.5e+03" */
+        snprintf(out, JSON_DOUBLE_CHARS, "%.0f", x);
+        return 0;
+    }
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(out, JSON_DOUBLE_CHARS, "%.*g", digits, x);
+        if (strtod(out, NULL) == x) break;
+    }
+    return 0;
+}
+
 static void write_double(FILE *fp, double x) {
-    if (isfinite(x))
-        fprintf(fp, "%.17g", x);
-    else
-        fputs("null", fp);
+    char text[JSON_DOUBLE_CHARS];
+    json_format_double(text, x);
+    fputs(text, fp);
 }
 
 void json_double(JsonWriter *w, double x) {
@@ -117,6 +134,11 @@ void json_double(JsonWriter *w, double x) {
 void json_int(JsonWriter *w, int64_t x) {
     before_item(w, 0);
     fprintf(w->fp, "%lld", (long long)x);
+}
+
+void json_uint(JsonWriter *w, uint64_t x) {
+    before_item(w, 0);
+    fprintf(w->fp, "%llu", (unsigned long long)x);
 }
 
 void json_bool(JsonWriter *w, int b) {
