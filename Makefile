@@ -52,7 +52,7 @@ LIB := $(BUILD)/libhessian.a
 TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f32) $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f64)
 
-.PHONY: all test bench clean
+.PHONY: all test bench clean FORCE
 all: $(HESSIAN)
 
 $(BUILD)/f32/%.o: %.c
@@ -64,6 +64,16 @@ $(BUILD)/f64/%.o: %.c
 $(BUILD)/plain/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The git commit, recorded in --version and every result file: version.c is rebuilt when it changes.
+GIT_COMMIT := $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD -- src 2>/dev/null || c=$$c-dirty; echo $$c; } || echo unknown)
+$(BUILD)/git_commit: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(GIT_COMMIT)' | cmp -s - $@ || echo '$(GIT_COMMIT)' > $@
+$(BUILD)/plain/src/core/version.o: src/core/version.c $(BUILD)/git_commit
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DHS_GIT_COMMIT='"$(GIT_COMMIT)"' -c $< -o $@
+FORCE:
 
 $(LIB): $(OBJ)
 	@mkdir -p $(dir $@)

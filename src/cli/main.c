@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("hessian %s (commit %s)\n", HS_VERSION, HS_GIT_COMMIT);
+        printf("hessian %s (commit %s)\n", HS_VERSION, hs_git_commit());
         return 0;
     }
     if (strcmp(argv[1], "data") == 0) return cmd_data(argc - 2, argv + 2);

@@ -129,7 +129,7 @@ void FN(command_write_provenance)(JsonWriter *w, const char *command, const char
     json_key(w, "version");
     json_string(w, HS_VERSION);
     json_key(w, "git_commit");
-    json_string(w, HS_GIT_COMMIT);
+    json_string(w, hs_git_commit());
     json_key(w, "command");
     json_string(w, command);
     json_key(w, "command_line");

@@ -24,10 +24,8 @@ typedef float real;
 #endif
 
 #define HS_VERSION "0.1.0"
-/* The source's git commit, passed in at build time (-DHS_GIT_COMMIT=\"...\"); "unknown" otherwise. */
-#ifndef HS_GIT_COMMIT
-#define HS_GIT_COMMIT "unknown"
-#endif
+/* The source's git commit (12 hex digits, "-dirty" when built from changed files), "unknown" outside git. */
+const char *hs_git_commit(void);
 
 /* Records an error message (printf-style) for the calling thread and returns -1. */
 int hs_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
