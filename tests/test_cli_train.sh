@@ -63,6 +63,7 @@ expect 1 "not a training state" "${train[@]}" --epochs 3 --out "$tmp/a.st" --res
 cp "$tmp/a.state" "$tmp/a.st.optimizer.safetensors"
 expect 1 "--lr is 0.1 here but 0.01" "${train[@]}" --epochs 3 --out "$tmp/a.st" --resume "$tmp/a.st" --lr 0.1
 expect 1 "--seed is 7 here but 50" "${train[@]}" --epochs 3 --out "$tmp/a.st" --resume "$tmp/a.st" --seed 7
+expect 1 "--precision is f64 here but f32" "${train[@]}" --epochs 3 --out "$tmp/a.st" --resume "$tmp/a.st" --precision f64
 # NaN in the momentum buffer
 off=$(st_offset "$tmp/a.st.optimizer.safetensors" momentum_buffer)
 printf '\x00\x00\xc0\x7f' | dd of="$tmp/a.st.optimizer.safetensors" bs=1 seek=$((off + 40)) conv=notrunc 2>/dev/null

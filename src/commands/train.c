@@ -92,7 +92,7 @@ static int FN(table_add)(Table *t, const double *row) {
 }
 
 /* The settings a resumed run must share with the run it continues (else its history would mix two runs). */
-enum { SETTINGS = 9 };
+enum { SETTINGS = 10 };
 typedef struct {
     const char *key[SETTINGS], *label[SETTINGS], *value[SETTINGS];
     NumText text[SETTINGS];
@@ -119,16 +119,17 @@ typedef struct {
 static int FN(run_settings)(RunSettings *s, const char *arch, double lr, double momentum, double wd, uint64_t seed,
                             int batch, int n_train, int test_samples, int log_every) {
     static const char *const keys[SETTINGS] = {"model", "lr",            "momentum",     "weight_decay", "seed",
-                                               "batch", "train_samples", "test_samples", "log_every"};
+                                               "batch", "train_samples", "test_samples", "log_every",    "precision"};
     static const char *const labels[SETTINGS] = {"--model", "--lr", "--momentum", "--weight-decay", "--seed", "--batch",
                                                  "the number of training images (--train-samples)", "--test-samples",
-                                                 "--log-every"};
+                                                 "--log-every", "--precision"};
     for (int i = 0; i < SETTINGS; i++) {
         s->key[i] = keys[i];
         s->label[i] = labels[i];
         s->value[i] = s->text[i];
     }
     s->value[0] = arch;
+    s->value[9] = HS_PRECISION_NAME;
     HS_TRY(FN(double_text)(s->text[1], lr));
     HS_TRY(FN(double_text)(s->text[2], momentum));
     HS_TRY(FN(double_text)(s->text[3], wd));
