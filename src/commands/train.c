@@ -1,15 +1,25 @@
 /* train.c: `hessian train` and `hessian eval`: SGD training with the study's augmentation, a checkpoint
- * after every epoch (and on Ctrl-C), one result line per epoch, JSON history; evaluation of a checkpoint
- * on the test set. */
+ * after every epoch (and on Ctrl-C or SIGTERM), one result line per epoch, JSON history and CSV loss curve;
+ * evaluation of a checkpoint on the test set.
+ *
+ * Beside the checkpoint OUT, the training state OUT.optimizer.safetensors holds what --resume needs to go on
+ * exactly as an uninterrupted run would: the momentum buffer, the finished epochs' history, the loss curve,
+ * the sharpness log, the run's settings, and the MD5 of the checkpoint it was saved with. The two files are
+ * renamed one after the other, so a pair from different saves (a kill between the renames, a file copied
+ * from another run) can exist: it is refused. Every number read back is range-checked. */
 #define _POSIX_C_SOURCE 200809L
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/progress.h"
+#include "../data/md5.h"
 #include "../io/atomic_file.h"
 #include "../io/safetensors.h"
 #include "../optim/sgd.h"
@@ -18,8 +28,117 @@
 #include "command_common.h"
 #include "commands.h"
 
-static volatile sig_atomic_t FN(interrupted);
-static void FN(on_sigint)(int sig) { (void)sig; FN(interrupted) = 1; }
+#define STATE_FORMAT "hessian train state 2"
+#define STATE_SUFFIX ".optimizer.safetensors"
+
+static volatile sig_atomic_t FN(interrupted); /* the signal (SIGINT or SIGTERM) that asked to stop, or 0 */
+static void FN(on_signal)(int sig) { FN(interrupted) = sig; }
+
+/* Text of a number: every format used here fits (%.17g takes at most 24 characters, a 64-bit integer 20). */
+typedef char NumText[32];
+static int FN(num_text)(NumText out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int FN(num_text)(NumText out, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, sizeof(NumText), fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= sizeof(NumText) ? hs_error("number text too long for format '%s'", fmt) : 0;
+}
+
+/* The shortest text that reads back as exactly x (15 to 17 significant digits). */
+static int FN(double_text)(NumText out, double x) {
+    for (int digits = 15; digits < 17; digits++) {
+        HS_TRY(FN(num_text)(out, "%.*g", digits, x));
+        if (strtod(out, NULL) == x) return 0;
+    }
+    return FN(num_text)(out, "%.17g", x);
+}
+
+/* base + suffix, malloc'd: no fixed buffer, so no path is ever cut short. */
+static char *FN(path_with)(const char *base, const char *suffix) {
+    size_t a = strlen(base), b = strlen(suffix);
+    char *p = hs_malloc(a + b + 1);
+    if (p) {
+        memcpy(p, base, a);
+        memcpy(p + a, suffix, b + 1);
+    }
+    return p;
+}
+
+/* A growing table of doubles, `cols` per row: the epoch history, the loss curve, the sharpness log. */
+typedef struct {
+    double *v;
+    int64_t rows, capacity;
+    int cols;
+} Table;
+
+enum { H_EPOCH, H_TRAIN_LOSS, H_TRAIN_ACC, H_TEST_LOSS, H_TEST_ACC, H_SECONDS, H_EVAL_SECONDS, H_COLS };
+/* the loss curve: step, epoch (fractional), mean loss of the last --log-every batches */
+enum { C_STEP, C_EPOCH, C_LOSS, C_COLS };
+/* the sharpness log: epoch, top Hessian eigenvalue, Hessian-vector products */
+enum { S_EPOCH, S_LAMBDA, S_HVPS, S_COLS };
+
+static int FN(table_add)(Table *t, const double *row) {
+    if (t->rows == t->capacity) {
+        int64_t capacity = t->capacity ? 2 * t->capacity : 16;
+        double *v = realloc(t->v, sizeof(double) * (size_t)(capacity * t->cols));
+        if (!v) return hs_error("out of memory");
+        t->v = v;
+        t->capacity = capacity;
+    }
+    memcpy(t->v + t->rows * t->cols, row, sizeof(double) * (size_t)t->cols);
+    t->rows++;
+    return 0;
+}
+
+/* The settings a resumed run must share with the run it continues (else its history would mix two runs). */
+enum { SETTINGS = 10 };
+typedef struct {
+    const char *key[SETTINGS], *label[SETTINGS], *value[SETTINGS];
+    NumText text[SETTINGS];
+} RunSettings;
+
+/* Where a run stood at the end of its last finished epoch: what the training state saves. */
+typedef struct {
+    int epoch;          /* finished epochs */
+    int64_t step;       /* SGD steps so far */
+    int window;         /* steps since the last point of the loss curve */
+    double window_loss; /* their summed loss */
+    int64_t curve_rows; /* points of the loss curve so far */
+    int interrupted;    /* saved on a signal: the checkpoint holds parameters from within epoch + 1 */
+} RunPoint;
+
+typedef struct {
+    const char *arch, *out, *state_path;
+    int log_every;
+    RunSettings settings;
+    Table history, curve, sharpness;
+    RunPoint done;
+} Run;
+
+static int FN(run_settings)(RunSettings *s, const char *arch, double lr, double momentum, double wd, uint64_t seed,
+                            int batch, int n_train, int test_samples, int log_every) {
+    static const char *const keys[SETTINGS] = {"model", "lr",            "momentum",     "weight_decay", "seed",
+                                               "batch", "train_samples", "test_samples", "log_every",    "precision"};
+    static const char *const labels[SETTINGS] = {"--model", "--lr", "--momentum", "--weight-decay", "--seed", "--batch",
+                                                 "the number of training images (--train-samples)", "--test-samples",
+                                                 "--log-every", "--precision"};
+    for (int i = 0; i < SETTINGS; i++) {
+        s->key[i] = keys[i];
+        s->label[i] = labels[i];
+        s->value[i] = s->text[i];
+    }
+    s->value[0] = arch;
+    s->value[9] = HS_PRECISION_NAME;
+    HS_TRY(FN(double_text)(s->text[1], lr));
+    HS_TRY(FN(double_text)(s->text[2], momentum));
+    HS_TRY(FN(double_text)(s->text[3], wd));
+    HS_TRY(FN(num_text)(s->text[4], "%llu", (unsigned long long)seed));
+    HS_TRY(FN(num_text)(s->text[5], "%d", batch));
+    HS_TRY(FN(num_text)(s->text[6], "%d", n_train));
+    HS_TRY(FN(num_text)(s->text[7], "%d", test_samples));
+    return FN(num_text)(s->text[8], "%d", log_every);
+}
 
 /* Test-set loss and accuracy in chunks of 500. */
 static int FN(evaluate)(Model *m, const Cifar10 *test, int limit, double *loss, double *acc) {
@@ -33,15 +152,10 @@ static int FN(evaluate)(Model *m, const Cifar10 *test, int limit, double *loss, 
     return rc;
 }
 
-typedef struct {
-    int epoch;
-    double train_loss, train_acc, test_loss, test_acc;
-    double seconds;      /* the training pass over the epoch's batches */
-    double eval_seconds; /* the test-set evaluation after it */
-} EpochRecord;
-
-static int FN(write_history)(const char *path, const EpochRecord *rec, int count, const char *arch,
-                             const char *init, int batch, double lr, double momentum, double wd, uint64_t seed) {
+static int FN(write_history)(const char *path, const Table *history, const char *arch, const char *init, int batch,
+                             double lr, double momentum, double wd, uint64_t seed) {
+    static const char *const keys[H_COLS] = {"epoch",    "train_loss", "train_acc",   "test_loss",
+                                             "test_acc", "seconds",    "eval_seconds"};
     AtomicFile af;
     HS_TRY(atomic_file_open(&af, path));
     JsonWriter w;
@@ -63,22 +177,15 @@ static int FN(write_history)(const char *path, const EpochRecord *rec, int count
     json_object_end(&w);
     json_key(&w, "epochs");
     json_array_begin(&w);
-    for (int i = 0; i < count; i++) {
+    for (int64_t i = 0; i < history->rows; i++) {
+        const double *r = history->v + i * H_COLS;
         json_object_begin(&w);
-        json_key(&w, "epoch");
-        json_int(&w, rec[i].epoch);
-        json_key(&w, "train_loss");
-        json_double(&w, rec[i].train_loss);
-        json_key(&w, "train_acc");
-        json_double(&w, rec[i].train_acc);
-        json_key(&w, "test_loss");
-        json_double(&w, rec[i].test_loss);
-        json_key(&w, "test_acc");
-        json_double(&w, rec[i].test_acc);
-        json_key(&w, "seconds");
-        json_double(&w, rec[i].seconds);
-        json_key(&w, "eval_seconds");
-        json_double(&w, rec[i].eval_seconds);
+        json_key(&w, keys[H_EPOCH]);
+        json_int(&w, (int64_t)r[H_EPOCH]);
+        for (int c = H_EPOCH + 1; c < H_COLS; c++) {
+            json_key(&w, keys[c]);
+            json_double(&w, r[c]);
+        }
         json_object_end(&w);
     }
     json_array_end(&w);
@@ -87,13 +194,24 @@ static int FN(write_history)(const char *path, const EpochRecord *rec, int count
     return atomic_file_commit(&af);
 }
 
-/* "0,10,100" -> epochs. */
+static int FN(write_curve)(const char *path, const Table *curve) {
+    AtomicFile af;
+    HS_TRY(atomic_file_open(&af, path));
+    fprintf(af.fp, "step,epoch,train_loss\n");
+    for (int64_t i = 0; i < curve->rows; i++) {
+        const double *r = curve->v + i * C_COLS;
+        fprintf(af.fp, "%lld,%.4f,%.6f\n", (long long)r[C_STEP], r[C_EPOCH], r[C_LOSS]);
+    }
+    return atomic_file_commit(&af);
+}
+
+/* "0,10,100" -> epochs (later ones than --epochs are allowed: a --resume with more epochs reaches them). */
 static int FN(parse_epoch_list)(const char *text, int *epochs, int *count, int max) {
     *count = 0;
     for (const char *p = text; *p;) {
         char *end;
-        long e = strtol(p, &end, 10);
-        if (end == p || e < 0 || e > 1000000 || (*end && *end != ','))
+        long e = *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : -1;
+        if (e < 0 || e > 1000000 || (*end && *end != ',') || (*end == ',' && !end[1]))
             return hs_error("--sharpness-at expects epochs like 0,10,100 (got '%s')", text);
         if (*count >= max) return hs_error("--sharpness-at lists more than %d epochs", max);
         epochs[(*count)++] = (int)e;
@@ -102,57 +220,48 @@ static int FN(parse_epoch_list)(const char *text, int *epochs, int *count, int m
     return 0;
 }
 
-static int FN(epoch_listed)(const int *epochs, int count, int epoch) {
-    for (int i = 0; i < count; i++)
-        if (epochs[i] == epoch) return 1;
+/* Sharpness over training: the top Hessian eigenvalue by power iteration with the study's momentum, a new
+ * mini-batch (unaugmented) per product, batch norm in eval mode; at the epochs listed and every `every`
+ * epochs (and before training). */
+typedef struct {
+    int epochs[256], count, every, iters, batch;
+    double beta, lr;
+    uint64_t seed;
+    const char *csv, *plot;
+} SharpnessPlan;
+
+static int FN(sharpness_due)(const SharpnessPlan *sp, int epoch) {
+    if (sp->every > 0 && epoch % sp->every == 0) return 1;
+    for (int i = 0; i < sp->count; i++)
+        if (sp->epochs[i] == epoch) return 1;
     return 0;
 }
 
-/* The optimizer state beside a checkpoint: momentum buffer (P) and the epochs done. */
-static int FN(save_optimizer_state)(const char *path, const real *buf, size_t P, int epoch, double lr, double mu,
-                                    double wd, uint64_t seed) {
-    char e[32], l[32], m[32], w[32], sd[32];
-    snprintf(e, sizeof e, "%d", epoch);
-    snprintf(l, sizeof l, "%.17g", lr);
-    snprintf(m, sizeof m, "%.17g", mu);
-    snprintf(w, sizeof w, "%.17g", wd);
-    snprintf(sd, sizeof sd, "%llu", (unsigned long long)seed);
-    const char *keys[] = {"epoch", "lr", "momentum", "weight_decay", "seed"};
-    const char *vals[] = {e, l, m, w, sd};
-    StWriteTensor t = {"momentum_buffer", sizeof(real) == 8 ? ST_F64 : ST_F32, 1, {(int64_t)P}, buf};
-    return safetensors_write(path, &t, 1, keys, vals, 5);
-}
-
-static int FN(load_optimizer_state)(const char *checkpoint, real *buf, size_t P, int *epoch) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s.optimizer.safetensors", checkpoint);
-    SafeTensors st;
-    if (safetensors_read(path, &st) != 0)
-        return hs_error_context("--resume needs the optimizer state written beside the checkpoint: ");
-    int64_t shape[1] = {(int64_t)P};
-    const StTensor *t;
-    int rc = safetensors_expect_shape(&st, "momentum_buffer", 1, shape, &t);
-#if defined(HS_F64)
-    if (rc == 0) rc = safetensors_to_f64(&st, t, buf);
-#else
-    if (rc == 0) rc = safetensors_to_f32(&st, t, buf);
-#endif
-    const char *e = safetensors_meta(&st, "epoch");
-    if (rc == 0 && (!e || atoi(e) < 0)) rc = hs_error("%s: no epoch in its metadata", path);
-    if (rc == 0) *epoch = atoi(e);
-    safetensors_free(&st);
+static int FN(write_sharpness)(const Table *log, const SharpnessPlan *sp) {
+    AtomicFile af;
+    HS_TRY(atomic_file_open(&af, sp->csv));
+    fprintf(af.fp, "epoch,lambda_max,two_over_lr,hvps\n");
+    for (int64_t i = 0; i < log->rows; i++) {
+        const double *r = log->v + i * S_COLS;
+        fprintf(af.fp, "%.0f,%.8g,%.8g,%lld\n", r[S_EPOCH], r[S_LAMBDA], 2 / sp->lr, (long long)r[S_HVPS]);
+    }
+    HS_TRY(atomic_file_commit(&af));
+    double *xy = hs_malloc(sizeof(double) * 2 * (size_t)log->rows);
+    if (!xy) return -1;
+    for (int64_t i = 0; i < log->rows; i++) {
+        xy[i] = log->v[i * S_COLS + S_EPOCH];
+        xy[log->rows + i] = log->v[i * S_COLS + S_LAMBDA];
+    }
+    PlotSeries series = {"top Hessian eigenvalue", xy, xy + log->rows, (int)log->rows, NULL, 0};
+    PlotHLine line = {"2 / lr", 2 / sp->lr, "#d62728"};
+    PlotFrame frame = {"Sharpness over training", "epoch", "lambda_max", 0, 0, 0};
+    int rc = svg_line_chart(sp->plot, &frame, &series, 1, &line, 1);
+    free(xy);
     return rc;
 }
 
-/* Sharpness over training: the top Hessian eigenvalue by power iteration with the study's momentum, a new
- * mini-batch (unaugmented) per product, batch norm in eval mode. */
-typedef struct {
-    int count;
-    double *epochs, *lambdas;
-} SharpnessLog;
-
-static int FN(record_sharpness)(SharpnessLog *log, Model *m, const Cifar10 *train, int n_train, int epoch, int iters,
-                                int batch, double beta, uint64_t seed, double lr, const char *csv, const char *plot) {
+static int FN(record_sharpness)(Table *log, const SharpnessPlan *sp, Model *m, const Cifar10 *train, int n_train,
+                                int epoch) {
     int *pool = hs_malloc(sizeof(int) * (size_t)n_train);
     if (!pool) return -1;
     for (int i = 0; i < n_train; i++) pool[i] = i;
@@ -161,50 +270,230 @@ static int FN(record_sharpness)(SharpnessLog *log, Model *m, const Cifar10 *trai
     BatchNormMode saved_bn = m->bn_mode;
     m->training = 0;
     m->bn_mode = BN_EVAL;
-    if (batch > n_train) batch = n_train;
-    int rc = FN(hessian_operator_init)(&hop, m, train, pool, n_train, 1, batch, 250, seed, CURVATURE_HESSIAN);
-    free(pool);
-    if (rc != 0) return -1;
-    LinOp op = FN(hessian_operator_linop)(&hop);
-    PowerOptions popt = {iters, beta, POWER_STUDY_MOMENTUM, 0, seed, NULL, NULL, NULL};
+    int batch = sp->batch > n_train ? n_train : sp->batch;
+    uint64_t seed = sp->seed + (uint64_t)epoch;
     PowerResult res = {0};
     double t0 = hs_seconds();
-    rc = power_iteration(&op, &popt, &res);
-    FN(hessian_operator_free)(&hop);
+    int rc = FN(hessian_operator_init)(&hop, m, train, pool, n_train, 1, batch, 250, seed, CURVATURE_HESSIAN);
+    free(pool);
+    if (rc == 0) {
+        LinOp op = FN(hessian_operator_linop)(&hop);
+        PowerOptions popt = {sp->iters, sp->beta, POWER_STUDY_MOMENTUM, 0, seed, NULL, NULL, NULL};
+        rc = power_iteration(&op, &popt, &res);
+        FN(hessian_operator_free)(&hop);
+    }
     m->training = saved_training;
     m->bn_mode = saved_bn;
     if (rc != 0) return hs_error_context("sharpness at epoch %d: ", epoch);
-    double lambda = res.lambda;
-    int64_t hvps = res.products;
+    double row[S_COLS] = {epoch, res.lambda, (double)res.products};
     power_result_free(&res);
-    double *e = realloc(log->epochs, sizeof(double) * (size_t)(log->count + 1));
-    if (e) log->epochs = e;
-    double *l = realloc(log->lambdas, sizeof(double) * (size_t)(log->count + 1));
-    if (l) log->lambdas = l;
-    if (!e || !l) return hs_error("out of memory");
-    log->epochs[log->count] = epoch;
-    log->lambdas[log->count] = lambda;
-    log->count++;
+    HS_TRY(FN(table_add)(log, row));
     printf("Sharpness at epoch %d: lambda_max = %.4f (power iteration, %d steps of %d images, beta %g; 2/lr = %g) "
-           "| %.1f s\n", epoch, lambda, iters, batch, beta, 2 / lr, hs_seconds() - t0);
+           "| %.1f s\n", epoch, row[S_LAMBDA], sp->iters, batch, sp->beta, 2 / sp->lr, hs_seconds() - t0);
     fflush(stdout);
-    AtomicFile af;
-    HS_TRY(atomic_file_open(&af, csv));
-    fprintf(af.fp, "epoch,lambda_max,two_over_lr,hvps\n");
-    for (int i = 0; i < log->count; i++)
-        fprintf(af.fp, "%g,%.8g,%.8g,%lld\n", log->epochs[i], log->lambdas[i], 2 / lr, (long long)hvps);
-    HS_TRY(atomic_file_commit(&af));
-    PlotSeries series = {"top Hessian eigenvalue", log->epochs, log->lambdas, log->count, NULL, 0};
-    PlotHLine line = {"2 / lr", 2 / lr, "#d62728"};
-    PlotFrame frame = {"Sharpness over training", "epoch", "lambda_max", 0, 0, 0};
-    return svg_line_chart(plot, &frame, &series, 1, &line, 1);
+    return FN(write_sharpness)(log, sp);
+}
+
+/* ---------------------------------------------------------------- the training state */
+
+static int FN(save_state)(const Run *run, const real *buf, size_t P, const RunPoint *at) {
+    char md5[33];
+    NumText epoch, step, window, window_loss;
+    HS_TRY(md5_file_hex(run->out, md5));
+    HS_TRY(FN(num_text)(epoch, "%d", at->epoch));
+    HS_TRY(FN(num_text)(step, "%lld", (long long)at->step));
+    HS_TRY(FN(num_text)(window, "%d", at->window));
+    HS_TRY(FN(double_text)(window_loss, at->window_loss));
+    enum { FIXED = 7 };
+    const char *keys[FIXED + SETTINGS] = {"format", "checkpoint_md5", "epoch", "interrupted", "step", "window",
+                                          "window_loss"};
+    const char *vals[FIXED + SETTINGS] = {STATE_FORMAT, md5, epoch, at->interrupted ? "true" : "false", step, window,
+                                          window_loss};
+    for (int i = 0; i < SETTINGS; i++) {
+        keys[FIXED + i] = run->settings.key[i];
+        vals[FIXED + i] = run->settings.value[i];
+    }
+    StWriteTensor t[4] = {
+        {"momentum_buffer", sizeof(real) == 8 ? ST_F64 : ST_F32, 1, {(int64_t)P}, buf},
+        {"history", ST_F64, 2, {at->epoch, H_COLS}, run->history.v},
+        {"curve", ST_F64, 2, {at->curve_rows, C_COLS}, run->curve.v},
+        {"sharpness", ST_F64, 2, {run->sharpness.rows, S_COLS}, run->sharpness.v},
+    };
+    return safetensors_write(run->state_path, t, 4, keys, vals, FIXED + SETTINGS);
+}
+
+/* The checkpoint, then the training state that names the checkpoint's MD5. */
+static int FN(save_pair)(const Run *run, const Model *m, const real *buf, size_t P, const RunPoint *at) {
+    NumText epoch;
+    HS_TRY(FN(num_text)(epoch, "%d", at->epoch));
+    const char *keys[] = {"model", "epoch", "interrupted"};
+    const char *vals[] = {run->arch, epoch, "true"};
+    HS_TRY(FN(model_save)(m, run->out, keys, vals, at->interrupted ? 3 : 2));
+    return FN(save_state)(run, buf, P, at);
+}
+
+/* Metadata `key` as a decimal integer (no sign, space or other character) in [lo, hi]. */
+static int FN(meta_int)(const SafeTensors *st, const char *key, int64_t lo, int64_t hi, int64_t *out) {
+    const char *s = safetensors_meta(st, key);
+    int64_t v = 0;
+    int ok = s && *s && strlen(s) <= 18;
+    for (const char *p = s; ok && *p; p++) {
+        ok = *p >= '0' && *p <= '9';
+        v = v * 10 + (*p - '0');
+    }
+    if (!ok || v < lo || v > hi)
+        return hs_error("%s: corrupt training state: metadata '%s' is %s%s%s, expected an integer in [%lld, %lld]",
+                        st->path, key, s ? "'" : "", s ? s : "missing", s ? "'" : "", (long long)lo, (long long)hi);
+    *out = v;
+    return 0;
+}
+
+/* Metadata `key` as a finite number in [lo, hi], the whole text. */
+static int FN(meta_double)(const SafeTensors *st, const char *key, double lo, double hi, double *out) {
+    const char *s = safetensors_meta(st, key);
+    char *end = NULL;
+    double v = s && ((*s >= '0' && *s <= '9') || *s == '-') ? strtod(s, &end) : NAN;
+    if (!end || *end || !isfinite(v) || v < lo || v > hi)
+        return hs_error("%s: corrupt training state: metadata '%s' is %s%s%s, expected a number in [%g, %g]", st->path,
+                        key, s ? "'" : "", s ? s : "missing", s ? "'" : "", lo, hi);
+    *out = v;
+    return 0;
+}
+
+/* Tensor `name`: F64 of shape (rows, cols), every value finite and within its column's [lo, hi]. */
+static int FN(read_table)(const SafeTensors *st, const char *name, const double *lo, const double *hi, Table *t) {
+    const StTensor *f = safetensors_find(st, name);
+    if (!f || f->dtype != ST_F64 || f->ndim != 2 || f->shape[1] != t->cols)
+        return hs_error("%s: corrupt training state: no F64 tensor '%s' of shape (rows, %d)", st->path, name, t->cols);
+    double row[H_COLS];
+    for (int64_t i = 0; i < f->shape[0]; i++) {
+        memcpy(row, st->data + f->begin + sizeof(double) * (size_t)(i * t->cols), sizeof(double) * (size_t)t->cols);
+        for (int c = 0; c < t->cols; c++)
+            if (!(row[c] >= lo[c] && row[c] <= hi[c]))
+                return hs_error("%s: corrupt training state: '%s' row %lld column %d is %g, expected [%g, %g]", st->path,
+                                name, (long long)i, c, row[c], lo[c], hi[c]);
+        HS_TRY(FN(table_add)(t, row));
+    }
+    return 0;
+}
+
+/* Checks everything a resume relies on and fills buf (P), run->done, run->history, run->curve and
+ * run->sharpness (empty on entry). nb: batches per epoch. */
+static int FN(check_state)(Run *run, const SafeTensors *st, const char *checkpoint, int64_t nb, real *buf, size_t P) {
+    const char *path = st->path;
+    const char *format = safetensors_meta(st, "format");
+    if (!format || strcmp(format, STATE_FORMAT) != 0)
+        return hs_error("%s: not a training state this version of hessian can resume (format '%s', expected '%s'); "
+                        "--init %s starts a new run from its weights",
+                        path, format ? format : "none", STATE_FORMAT, checkpoint);
+    const RunSettings *rs = &run->settings;
+    for (int i = 0; i < SETTINGS; i++) {
+        const char *v = safetensors_meta(st, rs->key[i]);
+        if (!v || strcmp(v, rs->value[i]) != 0)
+            return hs_error("%s: %s is %s here but %s in the run it continues (--resume goes on with the same settings)",
+                            path, rs->label[i], rs->value[i], v ? v : "missing");
+    }
+    char md5[33];
+    HS_TRY(md5_file_hex(checkpoint, md5));
+    const char *saved = safetensors_meta(st, "checkpoint_md5");
+    if (!saved || strcmp(saved, md5) != 0)
+        return hs_error("%s was not saved together with the checkpoint %s (MD5 %s, the state names %s): they come from "
+                        "different saves (a run killed between the two writes, or a file of another run), so momentum "
+                        "and weights do not match; resume refused (--init %s starts a new run from these weights)",
+                        path, checkpoint, md5, saved ? saved : "none", checkpoint);
+    int64_t epoch, step, window;
+    double window_loss = 0;
+    const char *interrupted = safetensors_meta(st, "interrupted");
+    HS_TRY(FN(meta_int)(st, "epoch", 0, INT_MAX - 1, &epoch));
+    HS_TRY(FN(meta_int)(st, "step", 0, INT64_MAX / 2, &step));
+    HS_TRY(FN(meta_int)(st, "window", 0, run->log_every - 1, &window));
+    HS_TRY(FN(meta_double)(st, "window_loss", 0, DBL_MAX, &window_loss));
+    if (!interrupted || (strcmp(interrupted, "true") != 0 && strcmp(interrupted, "false") != 0))
+        return hs_error("%s: corrupt training state: metadata 'interrupted' is not true or false", path);
+    if (step != epoch * nb || window != step % run->log_every || (window == 0 && window_loss != 0))
+        return hs_error("%s: corrupt training state: %lld steps with %lld in the last curve window do not fit %lld "
+                        "epochs of %lld batches (--log-every %d)",
+                        path, (long long)step, (long long)window, (long long)epoch, (long long)nb, run->log_every);
+    int64_t shape[1] = {(int64_t)P};
+    const StTensor *t;
+    HS_TRY(safetensors_expect_shape(st, "momentum_buffer", 1, shape, &t));
+#if defined(HS_F64)
+    HS_TRY(safetensors_to_f64(st, t, buf));
+#else
+    HS_TRY(safetensors_to_f32(st, t, buf));
+#endif
+    for (size_t i = 0; i < P; i++)
+        if (!isfinite((double)buf[i]))
+            return hs_error("%s: corrupt training state: momentum_buffer holds a non-finite value at index %zu", path, i);
+    static const double h_lo[H_COLS] = {1, 0, 0, 0, 0, 0, 0};
+    static const double h_hi[H_COLS] = {INT_MAX, DBL_MAX, 1, DBL_MAX, 1, DBL_MAX, DBL_MAX};
+    HS_TRY(FN(read_table)(st, "history", h_lo, h_hi, &run->history));
+    if (run->history.rows != epoch)
+        return hs_error("%s: corrupt training state: its metadata says %lld epochs were trained, its history holds %lld",
+                        path, (long long)epoch, (long long)run->history.rows);
+    for (int64_t i = 0; i < epoch; i++)
+        if (run->history.v[i * H_COLS + H_EPOCH] != (double)(i + 1))
+            return hs_error("%s: corrupt training state: history row %lld is not epoch %lld", path, (long long)i,
+                            (long long)(i + 1));
+    const double c_lo[C_COLS] = {1, 0, 0}, c_hi[C_COLS] = {(double)step, (double)epoch, DBL_MAX};
+    HS_TRY(FN(read_table)(st, "curve", c_lo, c_hi, &run->curve));
+    if (run->curve.rows != step / run->log_every)
+        return hs_error("%s: corrupt training state: %lld points in the loss curve, %lld steps make %lld", path,
+                        (long long)run->curve.rows, (long long)step, (long long)(step / run->log_every));
+    for (int64_t i = 0; i < run->curve.rows; i++)
+        if (run->curve.v[i * C_COLS + C_STEP] != (double)((i + 1) * run->log_every))
+            return hs_error("%s: corrupt training state: loss curve point %lld is not at step %lld", path, (long long)i,
+                            (long long)((i + 1) * run->log_every));
+    const double s_lo[S_COLS] = {0, -DBL_MAX, 0}, s_hi[S_COLS] = {(double)epoch, DBL_MAX, 1e15};
+    HS_TRY(FN(read_table)(st, "sharpness", s_lo, s_hi, &run->sharpness));
+    for (int64_t i = 0; i < run->sharpness.rows; i++) {
+        const double *r = run->sharpness.v + i * S_COLS;
+        if (r[S_EPOCH] != floor(r[S_EPOCH]) || r[S_HVPS] != floor(r[S_HVPS]) || (i > 0 && r[S_EPOCH] <= r[S_EPOCH - S_COLS]))
+            return hs_error("%s: corrupt training state: sharpness row %lld (epochs must be whole and increasing)", path,
+                            (long long)i);
+    }
+    run->done = (RunPoint){(int)epoch, step, (int)window, window_loss, run->curve.rows, strcmp(interrupted, "true") == 0};
+    return 0;
+}
+
+static int FN(load_state)(Run *run, const char *checkpoint, int64_t nb, real *buf, size_t P) {
+    char *path = FN(path_with)(checkpoint, STATE_SUFFIX);
+    if (!path) return -1;
+    SafeTensors st;
+    int rc = safetensors_read(path, &st);
+    free(path);
+    if (rc != 0) return hs_error_context("--resume needs the training state written beside the checkpoint: ");
+    rc = FN(check_state)(run, &st, checkpoint, nb, buf, P);
+    safetensors_free(&st);
+    return rc;
+}
+
+/* Every output can be written (its folder exists and takes a temporary file) and no two are the same file;
+ * checked before any work. EXIT_OK, EXIT_ERROR (cannot write) or EXIT_USAGE (two outputs, one file). */
+static int FN(check_outputs)(const char *const *labels, const char *const *paths, int count) {
+    char *canonical[8] = {0};
+    int status = count <= 8 ? EXIT_OK : (hs_error("too many outputs"), EXIT_ERROR);
+    for (int i = 0; i < count && status == EXIT_OK; i++)
+        if (paths[i] && atomic_file_probe(paths[i], &canonical[i]) != 0) {
+            hs_error_context("%s: ", labels[i]);
+            status = EXIT_ERROR;
+        }
+    for (int i = 0; i < count && status == EXIT_OK; i++)
+        for (int j = i + 1; j < count && status == EXIT_OK; j++)
+            if (canonical[i] && canonical[j] && strcmp(canonical[i], canonical[j]) == 0) {
+                hs_error("%s and %s name the same file (%s): one would replace the other", labels[i], labels[j],
+                         canonical[j]);
+                status = EXIT_USAGE;
+            }
+    for (int i = 0; i < count && i < 8; i++) free(canonical[i]);
+    return status;
 }
 
 int FN(cmd_train)(int argc, char **argv) {
     const char *arch = "cnn", *data_dir = NULL, *out = NULL, *init = NULL, *json = NULL, *precision = "f32";
-    const char *csv = NULL, *resume = NULL, *sharp_at = NULL, *sharp_csv = NULL, *sharp_plot = NULL;
-    int log_every = 50, sharp_every = 0, sharp_iters = 100, sharp_batch = 1000;
-    double sharp_beta = 0.7;
+    const char *csv = NULL, *resume = NULL, *sharp_at = NULL;
+    SharpnessPlan sp = {.every = 0, .iters = 100, .batch = 1000, .beta = 0.7};
+    int log_every = 50;
     int epochs = 2, batch = 100, threads = 0, train_samples = 0, test_samples = 0, quiet = 0;
     double lr = 0.01, momentum = 0.9, wd = 0;
     uint64_t seed = 50;
@@ -219,21 +508,23 @@ int FN(cmd_train)(int argc, char **argv) {
         {"--seed", ARG_U64, &seed, "seed for initialisation, shuffling and augmentation", 0},
         {"--out", ARG_STRING, &out, "checkpoint to write (safetensors), after every epoch", 1},
         {"--init", ARG_STRING, &init,
-         "start from these weights (e.g. ImageNet weights; a classifier of another shape is replaced)", 0},
+         "start from these weights (e.g. ImageNet weights; a classifier with another number of outputs is replaced)",
+         0},
         {"--train-samples", ARG_INT, &train_samples, "use only the first N training images (0: all)", 0},
         {"--test-samples", ARG_INT, &test_samples, "evaluate on the first N test images (0: all)", 0},
         {"--threads", ARG_INT, &threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)", 0},
         {"--json", ARG_STRING, &json, "write the per-epoch history as JSON", 0},
         {"--csv", ARG_STRING, &csv, "write the training curve (step, epoch, mean loss of the last --log-every batches)", 0},
         {"--log-every", ARG_INT, &log_every, "batches per point of the --csv curve", 0},
-        {"--resume", ARG_STRING, &resume, "continue from this checkpoint and its .optimizer.safetensors", 0},
+        {"--resume", ARG_STRING, &resume,
+         "continue from this checkpoint and its .optimizer.safetensors (same settings; history, curve kept)", 0},
         {"--sharpness-at", ARG_STRING, &sharp_at, "top Hessian eigenvalue at these epochs, e.g. 0,10,100 (0: before)", 0},
-        {"--sharpness-every", ARG_INT, &sharp_every, "top Hessian eigenvalue every N epochs (and before training)", 0},
-        {"--sharpness-iters", ARG_INT, &sharp_iters, "power-iteration steps per measurement", 0},
-        {"--sharpness-batch", ARG_INT, &sharp_batch, "fresh mini-batch size for each Hessian-vector product", 0},
-        {"--beta", ARG_DOUBLE, &sharp_beta, "power-iteration momentum for sharpness (study: 0.9 cnn, 0.7 resnet50)", 0},
-        {"--sharpness-csv", ARG_STRING, &sharp_csv, "sharpness CSV (default: OUT with .sharpness.csv)", 0},
-        {"--sharpness-plot", ARG_STRING, &sharp_plot, "sharpness SVG (default: OUT with .sharpness.svg)", 0},
+        {"--sharpness-every", ARG_INT, &sp.every, "top Hessian eigenvalue every N epochs (and before training)", 0},
+        {"--sharpness-iters", ARG_INT, &sp.iters, "power-iteration steps per measurement", 0},
+        {"--sharpness-batch", ARG_INT, &sp.batch, "fresh mini-batch size for each Hessian-vector product", 0},
+        {"--beta", ARG_DOUBLE, &sp.beta, "power-iteration momentum for sharpness (study: 0.9 cnn, 0.7 resnet50)", 0},
+        {"--sharpness-csv", ARG_STRING, &sp.csv, "sharpness CSV (default: OUT with .sharpness.csv)", 0},
+        {"--sharpness-plot", ARG_STRING, &sp.plot, "sharpness SVG (default: OUT with .sharpness.svg)", 0},
         {"--precision", ARG_STRING, &precision, "f32 or f64", 0},
         {"--quiet", ARG_FLAG, &quiet, "no progress bar", 0},
     };
@@ -246,41 +537,48 @@ int FN(cmd_train)(int argc, char **argv) {
         args_check_range("--lr", lr, 1e-12, 1e3) || args_check_range("--momentum", momentum, 0, 0.999999) ||
         args_check_range("--weight-decay", wd, 0, 1) || args_check_range("--train-samples", train_samples, 0, 1e9) ||
         args_check_range("--test-samples", test_samples, 0, 1e9) || args_check_positive_int("--log-every", log_every) ||
-        args_check_range("--sharpness-every", sharp_every, 0, 1e9) ||
-        args_check_positive_int("--sharpness-iters", sharp_iters) ||
-        args_check_positive_int("--sharpness-batch", sharp_batch) || args_check_range("--beta", sharp_beta, 0, 0.999999) ||
-        (init && resume && hs_error("--init and --resume exclude each other")) || FN(command_set_threads)(threads)) {
+        args_check_range("--sharpness-every", sp.every, 0, 1e9) ||
+        args_check_positive_int("--sharpness-iters", sp.iters) ||
+        args_check_positive_int("--sharpness-batch", sp.batch) || args_check_range("--beta", sp.beta, 0, 0.999999) ||
+        (init && resume && hs_error("--init and --resume exclude each other")) ||
+        (sharp_at && FN(parse_epoch_list)(sharp_at, sp.epochs, &sp.count, 256) != 0) ||
+        FN(command_set_threads)(threads)) {
         fprintf(stderr, "hessian train: %s\n", hs_last_error());
         return EXIT_USAGE;
     }
     if (quiet) progress_set_quiet(1);
-    int sharp_epochs[256], sharp_count = 0;
-    if (sharp_at && FN(parse_epoch_list)(sharp_at, sharp_epochs, &sharp_count, 256) != 0) {
-        fprintf(stderr, "hessian train: %s\n", hs_last_error());
-        return EXIT_USAGE;
-    }
-    int sharpness = sharp_count > 0 || sharp_every > 0;
-    char state_path[1024], sharp_csv_buf[1024], sharp_plot_buf[1024];
-    snprintf(state_path, sizeof state_path, "%s.optimizer.safetensors", out);
-    snprintf(sharp_csv_buf, sizeof sharp_csv_buf, "%s.sharpness.csv", out);
-    snprintf(sharp_plot_buf, sizeof sharp_plot_buf, "%s.sharpness.svg", out);
-    if (!sharp_csv) sharp_csv = sharp_csv_buf;
-    if (!sharp_plot) sharp_plot = sharp_plot_buf;
+    sp.lr = lr;
+    sp.seed = seed;
+    int sharpness = sp.count > 0 || sp.every > 0;
+    Run run = {.arch = arch, .out = out, .log_every = log_every, .history = {.cols = H_COLS}, .curve = {.cols = C_COLS},
+               .sharpness = {.cols = S_COLS}};
+    char *state_path = FN(path_with)(out, STATE_SUFFIX);
+    char *sharp_csv = FN(path_with)(out, ".sharpness.csv"), *sharp_plot = FN(path_with)(out, ".sharpness.svg");
+    run.state_path = state_path;
+    if (!sp.csv) sp.csv = sharp_csv;
+    if (!sp.plot) sp.plot = sharp_plot;
 
     Cifar10 train = {0}, test = {0};
     Model *m = NULL;
     real *x = NULL, *grad = NULL, *buf = NULL;
     int32_t *y = NULL;
-    EpochRecord *history = NULL;
     Cifar10Loader loader = {0};
     Model **replicas = NULL;
     int replica_count = 0;
     real *grads = NULL;
-    AtomicFile curve = {0};
-    int status = EXIT_ERROR, curve_open = 0;
-    long step = 0;
-    double window_loss = 0;
-    int window = 0;
+    int status = EXIT_ERROR, handlers_set = 0;
+    struct sigaction old_int, old_term;
+    FN(interrupted) = 0;
+    if (!state_path || !sharp_csv || !sharp_plot) goto fail;
+    const char *labels[] = {"--out", "the training state beside --out", "--json", "--csv", "--sharpness-csv",
+                            "--sharpness-plot"};
+    const char *paths[] = {out, state_path, json, csv, sharpness ? sp.csv : NULL, sharpness ? sp.plot : NULL};
+    status = FN(check_outputs)(labels, paths, 6);
+    if (status != EXIT_OK) {
+        if (status == EXIT_USAGE) fprintf(stderr, "hessian train: %s\n", hs_last_error());
+        goto fail;
+    }
+    status = EXIT_ERROR;
     if (cifar10_load(data_dir, CIFAR10_TRAIN, &train) != 0 || cifar10_load(data_dir, CIFAR10_TEST, &test) != 0 ||
         FN(command_open_model)(arch, resume ? resume : init, seed, resume ? 0 : 1, &m) != 0)
         goto fail;
@@ -289,16 +587,18 @@ int FN(cmd_train)(int argc, char **argv) {
         hs_error("--batch %d is larger than the %d training images", batch, n_train);
         goto fail;
     }
+    if (FN(run_settings)(&run.settings, arch, lr, momentum, wd, seed, batch, n_train, test_samples, log_every) != 0)
+        goto fail;
     size_t P = m->num_params;
     x = hs_malloc(sizeof(real) * (size_t)batch * CIFAR10_PIXELS);
     y = hs_malloc(sizeof(int32_t) * (size_t)batch);
     grad = hs_malloc(sizeof(real) * P);
     buf = hs_calloc(P, sizeof(real));
-    history = hs_calloc((size_t)epochs, sizeof *history);
-    if (!x || !y || !grad || !buf || !history) goto fail;
+    if (!x || !y || !grad || !buf) goto fail;
     if (cifar10_loader_init(&loader, &train, 0, n_train, batch, 1, 1, seed) != 0) goto fail;
     /* Batch norm cannot normalise a batch of one image (PyTorch refuses it too): drop such a last batch. */
     if (m->num_buffers > 0 && n_train % batch == 1) loader.drop_last = 1;
+    int nb = cifar10_loader_batches(&loader);
     /* Without batch norm, each thread runs whole passes on its share of the batch (one parallel region per
      * step instead of one per op); with batch norm the batch must stay whole for its statistics. */
     int split = omp_get_max_threads();
@@ -309,48 +609,54 @@ int FN(cmd_train)(int argc, char **argv) {
         grads = hs_malloc(sizeof(real) * P * (size_t)split);
         if (!grads) goto fail;
     }
-    if (csv) {
-        if (atomic_file_open(&curve, csv) != 0) goto fail;
-        curve_open = 1;
-        fprintf(curve.fp, "step,epoch,train_loss\n");
-    }
     Sgd opt = {lr, momentum, wd, 0};
-    int first_epoch = 1;
     if (resume) {
-        int done_epochs = 0;
-        if (FN(load_optimizer_state)(resume, buf, P, &done_epochs) != 0) goto fail;
-        opt.started = 1;
-        first_epoch = done_epochs + 1;
-        if (first_epoch > epochs) {
-            hs_error("%s has already trained %d epochs (--epochs %d)", resume, done_epochs, epochs);
+        if (FN(load_state)(&run, resume, nb, buf, P) != 0) goto fail;
+        if (run.done.epoch >= epochs) {
+            hs_error("%s has already trained %d epochs (--epochs %d)", resume, run.done.epoch, epochs);
             goto fail;
         }
+        opt.started = 1;
         /* Replay the loader's shuffles and augmentation draws of the finished epochs, so the run continues
          * exactly as an uninterrupted one would. */
-        for (int e = 1; e < first_epoch; e++)
+        for (int e = 1; e <= run.done.epoch; e++)
             while (cifar10_loader_next(&loader, x, (int)sizeof(real), y) > 0) {
             }
-        fprintf(stderr, "resuming %s after epoch %d\n", resume, done_epochs);
+        if (run.done.interrupted)
+            fprintf(stderr, "resuming %s: epoch %d again, from the parameters saved when it was interrupted\n", resume,
+                    run.done.epoch + 1);
+        else
+            fprintf(stderr, "resuming %s after epoch %d\n", resume, run.done.epoch);
     }
-    SharpnessLog sharp_log = {0};
-    if (sharpness && first_epoch == 1 && (sharp_every > 0 || FN(epoch_listed)(sharp_epochs, sharp_count, 0)) &&
-        FN(record_sharpness)(&sharp_log, m, &train, n_train, 0, sharp_iters, sharp_batch, sharp_beta, seed, lr,
-                             sharp_csv, sharp_plot) != 0)
+    int first_epoch = run.done.epoch + 1;
+    int64_t step = run.done.step;
+    int window = run.done.window;
+    double window_loss = run.done.window_loss;
+    /* A measurement due at the start that the state lacks (the run stopped before its state was saved again). */
+    const Table *log = &run.sharpness;
+    if (sharpness && FN(sharpness_due)(&sp, first_epoch - 1) &&
+        !(log->rows > 0 && log->v[(log->rows - 1) * S_COLS + S_EPOCH] == first_epoch - 1) &&
+        FN(record_sharpness)(&run.sharpness, &sp, m, &train, n_train, first_epoch - 1) != 0)
         goto fail;
     fprintf(stderr, "training %s (%zu parameters) on %d images, %d epochs, batch %d, lr %g, momentum %g, wd %g\n",
             arch, P, n_train, epochs, batch, lr, momentum, wd);
-    signal(SIGINT, FN(on_sigint));
-    int nb = cifar10_loader_batches(&loader);
+    struct sigaction on;
+    memset(&on, 0, sizeof on);
+    on.sa_handler = FN(on_signal);
+    sigemptyset(&on.sa_mask);
+    sigaction(SIGINT, &on, &old_int);
+    sigaction(SIGTERM, &on, &old_term);
+    handlers_set = 1;
     for (int epoch = first_epoch; epoch <= epochs; epoch++) {
         double t0 = hs_seconds(), loss_sum = 0;
         m->training = 1;
         long seen = 0, right = 0;
         Progress pr;
-        char label[64], msg[96];
+        char label[64], msg[400]; /* "loss %.4f" of any finite double takes at most 316 characters */
         snprintf(label, sizeof label, "Epoch %d/%d", epoch, epochs);
         progress_begin(&pr, label, "batch", nb);
-        int b = 0, n;
-        while ((n = cifar10_loader_next(&loader, x, (int)sizeof(real), y)) > 0) {
+        int b = 0, n = 0;
+        while (!FN(interrupted) && (n = cifar10_loader_next(&loader, x, (int)sizeof(real), y)) > 0) {
             double loss;
             int correct;
             memset(grad, 0, sizeof(real) * P);
@@ -368,66 +674,59 @@ int FN(cmd_train)(int argc, char **argv) {
             right += correct;
             step++;
             window_loss += loss;
-            if (++window == log_every && curve_open) {
-                fprintf(curve.fp, "%ld,%.4f,%.6f\n", step, epoch - 1 + (double)(b + 1) / nb, window_loss / window);
+            if (++window == log_every) {
+                double point[C_COLS] = {(double)step, epoch - 1 + (double)(b + 1) / nb, window_loss / window};
                 window = 0;
                 window_loss = 0;
+                if (FN(table_add)(&run.curve, point) != 0) {
+                    progress_end(&pr);
+                    goto fail;
+                }
             }
             seen += n;
             b++;
             snprintf(msg, sizeof msg, "loss %.4f, acc %.1f%%", loss_sum / seen, 100.0 * right / seen);
             progress_update(&pr, b, msg);
-            if (FN(interrupted)) break;
         }
         progress_end(&pr);
+        if (n < 0) goto fail;
         if (FN(interrupted)) {
-            const char *keys[] = {"model", "epoch", "interrupted"};
-            char ep[16];
-            snprintf(ep, sizeof ep, "%d", epoch - 1);
-            const char *vals[] = {arch, ep, "true"};
-            if (FN(model_save)(m, out, keys, vals, 3) != 0 ||
-                FN(save_optimizer_state)(state_path, buf, P, epoch - 1, lr, momentum, wd, seed) != 0)
-                goto fail;
-            fprintf(stderr, "interrupted during epoch %d: saved the current parameters to %s (--resume %s restarts "
-                            "epoch %d from them)\n", epoch, out, out, epoch);
-            status = 130;
+            RunPoint at = run.done;
+            at.interrupted = 1;
+            if (FN(save_pair)(&run, m, buf, P, &at) != 0) goto fail;
+            fprintf(stderr, "interrupted (%s) during epoch %d: saved the current parameters to %s (--resume %s "
+                            "restarts epoch %d from them)\n",
+                    FN(interrupted) == SIGTERM ? "SIGTERM" : "SIGINT", epoch, out, out, epoch);
+            status = 128 + FN(interrupted);
             goto fail;
         }
-        EpochRecord *r = &history[epoch - first_epoch];
-        r->epoch = epoch;
-        r->train_loss = loss_sum / seen;
-        r->train_acc = (double)right / seen;
-        r->seconds = hs_seconds() - t0;
+        double t1 = hs_seconds(), record[H_COLS] = {epoch, loss_sum / seen, (double)right / seen, 0, 0, t1 - t0, 0};
         m->training = 0;
-        if (FN(evaluate)(m, &test, test_samples, &r->test_loss, &r->test_acc) != 0) goto fail;
-        r->eval_seconds = hs_seconds() - t0 - r->seconds;
+        if (FN(evaluate)(m, &test, test_samples, &record[H_TEST_LOSS], &record[H_TEST_ACC]) != 0) goto fail;
+        record[H_EVAL_SECONDS] = hs_seconds() - t1;
+        if (FN(table_add)(&run.history, record) != 0) goto fail;
         printf("Epoch %d/%d | Train Loss: %.4f | Train Acc: %.1f%% | Test Loss: %.4f | Test Acc: %.1f%% | %.1f s\n",
-               epoch, epochs, r->train_loss, 100 * r->train_acc, r->test_loss, 100 * r->test_acc, r->seconds);
+               epoch, epochs, record[H_TRAIN_LOSS], 100 * record[H_TRAIN_ACC], record[H_TEST_LOSS],
+               100 * record[H_TEST_ACC], record[H_SECONDS]);
         fflush(stdout);
-        char ep[16];
-        snprintf(ep, sizeof ep, "%d", epoch);
-        const char *keys[] = {"model", "epoch"};
-        const char *vals[] = {arch, ep};
-        if (FN(model_save)(m, out, keys, vals, 2) != 0 ||
-            FN(save_optimizer_state)(state_path, buf, P, epoch, lr, momentum, wd, seed) != 0)
+        run.done = (RunPoint){epoch, step, window, window_loss, run.curve.rows, 0};
+        /* A measurement after the save is saved with the state again, so a resume does not repeat it. */
+        if (FN(save_pair)(&run, m, buf, P, &run.done) != 0 ||
+            (sharpness && FN(sharpness_due)(&sp, epoch) &&
+             (FN(record_sharpness)(&run.sharpness, &sp, m, &train, n_train, epoch) != 0 ||
+              FN(save_state)(&run, buf, P, &run.done) != 0)) ||
+            (json && FN(write_history)(json, &run.history, arch, resume ? resume : init, batch, lr, momentum, wd,
+                                       seed) != 0) ||
+            (csv && FN(write_curve)(csv, &run.curve) != 0))
             goto fail;
-        if (sharpness && (FN(epoch_listed)(sharp_epochs, sharp_count, epoch) || (sharp_every && epoch % sharp_every == 0)) &&
-            FN(record_sharpness)(&sharp_log, m, &train, n_train, epoch, sharp_iters, sharp_batch, sharp_beta, seed + epoch,
-                                 lr, sharp_csv, sharp_plot) != 0)
-            goto fail;
-        if (json && FN(write_history)(json, history, epoch - first_epoch + 1, arch, resume ? resume : init, batch, lr,
-                                      momentum, wd, seed) != 0)
-            goto fail;
-    }
-    if (curve_open) {
-        curve_open = 0;
-        if (atomic_file_commit(&curve) != 0) goto fail;
     }
     status = EXIT_OK;
 fail:
-    if (curve_open) atomic_file_abort(&curve);
     if (status == EXIT_ERROR) FN(command_fail)("train");
-    signal(SIGINT, SIG_DFL);
+    if (handlers_set) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+    }
     cifar10_loader_free(&loader);
     FN(model_free_replicas)(replicas, replica_count);
     free(grads);
@@ -438,9 +737,12 @@ fail:
     free(y);
     free(grad);
     free(buf);
-    free(history);
-    free(sharp_log.epochs);
-    free(sharp_log.lambdas);
+    free(run.history.v);
+    free(run.curve.v);
+    free(run.sharpness.v);
+    free(state_path);
+    free(sharp_csv);
+    free(sharp_plot);
     return status;
 }
 

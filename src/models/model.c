@@ -169,18 +169,43 @@ int FN(model_save)(const Model *m, const char *path, const char *const *meta_key
     return rc;
 }
 
-static int FN(load_tensor)(const SafeTensors *st, const char *path, const TensorInfo *t, real *dst) {
-    const StTensor *found;
-    if (safetensors_expect_shape(st, t->name, t->ndim, t->shape, &found) != 0) return -1;
+/* Converts a floating tensor of the file into dst and checks every value is finite; errors name the tensor. */
+static int FN(read_values)(const SafeTensors *st, const char *path, const StTensor *found, real *dst) {
 #if defined(HS_F64)
     if (safetensors_to_f64(st, found, dst) != 0) return -1;
 #else
     if (safetensors_to_f32(st, found, dst) != 0) return -1;
 #endif
-    for (size_t j = 0; j < t->numel; j++)
+    for (int64_t j = 0; j < found->numel; j++)
         if (!isfinite((double)dst[j]))
-            return hs_error("checkpoint %s: tensor '%s' holds a non-finite value at index %zu", path, t->name, j);
+            return hs_error("checkpoint %s: tensor '%s' holds a non-finite value at index %lld", path, found->name,
+                            (long long)j);
     return 0;
+}
+
+static int FN(load_tensor)(const SafeTensors *st, const char *path, const TensorInfo *t, real *dst) {
+    const StTensor *found;
+    if (safetensors_expect_shape(st, t->name, t->ndim, t->shape, &found) != 0) return -1;
+    return FN(read_values)(st, path, found, dst);
+}
+
+/* The classifier is the last layer's tensors. It is replaced (with allow_classifier_swap) only when the file
+ * holds every one of them with the model's shape except the number of outputs (first dimension), one K for
+ * all of them and K != the model's: the number of outputs found, else 0 (load it, or fail on its shape). */
+static int64_t FN(other_classifier_outputs)(const Model *m, const SafeTensors *st) {
+    int last_layer = m->tensors[m->num_tensors - 1].layer;
+    int64_t k = -1, own = -1;
+    for (int i = 0; i < m->num_tensors; i++) {
+        const TensorInfo *t = &m->tensors[i];
+        if (t->layer != last_layer) continue;
+        const StTensor *f = safetensors_find(st, t->name);
+        if (!f || f->ndim != t->ndim || t->ndim < 1 || f->shape[0] < 1 || (k >= 0 && f->shape[0] != k)) return 0;
+        for (int d = 1; d < t->ndim; d++)
+            if (f->shape[d] != t->shape[d]) return 0;
+        k = f->shape[0];
+        own = t->shape[0];
+    }
+    return k != own ? k : 0;
 }
 
 int FN(model_load)(Model *m, const char *path, int allow_classifier_swap, char *note, size_t note_size) {
@@ -190,6 +215,7 @@ int FN(model_load)(Model *m, const char *path, int allow_classifier_swap, char *
     int rc = -1;
     real *params = hs_malloc(sizeof(real) * m->num_params);
     real *buffers = hs_malloc(sizeof(real) * (m->num_buffer_values + 1));
+    real *discarded = NULL;
     if (!params || !buffers) goto done;
     memcpy(params, m->params, sizeof(real) * m->num_params);
     /* Every tensor in the file must be known to the model (as load_state_dict(strict=True)). */
@@ -208,17 +234,18 @@ int FN(model_load)(Model *m, const char *path, int allow_classifier_swap, char *
         }
     }
     int last_layer = m->tensors[m->num_tensors - 1].layer;
-    int swapped = 0;
+    int64_t outputs = allow_classifier_swap ? FN(other_classifier_outputs)(m, &st) : 0;
     for (int i = 0; i < m->num_tensors; i++) {
         const TensorInfo *t = &m->tensors[i];
-        if (FN(load_tensor)(&st, path, t, params + t->offset) == 0) continue;
-        const StTensor *found = safetensors_find(&st, t->name);
-        if (allow_classifier_swap && found && t->layer == last_layer) {
-            swapped = 1; /* keep the fresh initialisation */
-            memcpy(params + t->offset, m->params + t->offset, sizeof(real) * t->numel);
+        if (outputs && t->layer == last_layer) {
+            /* Keep the fresh initialisation, but a corrupt classifier (dtype, NaN) is still an error. */
+            const StTensor *found = safetensors_find(&st, t->name);
+            free(discarded);
+            discarded = hs_malloc(sizeof(real) * (size_t)found->numel + 1);
+            if (!discarded || FN(read_values)(&st, path, found, discarded) != 0) goto done;
             continue;
         }
-        goto done;
+        if (FN(load_tensor)(&st, path, t, params + t->offset) != 0) goto done;
     }
     for (int i = 0; i < m->num_buffers; i++)
         if (FN(load_tensor)(&st, path, &m->buffers[i], buffers + m->buffers[i].offset) != 0) goto done;
@@ -227,23 +254,35 @@ int FN(model_load)(Model *m, const char *path, int allow_classifier_swap, char *
         char tn[96];
         tracked_name(tn, sizeof tn, m->buffers[i].name);
         const StTensor *t = safetensors_find(&st, tn);
-        if (t && t->dtype == ST_I64 && t->numel == 1) memcpy(&tracked, st.data + t->begin, sizeof tracked);
+        if (!t) continue;
+        if (t->dtype != ST_I64 || t->numel != 1) {
+            hs_error("checkpoint %s: tensor '%s' should be one I64 count, found %s with %lld values", path, tn,
+                     safetensors_dtype_name(t->dtype), (long long)t->numel);
+            goto done;
+        }
+        memcpy(&tracked, st.data + t->begin, sizeof tracked);
+        if (tracked < 0) {
+            hs_error("checkpoint %s: tensor '%s' holds a negative count (%lld)", path, tn, (long long)tracked);
+            goto done;
+        }
     }
     memcpy(m->params, params, sizeof(real) * m->num_params);
     memcpy(m->buffer_values, buffers, sizeof(real) * m->num_buffer_values);
     m->batches_tracked = tracked;
-    if (swapped && note && note_size) {
+    if (outputs && note && note_size) {
         const TensorInfo *t = &m->tensors[m->num_tensors - 1];
         const char *dot = strrchr(t->name, '.');
         snprintf(note, note_size,
-                 "the classifier '%.*s' in %s has another shape; replaced by a freshly initialised one with %lld "
+                 "the checkpoint's classifier '%.*s' has %lld outputs; replaced by a freshly initialised one with %lld "
                  "outputs",
-                 dot ? (int)(dot - t->name) : (int)strlen(t->name), t->name, path, (long long)t->shape[0]);
+                 dot ? (int)(dot - t->name) : (int)strlen(t->name), t->name, (long long)outputs,
+                 (long long)t->shape[0]);
     }
     rc = 0;
 done:
     free(params);
     free(buffers);
+    free(discarded);
     safetensors_free(&st);
     return rc;
 }

@@ -91,8 +91,9 @@ void FN(model_init_default)(Model *m, uint64_t seed);
 /* Index of a tensor by name, or -1. */
 int FN(model_find_tensor)(const Model *m, const char *name);
 
-/* Checkpoints (safetensors, state_dict names and layouts). Loading checks every name, shape and dtype.
- * With allow_classifier_swap, a classifier whose shape differs is re-initialised (message in *note). */
+/* Checkpoints (safetensors, state_dict names and layouts). Loading checks every name, shape, dtype and that
+ * every value is finite. With allow_classifier_swap, a classifier (the last layer) whose number of outputs
+ * differs, and only that, keeps its fresh initialisation (message in *note); its values are still checked. */
 int FN(model_save)(const Model *m, const char *path, const char *const *meta_keys, const char *const *meta_values,
                    int meta_count);
 int FN(model_load)(Model *m, const char *path, int allow_classifier_swap, char *note, size_t note_size);
