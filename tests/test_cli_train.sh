@@ -4,7 +4,7 @@
 # different saves), paths longer than any fixed buffer, two outputs naming one file, unwritable outputs
 # (refused before epoch 1), stale temporaries of a killed run, SIGTERM handled like Ctrl-C, corrupt --init
 # classifiers, and --resume giving the same checkpoint, CSV curve, JSON epochs and sharpness log as an
-# uninterrupted run. Prints "test_cli_train: N passed, M failed".
+# uninterrupted run, ignored options refused, and the same checkpoint at 1, 2 and 3 threads. Prints "test_cli_train: N passed, M failed".
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bin=${HESSIAN_BIN:-bin/hessian}
@@ -170,6 +170,14 @@ epochs_of() { sed -n '/"epochs"/,$p' "$1" | grep -v seconds; }
     || bad "resumed JSON epochs differ: $(diff <(epochs_of "$tmp/u.json") <(epochs_of "$tmp/r.json"))"
 cmp -s "$tmp/u.st.sharpness.csv" "$tmp/r.st.sharpness.csv" && ok || bad "resumed sharpness log differs"
 [[ $(wc -l < "$tmp/r.st.sharpness.csv") -eq 4 ]] && ok || bad "sharpness log should have 3 rows"
+
+# Options that would be ignored are refused; training is the same bits at any thread count (the batch is
+# split into a fixed number of shares, not one per thread).
+expect 2 "--beta.*--sharpness-at" "${train[@]}" --epochs 1 --out "$tmp/i.st" --beta 0.9
+expect 2 "--sharpness-iters.*--sharpness-at" "${train[@]}" --epochs 1 --out "$tmp/i.st" --sharpness-iters 5
+for t in 1 2 3; do expect 0 "Epoch 1/1" "${train[@]}" --epochs 1 --threads $t --out "$tmp/threads$t.st"; done
+cmp -s "$tmp/threads1.st" "$tmp/threads2.st" && cmp -s "$tmp/threads1.st" "$tmp/threads3.st" && ok \
+    || bad "training at 1, 2 and 3 threads gives different checkpoints"
 
 echo "test_cli_train: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -30,6 +30,10 @@
 
 #define STATE_FORMAT "hessian train state 2"
 #define STATE_SUFFIX ".optimizer.safetensors"
+/* Models without batch norm split each batch into this many shares, run by the threads as whole passes on
+ * model replicas and summed in share order: a number fixed here (not the thread count) keeps training
+ * bit-identical for any --threads. */
+#define TRAIN_SHARES 8
 
 static volatile sig_atomic_t FN(interrupted); /* the signal (SIGINT or SIGTERM) that asked to stop, or 0 */
 static void FN(on_signal)(int sig) { FN(interrupted) = sig; }
@@ -529,8 +533,10 @@ int FN(cmd_train)(int argc, char **argv) {
         {"--quiet", ARG_FLAG, &quiet, "no progress bar", 0},
     };
     int parsed = args_parse(argc, argv,
-                            "usage: hessian train --model cnn --data DIR --out CKPT [options]\n"
-                            "Trains with SGD (PyTorch semantics), random crop (padding 4) and horizontal flip.",
+                            "usage: hessian train --model cnn|resnet18|resnet50 --data DIR --out CKPT [options]\n"
+                            "Trains with SGD (PyTorch semantics), random crop (padding 4) and horizontal flip.\n"
+                            "example: hessian train --model cnn --data data --epochs 2 --batch 100 --lr 0.01 "
+                            "--momentum 0.9 --out cnn.safetensors --json train.json",
                             specs, (int)(sizeof specs / sizeof specs[0]));
     if (parsed == 1) return EXIT_OK;
     if (parsed < 0 || args_check_positive_int("--epochs", epochs) || args_check_positive_int("--batch", batch) ||
@@ -541,6 +547,12 @@ int FN(cmd_train)(int argc, char **argv) {
         args_check_positive_int("--sharpness-iters", sp.iters) ||
         args_check_positive_int("--sharpness-batch", sp.batch) || args_check_range("--beta", sp.beta, 0, 0.999999) ||
         (init && resume && hs_error("--init and --resume exclude each other")) ||
+        (!sharp_at && !args_given(argc, argv, "--sharpness-every") &&
+         (args_check_unused(argc, argv, "--sharpness-iters", "without --sharpness-at or --sharpness-every") ||
+          args_check_unused(argc, argv, "--sharpness-batch", "without --sharpness-at or --sharpness-every") ||
+          args_check_unused(argc, argv, "--beta", "without --sharpness-at or --sharpness-every") ||
+          args_check_unused(argc, argv, "--sharpness-csv", "without --sharpness-at or --sharpness-every") ||
+          args_check_unused(argc, argv, "--sharpness-plot", "without --sharpness-at or --sharpness-every"))) ||
         (sharp_at && FN(parse_epoch_list)(sharp_at, sp.epochs, &sp.count, 256) != 0) ||
         FN(command_set_threads)(threads)) {
         fprintf(stderr, "hessian train: %s\n", hs_last_error());
@@ -599,9 +611,9 @@ int FN(cmd_train)(int argc, char **argv) {
     /* Batch norm cannot normalise a batch of one image (PyTorch refuses it too): drop such a last batch. */
     if (m->num_buffers > 0 && n_train % batch == 1) loader.drop_last = 1;
     int nb = cifar10_loader_batches(&loader);
-    /* Without batch norm, each thread runs whole passes on its share of the batch (one parallel region per
-     * step instead of one per op); with batch norm the batch must stay whole for its statistics. */
-    int split = omp_get_max_threads();
+    /* Without batch norm, the threads run whole passes on shares of the batch (one parallel region per step
+     * instead of one per op); with batch norm the batch must stay whole for its statistics. */
+    int split = TRAIN_SHARES; /* fixed, not the thread count: the same bits for any --threads */
     if (split > batch) split = batch;
     if (split > 1 && m->num_buffers == 0) {
         if (FN(model_create_replicas)(m, split, &replicas) != 0) goto fail;

@@ -394,7 +394,7 @@ int FN(model_parallel_gradient)(Model **replicas, int count, const real *x, cons
     int rights[256], failed = 0;
     char message[512] = "";
     if (count > 256) return hs_error("too many replicas (%d)", count);
-#pragma omp parallel for num_threads(count) schedule(static, 1)
+#pragma omp parallel for schedule(dynamic, 1)
     for (int r = 0; r < count; r++) {
         int lo = (int)((long)N * r / count), hi = (int)((long)N * (r + 1) / count);
         real *g = grads + (size_t)r * P;

@@ -105,12 +105,13 @@ int FN(model_backward)(Model *m, const int32_t *labels, double scale, real *grad
 int FN(model_hvp_chunk)(Model *m, const real *v, int K, int start_layer, Curvature curvature, real *hv);
 
 /* Data parallelism over threads: `count` replicas share m's parameters (not copied) and each keeps its own
- * activations, so each thread can run whole passes on its share of a batch. Models with batch norm in
+ * activations, so a thread can run whole passes on a replica's share of a batch. Models with batch norm in
  * training mode must not be split this way (batch statistics would change). */
 int FN(model_create_replicas)(Model *m, int count, Model ***replicas);
 void FN(model_free_replicas)(Model **replicas, int count);
-/* Loss and gradient of one batch split over the replicas (one thread each): grad (P) = sum of the parts,
- * the loss scaled by `scale` per sample. grads: (count, P) scratch. Deterministic for a given count. */
+/* Loss and gradient of one batch split into `count` shares, one per replica, run in parallel by the threads:
+ * grad (P) = the sum of the parts in share order, the loss scaled by `scale` per sample. grads: (count, P)
+ * scratch. The same bits for a given count, whatever the number of threads. */
 int FN(model_parallel_gradient)(Model **replicas, int count, const real *x, const int32_t *labels, int N,
                                 double scale, real *grads, real *grad, double *loss, int *correct);
 
