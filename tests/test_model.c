@@ -111,11 +111,13 @@ int main(void) {
             if (H[i * P + j] != H[j * P + i]) sym = 0;
     CHECK(sym, "exact Hessian is not exactly symmetric after symmetrisation");
 
-    /* The exact GGN is positive semi-definite (spot check v.Gv through the matrix). */
+    /* The exact GGN: G v equals the GGN product, and v.Gv through the matrix is positive (spot check of
+     * positive semi-definiteness). */
     CHECK(curv_exact_f64(m, &set, CURVATURE_GGN, H, &info, NULL, NULL) == 0, "exact GGN: %s", hs_last_error());
     CHECK(curv_hvp_f64(m, &set, v, 1, CURVATURE_GGN, hv, NULL) == 0, "GGN product: %s", hs_last_error());
     for (size_t i = 0; i < P; i++) fd[i] = dot(H + i * P, v, P);
     CHECK(rel_error(fd, hv, P) < 1e-10, "exact GGN v vs GGN product: %.3g", rel_error(fd, hv, P));
+    CHECK(dot(v, fd, P) > 0, "v.Gv through the exact GGN is not positive: %g", dot(v, fd, P));
 
     /* Checkpoint round trip. */
     char dir[] = "/tmp/hessian_test_model_XXXXXX";
