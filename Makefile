@@ -49,7 +49,9 @@ BENCH_SRC := $(wildcard bench/*.c)
 OBJ := $(GENERIC_SRC:%.c=$(BUILD)/f32/%.o) $(GENERIC_SRC:%.c=$(BUILD)/f64/%.o) $(PLAIN_SRC:%.c=$(BUILD)/plain/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/plain/%.o) $(CMD_SRC:%.c=$(BUILD)/f32/%.o) $(CMD_SRC:%.c=$(BUILD)/f64/%.o)
 LIB := $(BUILD)/libhessian.a
-TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# Tests are built -DHS_F64; these are also built -DHS_F32 as $(BUILD)/tests/NAME_f32.
+F32_TESTS := test_ops test_batchnorm test_golden
+TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(F32_TESTS:%=$(BUILD)/tests/%_f32)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f32) $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f64)
 
 .PHONY: all test bench clean FORCE
@@ -86,6 +88,9 @@ $(HESSIAN): $(CLI_OBJ) $(LIB)
 $(BUILD)/tests/%: tests/%.c $(LIB) tests/check.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DHS_F64 $< $(LIB) $(LDLIBS) -o $@
+$(BUILD)/tests/%_f32: tests/%.c $(LIB) tests/check.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DHS_F32 $< $(LIB) $(LDLIBS) -o $@
 
 CLI_TESTS := $(sort $(wildcard tests/test_cli*.sh))
 test: $(TESTS) $(HESSIAN)

@@ -3,6 +3,7 @@
  *   CHECK(cond, "fmt", ...)        records one check; prints the message when it fails
  *   CHECK_CLOSE(a, b, rtol, atol)  |a - b| <= atol + rtol * |b|
  *   return check_summary("name");  prints "name: N passed, M failed" and returns the exit status
+ *   CHECK_NAME("name")             "name", or "name_f32" in a test built with -DHS_F32
  *
  * `make test` runs every test program (OMP_NUM_THREADS=2, fixed seeds) and prints the overall
  * "N passed, M failed" line. */
@@ -34,6 +35,12 @@ static int check_passed_count, check_failed_count;
               "%s = %.10g, expected %s = %.10g (rtol %g, atol %g)", #a, check_a_, #b, check_b_, \
               (double)(rtol), (double)(atol));                                                 \
     } while (0)
+
+#ifdef HS_F32
+#define CHECK_NAME(base) base "_f32"
+#else
+#define CHECK_NAME(base) base
+#endif
 
 static inline int check_summary(const char *name) {
     printf("%s: %d passed, %d failed\n", name, check_passed_count, check_failed_count);

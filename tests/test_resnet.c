@@ -249,9 +249,9 @@ static void test_training_mode(Model *m, const SampleSet *set) {
     CHECK(moved > 1e-3, "training forward did not update the running statistics");
     scaled_direction(m, v, 31);
     for (size_t i = 0; i < P; i++) m->params[i] = theta[i] + eps * v[i];
-    curv_loss_grad_f64(m, set, &lp, NULL, NULL);
+    CHECK(curv_loss_grad_f64(m, set, &lp, NULL, NULL) == 0, "train loss+: %s", hs_last_error());
     for (size_t i = 0; i < P; i++) m->params[i] = theta[i] - eps * v[i];
-    curv_loss_grad_f64(m, set, &lm, NULL, NULL);
+    CHECK(curv_loss_grad_f64(m, set, &lm, NULL, NULL) == 0, "train loss-: %s", hs_last_error());
     memcpy(m->params, theta, sizeof(double) * P);
     double dd = (lp - lm) / (2 * eps), gv = dot(g, v, P);
     CHECK(fabs(gv - dd) <= 1e-6 * fabs(dd) + 1e-12, "train-mode gradient: g.v = %.12g, central difference %.12g", gv,
@@ -406,7 +406,7 @@ int main(void) {
         for (size_t i = 0; i < m->num_params; i++) p32[i] = (float)m->params[i];
         for (size_t i = 0; i < m->num_buffer_values; i++) b32[i] = (float)m->buffer_values[i];
         double l64, l32;
-        curv_loss_grad_f64(m, &set, &l64, NULL, NULL);
+        CHECK(curv_loss_grad_f64(m, &set, &l64, NULL, NULL) == 0, "f64 loss: %s", hs_last_error());
         CHECK(curv_loss_grad_f32(m32, &set, &l32, NULL, NULL) == 0, "f32 loss: %s", hs_last_error());
         CHECK(fabs(l32 - l64) <= 1e-5 * fabs(l64), "f32 loss %.9g vs f64 %.9g", l32, l64);
         model_free_f32(m32);

@@ -339,7 +339,7 @@ static void test_lanczos(DenseMatrix *dm, const double *eigs, int plain_power_pr
     /* Warm start from the top eigenvector: converges almost at once. */
     double *c = malloc((size_t)n * n * sizeof *c), *w = malloc(n * sizeof *w), *v = malloc(n * sizeof *v);
     memcpy(c, dm->a, (size_t)n * n * sizeof *c);
-    eigen_symmetric_f64(c, n, w, 1);
+    CHECK(eigen_symmetric_f64(c, n, w, 1) == 0, "eigenvectors for the warm start: %s", hs_last_error());
     for (int i = 0; i < n; i++) v[i] = c[i * n + n - 1] + 1e-6 * c[i * n + n - 2];
     o.start = v;
     CHECK(lanczos(&op, &o, &r) == 0 && r.converged && r.steps <= 6, "warm-started lanczos: %d steps", r.steps);
