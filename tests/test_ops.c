@@ -392,6 +392,11 @@ static void test_relu(int N, int K, size_t m) {
     real *inplace = vec_copy(in, n);
     FN(relu_forward)(inplace, inplace, n);
     CHECK(memcmp(inplace, ref, sizeof(real) * n) == 0, "relu N=%d m=%zu: in-place forward differs", N, m);
+    /* NaN propagates (PyTorch's relu keeps it): a NaN weight must not become a finite loss */
+    real nan_in[2] = {(real)NAN, (real)-1}, nan_out[2] = {0, 7};
+    FN(relu_forward)(nan_out, nan_in, 2);
+    CHECK(isnan((double)nan_out[0]) && nan_out[1] == 0, "relu of NaN is %g (want NaN), of -1 is %g",
+          (double)nan_out[0], (double)nan_out[1]);
 
     /* 2. backward */
     real *r = vec(n), *d_in = vec(n);

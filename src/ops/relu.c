@@ -5,7 +5,7 @@
 
 void FN(relu_forward)(real *out, const real *in, size_t n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) out[i] = in[i] > 0 ? in[i] : 0;
+    for (size_t i = 0; i < n; i++) out[i] = in[i] <= 0 ? 0 : in[i]; /* NaN stays NaN, as in PyTorch */
 }
 
 void FN(relu_backward)(real *d_in, const real *d_out, const real *out, size_t n) {
