@@ -3,7 +3,7 @@
  * file), safetensors round trips (F32, F64, I64, F16, BF16, scalar and empty tensors, metadata, header
  * padding) and rejection of malformed safetensors files (missing, short, header past the end, bad JSON,
  * unknown dtype, negative shape, wrong byte count, offsets past the end, overlapping tensors, duplicate
- * names, offsets far past the end, header lengths near 2^64 or over the 100 MB limit, wrong shape / missing
+ * names, an empty name, offsets far past the end, header lengths near 2^64 or over the 100 MB limit, wrong shape / missing
  * tensor via safetensors_expect_shape), .npy round trips (f32 and f64, 0-D, 1-D and 2-D, header layout,
  * version 2.0 input) and rejection of malformed .npy files (bad magic, bad version, fortran order,
  * big-endian, integer dtype, truncated, trailing bytes, NaN and Inf, hostile shapes far larger than the file,
@@ -438,6 +438,11 @@ static void test_safetensors_malformed(void) {
                  data, 16);
     rc = safetensors_read(p, &st);
     CHECK_ERR(rc, p, "'a'", "twice");
+
+    /* An empty tensor name (safetensors_write refuses to write one, so no round trip could keep it). */
+    write_st_raw(p, "{\"\": {\"dtype\": \"U8\", \"shape\": [1], \"data_offsets\": [0, 1]}}", data, 1);
+    rc = safetensors_read(p, &st);
+    CHECK_ERR(rc, p, "empty name");
 
     write_st_raw(p, "{\"__metadata__\": {\"k\": 1}}", data, 0);
     rc = safetensors_read(p, &st);

@@ -6,7 +6,7 @@
  * rejected by validation) and validates everything: file size, header length (at most 100 MB, the format's
  * limit), UTF-8, JSON syntax, field names and types, dtype, shape (non-negative, at most ST_MAX_DIMS dims,
  * no overflow), data_offsets size against dtype size * numel, offsets inside the data section, overlapping
- * tensors and duplicate names.
+ * tensors, empty names (the writer refuses them too) and duplicate names.
  * Every message names the file and, where one is involved, the tensor. The writer emits a compact header
  * padded with spaces to a multiple of 8 bytes (as the Python library does), tensors in the given order, and
  * writes atomically through atomic_file. Byte order: the host must be little-endian (checked at compile
@@ -596,6 +596,7 @@ static int validate_header(const char *path, const Jv *root, SafeTensors *st) {
             HS_TRY(parse_metadata(path, &root->items[k], st));
             continue;
         }
+        if (!root->keys[k][0]) return hs_error("%s: a tensor has an empty name", path);
         StTensor *t = &st->tensors[st->count];
         t->name = strdup(root->keys[k]);
         if (!t->name) return hs_error("%s: out of memory", path);

@@ -1,6 +1,7 @@
 /* fuzz_common.h: helpers shared by the libFuzzer harnesses in tests/fuzz/: a private temporary folder (under
- * $TMPDIR or /tmp, removed at exit) to hand inputs to the file readers, and FUZZ_ASSERT, which reports a
- * broken invariant and aborts so that libFuzzer saves the input as a crash reproducer. */
+ * $TMPDIR, else the RAM-backed /dev/shm where fsync costs nothing, else /tmp; removed at exit) to hand inputs
+ * to the file readers, and FUZZ_ASSERT, which reports a broken invariant and aborts so that libFuzzer saves
+ * the input as a crash reproducer. */
 #ifndef HS_FUZZ_COMMON_H
 #define HS_FUZZ_COMMON_H
 
@@ -40,7 +41,8 @@ static inline const char *fuzz_path(const char *name) {
     static int next;
     if (!fuzz_dir[0]) {
         const char *tmp = getenv("TMPDIR");
-        snprintf(fuzz_dir, sizeof fuzz_dir, "%s/hs_fuzz.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!tmp || !*tmp) tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        snprintf(fuzz_dir, sizeof fuzz_dir, "%s/hs_fuzz.XXXXXX", tmp);
         if (!mkdtemp(fuzz_dir)) {
             perror("mkdtemp");
             abort();

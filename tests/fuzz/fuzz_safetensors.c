@@ -73,8 +73,25 @@ static void check_round_trip(const SafeTensors *st) {
     free(w);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const char *path = fuzz_write("in.safetensors", data, size);
+/* The file for a "header NUL data" input. */
+static uint8_t *compose(const uint8_t *in, size_t n, size_t *out_n) {
+    const uint8_t *nul = memchr(in, 0, n);
+    size_t header = nul ? (size_t)(nul - in) : n, rest = nul ? n - header - 1 : 0;
+    uint8_t *f = malloc(8 + n + 1);
+    FUZZ_ASSERT(f, "out of memory");
+    for (int k = 0; k < 8; k++) f[k] = (uint8_t)((uint64_t)header >> (8 * k));
+    memcpy(f + 8, in, header);
+    memcpy(f + 8 + header, in + header + (nul ? 1 : 0), rest);
+    *out_n = 8 + header + rest;
+    return f;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *input, size_t input_size) {
+    if (input_size < 1) return 0;
+    size_t size = input_size - 1;
+    uint8_t *data = input[0] & 1 ? compose(input + 1, size, &size) : NULL;
+    const char *path = fuzz_write("in.safetensors", data ? data : input + 1, size);
+    free(data);
     SafeTensors st;
     if (safetensors_read(path, &st) != 0) {
         FUZZ_ASSERT(strstr(hs_last_error(), path), "message does not name the file: %s", hs_last_error());

@@ -10,45 +10,52 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def put(harness, name, data):
+    """Writes one seed, or both forms of one (a pair: name.raw and name.composed)."""
     folder = os.path.join(HERE, "corpus", harness)
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, name), "wb") as f:
-        f.write(data)
+    forms = [(name, data)] if isinstance(data, bytes) else [(name + ".raw", data[0]), (name + ".composed", data[1])]
+    for file_name, content in forms:
+        with open(os.path.join(folder, file_name), "wb") as f:
+            f.write(content)
 
 
 def npy(dictionary, data, major=1):
+    """Both input forms of fuzz_npy: the file (mode byte 0) and "dict NUL data" (the harness adds the prefix)."""
     text = dictionary.encode()
     pre = 10 if major == 1 else 12
     header_len = (pre + len(text) + 1 + 63) // 64 * 64 - pre
     header = text + b" " * (header_len - len(text) - 1) + b"\n"
     size = struct.pack("<H" if major == 1 else "<I", header_len)
-    return b"\x93NUMPY" + bytes([major, 0]) + size + header + data
+    raw = b"\x93NUMPY" + bytes([major, 0]) + size + header + data
+    return b"\x00" + raw, bytes([1 | (major - 1) << 1]) + text + b"\0" + data
 
 
 def npy_corpus():
     f8 = struct.pack("<6d", 1, -2.5, 3e-300, 4e300, 0.5, 6)
-    put("npy", "f8_2x3.npy", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", f8))
-    put("npy", "f4_4.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", struct.pack("<4f", 1, 2, 3, 4)))
-    put("npy", "scalar.npy", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (), }", struct.pack("<d", -7.5)))
-    put("npy", "empty.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4), }", b""))
-    put("npy", "v2.npy", npy('{"descr": "<f8", "shape": (2, 1), "fortran_order": False}', f8[:16], major=2))
-    put("npy", "v3.npy", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1, 1, 1, 1), }", f8[:8], major=3))
-    put("npy", "nan.npy", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", struct.pack("<2d", 1, float("nan"))))
-    put("npy", "truncated.npy", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", f8[:20]))
-    put("npy", "fortran.npy", npy("{'descr': '<f8', 'fortran_order': True, 'shape': (3, 2), }", f8))
-    put("npy", "bigendian.npy", npy("{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }", b"\0\0\0\0"))
-    put("npy", "huge_shape.npy", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000, 1000000000), }", f8))
+    put("npy", "f8_2x3", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", f8))
+    put("npy", "f4_4", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", struct.pack("<4f", 1, 2, 3, 4)))
+    put("npy", "scalar", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (), }", struct.pack("<d", -7.5)))
+    put("npy", "empty", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4), }", b""))
+    put("npy", "v2", npy('{"descr": "<f8", "shape": (2, 1), "fortran_order": False}', f8[:16], major=2))
+    put("npy", "v3", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1, 1, 1, 1), }", f8[:8], major=3))
+    put("npy", "nan", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", struct.pack("<2d", 1, float("nan"))))
+    put("npy", "truncated", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", f8[:20]))
+    put("npy", "fortran", npy("{'descr': '<f8', 'fortran_order': True, 'shape': (3, 2), }", f8))
+    put("npy", "bigendian", npy("{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }", b"\0\0\0\0"))
+    put("npy", "huge_shape", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000, 1000000000), }", f8))
 
 
 def safetensors(header, data):
+    """Both input forms of fuzz_safetensors: the file (mode byte 0) and "header NUL data" (the harness adds the
+    length)."""
     text = json.dumps(header, separators=(",", ":")).encode() if not isinstance(header, bytes) else header
     text += b" " * (-len(text) % 8)
-    return struct.pack("<Q", len(text)) + text + data
+    return b"\x00" + struct.pack("<Q", len(text)) + text + data, b"\x01" + text + b"\0" + data
 
 
 def safetensors_corpus():
     data = struct.pack("<4f", 1, 2, 3, 4) + struct.pack("<2e", 0.5, -2) + struct.pack("<q", 7) + b"\x01\x02"
-    put("safetensors", "mixed.safetensors", safetensors({
+    put("safetensors", "mixed", safetensors({
         "__metadata__": {"format": "pt", "arch": "cnn"},
         "w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
         "h": {"dtype": "F16", "shape": [2], "data_offsets": [16, 20]},
@@ -56,19 +63,19 @@ def safetensors_corpus():
         "b": {"dtype": "BF16", "shape": [1], "data_offsets": [28, 30]},
         "e": {"dtype": "F64", "shape": [0, 3], "data_offsets": [30, 30]},
     }, data))
-    put("safetensors", "empty.safetensors", safetensors({}, b""))
-    put("safetensors", "unicode.safetensors", safetensors(
+    put("safetensors", "empty", safetensors({}, b""))
+    put("safetensors", "unicode", safetensors(
         b'{"e\\u00e9\\ud83d\\ude00":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}', b"ab"))
-    put("safetensors", "overlap.safetensors", safetensors({
+    put("safetensors", "overlap", safetensors({
         "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
         "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
     }, data[:12]))
-    put("safetensors", "duplicate.safetensors", safetensors(
+    put("safetensors", "duplicate", safetensors(
         b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}',
         data[:8]))
-    put("safetensors", "past_end.safetensors", safetensors({"a": {"dtype": "F64", "shape": [4], "data_offsets": [0, 32]}}, data[:16]))
-    put("safetensors", "huge_header.safetensors", struct.pack("<Q", 2**64 - 8) + b"{}")
-    put("safetensors", "huge_shape.safetensors", safetensors(
+    put("safetensors", "past_end", safetensors({"a": {"dtype": "F64", "shape": [4], "data_offsets": [0, 32]}}, data[:16]))
+    put("safetensors", "huge_header.raw", b"\x00" + struct.pack("<Q", 2**64 - 8) + b"{}")
+    put("safetensors", "huge_shape", safetensors(
         {"a": {"dtype": "F32", "shape": [4611686018427387904, 4], "data_offsets": [0, 16]}}, data[:16]))
 
 
