@@ -4,10 +4,11 @@
  * dict literal such as {'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), } padded with spaces and
  * a final '\n', then the raw data. The reader parses that dict with a small strict parser (keys descr,
  * fortran_order and shape, each exactly once, nothing else), accepts only '<f4' and '<f8' with
- * fortran_order False, checks the data length exactly (truncation and trailing bytes are errors) and
- * rejects NaN or infinite values, naming the element. Every message names the file. The writer pads the
- * header so the total header length is a multiple of 64 bytes, as NumPy does, and writes atomically. The
- * host must be little-endian (checked at compile time). */
+ * fortran_order False, checks the data length exactly against the file size before allocating (truncation
+ * and trailing bytes are errors; only regular files are read) and rejects NaN or infinite values, naming the
+ * element. Every message names the file. The writer pads the header so the total header length is a multiple
+ * of 64 bytes, as NumPy does, and writes atomically. The host must be little-endian (checked at compile
+ * time). */
 #define _XOPEN_SOURCE 700
 #include "npy.h"
 

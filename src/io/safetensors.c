@@ -31,8 +31,7 @@
 
 #define JSON_MAX_DEPTH 32
 /* The format's limit on the JSON header (MAX_HEADER_SIZE of the reference implementation). It also bounds the
- * parsed tree (a few dozen bytes per JSON value), so a hostile header cannot exhaust memory or overflow the
- * parser's int item counts. */
+ * parsed tree (a few dozen bytes per JSON value) and keeps the parser's int item counts from overflowing. */
 #define ST_MAX_HEADER 100000000ull
 
 /* ---------------------------------------------------------------- dtypes */
