@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
     Cifar10 d;
-    int rc = cifar10_load(in_sub ? root : folder, train ? CIFAR10_TRAIN : CIFAR10_TEST, &d);
+    int rc = cifar10_load(root, train ? CIFAR10_TRAIN : CIFAR10_TEST, &d);
     if (rc == 0) {
         FUZZ_ASSERT(dropped < 0, "loaded with %s missing", names[dropped]);
         check_loaded(&d, kept, written);
