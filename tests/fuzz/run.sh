@@ -12,9 +12,11 @@ seconds=${FUZZ_SECONDS:-60}
 build=${BUILD:-build}
 cc=${FUZZ_CC:-clang}
 
-# A trivial harness links only when clang and the libFuzzer + sanitizer runtimes are all there.
-probe_dir=$(mktemp -d)
+# Scratch space for the probe and the harnesses' files (RAM-backed where possible: the harnesses write and
+# fsync files for every input), removed at the end even after a crash left files behind.
+probe_dir=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
 trap 'rm -rf "$probe_dir"' EXIT
+# A trivial harness links only when clang and the libFuzzer + sanitizer runtimes are all there.
 can_fuzz() {
     printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return 0; }\n' >"$probe_dir/p.c"
     "$cc" -fsanitize=fuzzer,address,undefined "$probe_dir/p.c" -o "$probe_dir/p" >/dev/null 2>&1
@@ -60,7 +62,7 @@ for src in tests/fuzz/fuzz_*.c; do
     [[ -f tests/fuzz/$name.dict ]] && dict=(-dict="tests/fuzz/$name.dict")
     # Inputs are at most a few KB, so any allocation over 64 MB is a reader trusting a size field. Output of
     # the code under test (stdout) is discarded; libFuzzer's own report goes to stderr, into the log.
-    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
+    TMPDIR=$probe_dir ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
         UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
         timeout $((seconds + 300)) "$bin" -max_total_time="$seconds" -max_len="$(max_len "$name")" \
         -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=64 -close_fd_mask=1 -print_final_stats=1 \
