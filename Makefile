@@ -109,4 +109,29 @@ bench: $(HESSIAN) $(BENCHES)
 clean:
 	rm -rf $(BUILD) bin build_portable
 
+# Fuzzing: `make fuzz [FUZZ_SECONDS=60]` runs tests/fuzz/run.sh, which installs clang and the libFuzzer runtime
+# when missing (as root), builds every tests/fuzz/fuzz_*.c harness (target fuzz-build) and runs each for
+# FUZZ_SECONDS; see tests/fuzz/README.md. The harnesses link the parsers' sources, built with clang, libFuzzer,
+# AddressSanitizer and UndefinedBehaviorSanitizer into $(BUILD)/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-unknown-pragmas -MMD -MP
+FUZZ_LIB_SRC := src/core/common.c src/core/rng.c src/io/atomic_file.c src/io/npy.c src/io/safetensors.c \
+	src/data/cifar10.c src/cli/args.c
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+.PHONY: fuzz fuzz-build
+.SECONDARY: $(FUZZ_LIB_OBJ)
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CC=$(FUZZ_CC) BUILD=$(BUILD) bash tests/fuzz/run.sh
+fuzz-build: $(FUZZ_BIN)
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $< $(FUZZ_LIB_OBJ) -lpthread -lm -o $@
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BIN:=.d)
+
 -include $(OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TESTS:=.d) $(BENCHES:=.d)

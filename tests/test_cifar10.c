@@ -206,6 +206,31 @@ static void test_load_errors(void) {
               strstr(hs_last_error(), "record 3") && strstr(hs_last_error(), "label 10"),
           "bad label: %s", hs_last_error());
     CHECK(d.n == 0 && d.pixels == NULL, "failed load leaves an empty struct");
+
+    /* Through cifar10_load: a training batch one byte short, then a test batch with label 255. */
+    path_in(dir, sizeof dir, root, "corrupt");
+    mkdir(dir, 0777);
+    for (int b = 0; b < 5; b++) {
+        char name[32];
+        snprintf(name, sizeof name, "data_batch_%d.bin", b + 1);
+        path_in(path, sizeof path, dir, name);
+        write_records(path, 0, 2, -1);
+    }
+    path_in(path, sizeof path, dir, "data_batch_3.bin");
+    CHECK(truncate(path, 2 * CIFAR10_RECORD - 1) == 0, "truncating data_batch_3.bin");
+    CHECK(cifar10_load(dir, CIFAR10_TRAIN, &d) == -1 && strstr(hs_last_error(), "data_batch_3.bin") &&
+              strstr(hs_last_error(), "6145") && strstr(hs_last_error(), "truncated"),
+          "truncated training batch: %s", hs_last_error());
+    CHECK(d.n == 0 && d.labels == NULL && d.pixels == NULL, "failed load leaves an empty struct");
+    path_in(path, sizeof path, dir, "test_batch.bin");
+    write_records(path, 0, 3, -1);
+    FILE *fp = fopen(path, "r+b");
+    CHECK(fp && fseek(fp, CIFAR10_RECORD, SEEK_SET) == 0 && fputc(255, fp) == 255 && fclose(fp) == 0,
+          "writing label 255");
+    CHECK(cifar10_load(dir, CIFAR10_TEST, &d) == -1 && strstr(hs_last_error(), "test_batch.bin") &&
+              strstr(hs_last_error(), "record 1") && strstr(hs_last_error(), "label 255"),
+          "label 255: %s", hs_last_error());
+    CHECK(d.n == 0 && d.labels == NULL && d.pixels == NULL, "failed load leaves an empty struct");
 }
 
 /* ------------------------------------------------------------------------------------------------------ */

@@ -3,9 +3,11 @@
  * file), safetensors round trips (F32, F64, I64, F16, BF16, scalar and empty tensors, metadata, header
  * padding) and rejection of malformed safetensors files (missing, short, header past the end, bad JSON,
  * unknown dtype, negative shape, wrong byte count, offsets past the end, overlapping tensors, duplicate
- * names, wrong shape / missing tensor via safetensors_expect_shape), .npy round trips (f32 and f64, 0-D,
- * 1-D and 2-D, header layout, version 2.0 input) and rejection of malformed .npy files (bad magic, bad
- * version, fortran order, big-endian, integer dtype, truncated, trailing bytes, NaN and Inf). Every
+ * names, an empty name, offsets far past the end, header lengths near 2^64 or over the 100 MB limit, wrong shape / missing
+ * tensor via safetensors_expect_shape), .npy round trips (f32 and f64, 0-D, 1-D and 2-D, header layout,
+ * version 2.0 input) and rejection of malformed .npy files (bad magic, bad version, fortran order,
+ * big-endian, integer dtype, truncated, trailing bytes, NaN and Inf, hostile shapes far larger than the file,
+ * which must fail before any allocation, and non-regular files). Every
  * rejection checks that the message names the file and the problem. Files live in a mkdtemp() folder under
  * /tmp that is removed at the end. */
 #define _XOPEN_SOURCE 700
@@ -15,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../src/core/common.h"
@@ -435,9 +439,30 @@ static void test_safetensors_malformed(void) {
     rc = safetensors_read(p, &st);
     CHECK_ERR(rc, p, "'a'", "twice");
 
+    /* An empty tensor name (safetensors_write refuses to write one, so no round trip could keep it). */
+    write_st_raw(p, "{\"\": {\"dtype\": \"U8\", \"shape\": [1], \"data_offsets\": [0, 1]}}", data, 1);
+    rc = safetensors_read(p, &st);
+    CHECK_ERR(rc, p, "empty name");
+
     write_st_raw(p, "{\"__metadata__\": {\"k\": 1}}", data, 0);
     rc = safetensors_read(p, &st);
     CHECK_ERR(rc, p, "__metadata__", "'k'");
+
+    /* Offsets far past the end, and a header length just below 2^64 (so 8 + length wraps around). */
+    write_st_raw(p, "{\"w\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [4611686018427387904, "
+                    "4611686018427387912]}}", data, 8);
+    rc = safetensors_read(p, &st);
+    CHECK_ERR(rc, p, "'w'", "past the end");
+    write_bytes(p, "\xf8\xff\xff\xff\xff\xff\xff\xff{}      ", 16);
+    rc = safetensors_read(p, &st);
+    CHECK_ERR(rc, p, "18446744073709551608", "larger than the rest");
+
+    /* A header over the format's 100 MB limit is refused before it is read or parsed (sparse file). */
+    unsigned char big_len[8] = {0x01, 0xe1, 0xf5, 0x05, 0, 0, 0, 0}; /* 100000001 */
+    write_bytes(p, big_len, 8);
+    CHECK(truncate(p, 8 + 100000001) == 0, "making a sparse file");
+    rc = safetensors_read(p, &st);
+    CHECK_ERR(rc, p, "header length 100000001", "limit");
 
     /* Accepted: an empty tensor inside another's range, a \u escape with a surrogate pair, gaps. */
     write_st_raw(p,
@@ -616,6 +641,67 @@ static void test_npy_malformed(void) {
     CHECK_ERR(rc, p, "negative");
 }
 
+/* A hostile shape must be compared with the file size before anything is allocated: the file is ~200 bytes,
+ * the header claims 8e18 or 8.8e12 bytes of data. The reader must fail at once, naming the mismatch, not
+ * report an allocation failure (or succeed in allocating and then find the data missing). */
+static void test_npy_hostile_shape(void) {
+    NpyArray a;
+    const char *p = tmp_path("hostile.npy");
+    double d[4] = {1, 2, 3, 4};
+    int rc;
+
+    write_npy_raw(p, 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000, 1000000000), }", d, 32);
+    CHECK(file_size(p) < 200, "hostile file is small (%ld bytes)", file_size(p));
+    double t0 = hs_seconds();
+    rc = npy_read(p, &a);
+    CHECK(hs_seconds() - t0 < 1.0, "hostile shape rejected quickly (%.3f s)", hs_seconds() - t0);
+    CHECK_ERR(rc, p, "truncated", "expected 8000000000000000000 bytes", "found 32");
+
+    write_npy_raw(p, 2, "{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776,), }", d, 32);
+    rc = npy_read(p, &a);
+    CHECK_ERR(rc, p, "truncated", "expected 8796093022208 bytes", "found 32");
+
+    write_npy_raw(p, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }", d, 32);
+    rc = npy_read(p, &a);
+    CHECK_ERR(rc, p, "shape is too large");
+
+    /* The overflow check does not depend on where a zero dimension sits; a zero with sane dimensions is fine. */
+    write_npy_raw(p, 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 4611686018427387904, 4), }", d, 0);
+    rc = npy_read(p, &a);
+    CHECK_ERR(rc, p, "shape is too large");
+    write_npy_raw(p, 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 0, 1099511627776), }", d, 0);
+    rc = npy_read(p, &a);
+    CHECK(rc == 0 && a.numel == 0 && a.ndim == 3, "empty array: %s", hs_last_error());
+    npy_free(&a);
+
+    /* 1 GiB claimed by a small file, read in a child whose address space cannot grow by 256 MiB: allocating
+     * first would fail with "out of memory" there. (Skipped under AddressSanitizer, which needs a huge
+     * address space.) */
+#if !defined(__SANITIZE_ADDRESS__)
+    write_npy_raw(p, 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (134217728,), }", d, 32);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        long pages = 0;
+        FILE *fp = fopen("/proc/self/statm", "r");
+        if (!fp || fscanf(fp, "%ld", &pages) != 1) _exit(3);
+        fclose(fp);
+        struct rlimit lim;
+        lim.rlim_cur = lim.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)256 << 20);
+        if (setrlimit(RLIMIT_AS, &lim) != 0) _exit(3);
+        int child_rc = npy_read(p, &a);
+        _exit(child_rc == -1 && err_has("truncated") && err_has("expected 1073741824 bytes") ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "1 GiB shape in a small file rejected without allocating (child status %d)", status);
+#endif
+
+    /* A folder is not an .npy file (and a pipe could not be size-checked before reading). */
+    rc = npy_read(tmp_dir, &a);
+    CHECK_ERR(rc, tmp_dir, "not a regular file");
+}
+
 int main(void) {
     if (!mkdtemp(tmp_dir)) {
         perror("mkdtemp");
@@ -627,6 +713,7 @@ int main(void) {
     test_safetensors_malformed();
     test_npy_roundtrip();
     test_npy_malformed();
+    test_npy_hostile_shape();
     remove_tmp_dir();
     return check_summary("test_io");
 }

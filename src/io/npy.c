@@ -4,10 +4,11 @@
  * dict literal such as {'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), } padded with spaces and
  * a final '\n', then the raw data. The reader parses that dict with a small strict parser (keys descr,
  * fortran_order and shape, each exactly once, nothing else), accepts only '<f4' and '<f8' with
- * fortran_order False, checks the data length exactly (truncation and trailing bytes are errors) and
- * rejects NaN or infinite values, naming the element. Every message names the file. The writer pads the
- * header so the total header length is a multiple of 64 bytes, as NumPy does, and writes atomically. The
- * host must be little-endian (checked at compile time). */
+ * fortran_order False, checks the data length exactly against the file size before allocating (truncation
+ * and trailing bytes are errors; only regular files are read) and rejects NaN or infinite values, naming the
+ * element. Every message names the file. The writer pads the header so the total header length is a multiple
+ * of 64 bytes, as NumPy does, and writes atomically. The host must be little-endian (checked at compile
+ * time). */
 #define _XOPEN_SOURCE 700
 #include "npy.h"
 
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../core/common.h"
 #include "atomic_file.h"
@@ -200,6 +202,22 @@ static void format_index(char *buf, size_t size, const NpyArray *arr, int64_t k)
     if (used < size) snprintf(buf + used, size - used, "]");
 }
 
+/* The element count of arr's shape; -1 when the product of its non-zero dimensions times 8 bytes overflows
+ * int64 (so the answer does not depend on where a zero dimension sits). */
+static int64_t shape_numel(const NpyArray *arr) {
+    int64_t n = 1;
+    int empty = 0;
+    for (int d = 0; d < arr->ndim; d++) {
+        if (arr->shape[d] == 0) {
+            empty = 1;
+            continue;
+        }
+        if (n > (INT64_MAX / 8) / arr->shape[d]) return -1;
+        n *= arr->shape[d];
+    }
+    return empty ? 0 : n;
+}
+
 int npy_read(const char *path, NpyArray *arr) {
     memset(arr, 0, sizeof *arr);
     FILE *fp = fopen(path, "rb");
@@ -210,6 +228,12 @@ int npy_read(const char *path, NpyArray *arr) {
     int rc = -1;
     char *header = NULL;
     unsigned char pre[12];
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        hs_error("%s: not a regular file", path);
+        goto done;
+    }
+    long long size = (long long)sb.st_size;
     size_t got = fread(pre, 1, 8, fp);
     if (got < 8 || memcmp(pre, "\x93NUMPY", 6) != 0) {
         hs_error("%s: not a .npy file (bad magic bytes)", path);
@@ -232,6 +256,11 @@ int npy_read(const char *path, NpyArray *arr) {
         hs_error("%s: header length %u is implausibly large", path, header_len);
         goto done;
     }
+    if ((long long)(8 + len_bytes + header_len) > size) {
+        hs_error("%s: truncated .npy header (expected %u header bytes, the file has %lld bytes)", path, header_len,
+                 size);
+        goto done;
+    }
     header = hs_malloc(header_len + 1);
     if (!header) goto done;
     if (fread(header, 1, header_len, fp) != header_len) {
@@ -240,16 +269,22 @@ int npy_read(const char *path, NpyArray *arr) {
     }
     header[header_len] = '\0';
     if (parse_header_dict(path, header, header_len, arr) != 0) goto done;
-    int64_t numel = 1;
-    for (int d = 0; d < arr->ndim; d++) {
-        if (arr->shape[d] != 0 && numel > (INT64_MAX / 8) / arr->shape[d]) {
-            hs_error("%s: shape is too large", path);
-            goto done;
-        }
-        numel *= arr->shape[d];
+    /* Compare the data size the shape implies with what the file holds before allocating anything, so a
+     * hostile shape can never make the reader allocate more than the file size. */
+    int64_t numel = shape_numel(arr);
+    if (numel < 0) {
+        hs_error("%s: shape is too large (more than 2^63 bytes of data)", path);
+        goto done;
     }
     arr->numel = numel;
     size_t nbytes = (size_t)numel * (size_t)arr->word_size;
+    long long pos = ftell(fp);
+    unsigned long long have = pos >= 0 && size > pos ? (unsigned long long)(size - pos) : 0;
+    if (have < nbytes) {
+        hs_error("%s: truncated data: expected %zu bytes for %lld elements, found %llu", path, nbytes,
+                 (long long)numel, have);
+        goto done;
+    }
     unsigned char *raw = hs_malloc(nbytes);
     if (!raw) goto done;
     size_t n = fread(raw, 1, nbytes, fp);

@@ -15,9 +15,9 @@ typedef struct {
     int word_size; /* 4 or 8: the dtype found in the file */
 } NpyArray;
 
-/* Reads a float32 or float64 array (converted to double). Rejects: missing file, bad magic, unsupported
- * version, malformed header dict, big-endian or non-float dtype, fortran_order True, truncated data,
- * NaN or infinite values. */
+/* Reads a float32 or float64 array (converted to double). Rejects: missing or non-regular file, bad magic,
+ * unsupported version, malformed header dict, big-endian or non-float dtype, fortran_order True, truncated
+ * data (the shape is checked against the file size before anything is allocated), NaN or infinite values. */
 int npy_read(const char *path, NpyArray *arr);
 void npy_free(NpyArray *arr);
 

@@ -3,9 +3,10 @@
  * [begin, end]}, ..., "__metadata__": {"key": "value"}}), then the data section holding the raw
  * little-endian tensor bytes at those offsets. The reader holds a small, strict, depth-limited JSON parser
  * (objects, arrays, strings with every escape incl. surrogate pairs, integers; true/false/null parse but are
- * rejected by validation) and validates everything: file size, header length, UTF-8, JSON syntax, field
- * names and types, dtype, shape (non-negative, at most ST_MAX_DIMS dims, no overflow), data_offsets size
- * against dtype size * numel, offsets inside the data section, overlapping tensors and duplicate names.
+ * rejected by validation) and validates everything: file size, header length (at most 100 MB, the format's
+ * limit), UTF-8, JSON syntax, field names and types, dtype, shape (non-negative, at most ST_MAX_DIMS dims,
+ * no overflow), data_offsets size against dtype size * numel, offsets inside the data section, overlapping
+ * tensors, empty names (the writer refuses them too) and duplicate names.
  * Every message names the file and, where one is involved, the tensor. The writer emits a compact header
  * padded with spaces to a multiple of 8 bytes (as the Python library does), tensors in the given order, and
  * writes atomically through atomic_file. Byte order: the host must be little-endian (checked at compile
@@ -29,6 +30,9 @@
 #endif
 
 #define JSON_MAX_DEPTH 32
+/* The format's limit on the JSON header (MAX_HEADER_SIZE of the reference implementation). It also bounds the
+ * parsed tree (a few dozen bytes per JSON value) and keeps the parser's int item counts from overflowing. */
+#define ST_MAX_HEADER 100000000ull
 
 /* ---------------------------------------------------------------- dtypes */
 
@@ -591,6 +595,7 @@ static int validate_header(const char *path, const Jv *root, SafeTensors *st) {
             HS_TRY(parse_metadata(path, &root->items[k], st));
             continue;
         }
+        if (!root->keys[k][0]) return hs_error("%s: a tensor has an empty name", path);
         StTensor *t = &st->tensors[st->count];
         t->name = strdup(root->keys[k]);
         if (!t->name) return hs_error("%s: out of memory", path);
@@ -640,6 +645,11 @@ int safetensors_read(const char *path, SafeTensors *st) {
         hs_error("%s: header length %llu is larger than the rest of the file (%llu bytes); the file is truncated "
                  "or not a safetensors file",
                  path, (unsigned long long)header_len, (unsigned long long)(file_size - 8));
+        goto done;
+    }
+    if (header_len > ST_MAX_HEADER) {
+        hs_error("%s: header length %llu exceeds the safetensors limit of %llu bytes", path,
+                 (unsigned long long)header_len, ST_MAX_HEADER);
         goto done;
     }
     if (header_len < 2) {
