@@ -4,11 +4,15 @@
 
 #include "blas.h"
 
-/* Products below this many multiply-adds run as one single-threaded call; above it, C is cut into tiles of at
- * least GEMM_TILE_MIN rows or columns (along its longer side), at most GEMM_TILES of them. */
+/* Products of at least GEMM_PARALLEL_MIN multiply-adds are cut into tiles of at least GEMM_TILE_MIN rows (or
+ * columns: along C's longer side, so that the smaller operand is the one each tile packs again), at most
+ * GEMM_TILES of them; smaller products are one tile. */
 #define GEMM_PARALLEL_MIN (1L << 20)
 #define GEMM_TILE_MIN 64
 #define GEMM_TILES 32
+/* OpenBLAS runs products of at most this many multiply-adds on one thread (its SMP threshold 65536 times
+ * GEMM_MULTITHREAD_THRESHOLD 4), inside an OpenMP region or not; tests/test_threads.c would notice otherwise. */
+#define GEMM_SINGLE_THREADED (65536L * 4)
 
 static void FN(blas_gemm)(int ta, int tb, int M, int N, int K, real alpha, const real *A, int lda, const real *B,
                           int ldb, real beta, real *C, int ldc) {
@@ -32,12 +36,12 @@ void FN(gemm)(int ta, int tb, int M, int N, int K, real alpha, const real *A, in
         if (tiles > GEMM_TILES) tiles = GEMM_TILES;
         if (tiles < 1) tiles = 1;
     }
-    if (tiles == 1 && omp_in_parallel()) { /* BLAS is single-threaded inside an OpenMP region */
+    if (tiles == 1 && (omp_in_parallel() || work <= GEMM_SINGLE_THREADED)) { /* single-threaded BLAS (see above) */
         FN(blas_gemm)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    /* Outside one, even a single tile runs in a parallel region of two threads so that OpenBLAS does not
-     * thread it (with one thread, OpenBLAS does not either). */
+    /* Otherwise tiles run in a parallel region, even a single one (in a region of two threads), so that
+     * OpenBLAS does not thread them; with one thread OpenBLAS does not either. */
     int threads = omp_get_max_threads();
     if (threads > tiles) threads = tiles > 1 ? tiles : 2;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && !omp_in_parallel())

@@ -371,6 +371,8 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
     /* Samples are summed in blocks fixed by N and the shape alone (not by the thread count), each block in
      * sample order into its own accumulator, and the blocks in order: the same bits for any thread count. */
     size_t acc_size = (size_t)K * (wsize + (size_t)O); /* per block: K weight blocks then K bias blocks */
+    acc_size = (acc_size + 63) & ~(size_t)63; /* blocks 64 values apart: threads share no cache line (measured:
+                                                * 15% slower cnn HVPs without) */
     int blocks = N < CONV_ACC_BLOCKS ? N : CONV_ACC_BLOCKS;
     while (blocks > 1 && acc_size * (size_t)blocks > CONV_ACC_VALUES) blocks--;
     real *acc_all = scratch_get(SLOT_ACC, sizeof(real) * acc_size * (size_t)blocks);
@@ -381,7 +383,7 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
     {
         ConvBuffers b;
         if (FN(buffers_get)(&b, s, &p, cross_in || cross_w, K * O) != 0) failed = 1;
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static)
         for (int blk = 0; blk < blocks; blk++) {
             real *acc = acc_all + (size_t)blk * acc_size;
             real *acc_b = acc + (size_t)K * wsize;
