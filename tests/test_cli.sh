@@ -7,24 +7,8 @@
 # Every numeric check fails on a missing or non-numeric value (CLI_VERBOSE=1 prints each one's values). Fixed
 # seeds: the outcome is deterministic.
 # Prints "test_cli: N passed, M failed".
-set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bin=${HESSIAN_BIN:-bin/hessian}
-data=tests/golden/cnn_data
-ck=tests/golden/cnn_init.safetensors
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} HESSIAN_QUIET=1
-passed=0; failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-# expect STATUS PATTERN CMD...: exit status and a pattern in stdout+stderr
-expect() {
-    local want=$1 pattern=$2; shift 2
-    local out; out=$("$@" 2>&1); local rc=$?
-    if [[ $rc -ne $want ]]; then bad "exit $rc (want $want): $*"$'\n'"$out"; return; fi
-    if [[ -n $pattern ]] && ! grep -qiE -- "$pattern" <<<"$out"; then bad "no /$pattern/ in output of: $*"$'\n'"$out"; return; fi
-    ok
-}
+source tests/cli_harness.sh
 # JSON written by the CLI (one key per line, arrays on one line): jnum FILE KEY prints the first number after
 # "KEY": (an array's first element), jarr FILE KEY an array's elements one per line; nothing when absent.
 jnum() { grep -o "\"$2\": \[\?[-0-9.eE+]*" "$1" 2>/dev/null | head -1 | sed 's/.*[[ ]//'; }
@@ -216,5 +200,4 @@ holds "density: nodes inside the exact spectrum, weights sum to 1, mean near tra
         awk 'NR == 1 { lo = hi = $1 } { lo = $1 < lo ? $1 : lo; hi = $1 > hi ? $1 : hi; w += $2; mean += $1 * $2 }
              END { printf "k=%d lo=%.17g hi=%.17g w=%.17g mean=%.17g", NR, lo, hi, w, mean }')
 
-echo "test_cli: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+summary test_cli

@@ -5,27 +5,10 @@
 # --random-init required, conflicting and ignored options refused, --help contents, and result files that
 # record how to reproduce them (command line, commit, CPU, data and input hashes, product counts, exact
 # numbers). Prints "test_cli_options: N passed, M failed".
-set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bin=${HESSIAN_BIN:-bin/hessian}
+source tests/cli_harness.sh
 root=$(pwd)
 case $bin in /*) abs_bin=$bin ;; *) abs_bin=$root/$bin ;; esac
-data=tests/golden/cnn_data
-ck=tests/golden/cnn_init.safetensors
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} HESSIAN_QUIET=1
-passed=0; failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-# expect STATUS PATTERN CMD...: exit status and a pattern in stdout+stderr (saved in $out)
-out=
-expect() {
-    local want=$1 pattern=$2; shift 2
-    out=$("$@" 2>&1); local rc=$?
-    if [[ $rc -ne $want ]]; then bad "exit $rc (want $want): $*"$'\n'"$out"; return; fi
-    if [[ -n $pattern ]] && ! grep -qiE -- "$pattern" <<<"$out"; then bad "no /$pattern/ in output of: $*"$'\n'"$out"; return; fi
-    ok
-}
 # expect_not PATTERN: the last expect's output lacks PATTERN (no work was done)
 expect_not() { grep -qiE -- "$1" <<<"$out" && bad "/$1/ in output (work was done before the error):"$'\n'"$out" || ok; }
 # npy FILE SHAPE [DATA_FILE]: a float64 .npy with that shape (header padded to 128 bytes) and the data's bytes
@@ -212,5 +195,4 @@ expect 0 "d = 310" "$bin" exact "${common[@]}" --params 9 --k 2 --json "$tmp/e.j
 expect 0 "lambda" "$bin" lanczos "${common[@]}" --k 1 --steps 20 --start "$tmp/two.npy" --json "$tmp/l.json"
 grep -A3 '"option": "--start"' "$tmp/l.json" | grep -q "\"md5\": \"$(md5 "$tmp/two.npy")\"" && ok || bad "--start hash missing"
 
-echo "test_cli_options: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+summary test_cli_options

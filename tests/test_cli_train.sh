@@ -5,28 +5,11 @@
 # (refused before epoch 1), stale temporaries of a killed run, SIGTERM handled like Ctrl-C, corrupt --init
 # classifiers, and --resume giving the same checkpoint, CSV curve, JSON epochs and sharpness log as an
 # uninterrupted run, ignored options refused, and the same checkpoint at 1, 2 and 3 threads. Prints "test_cli_train: N passed, M failed".
-set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bin=${HESSIAN_BIN:-bin/hessian}
-data=tests/golden/cnn_data
-ck=tests/golden/cnn_init.safetensors
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} HESSIAN_QUIET=1
-passed=0; failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-# expect STATUS PATTERN CMD...: exit status and a pattern in stdout+stderr; the output is kept in $last.
-# Every command gets 60 s (a forged state once made train loop for 2^31 epochs).
-last=
-expect() {
-    local want=$1 pattern=$2; shift 2
-    last=$(timeout 60 "$@" 2>&1); local rc=$?
-    if [[ $rc -ne $want ]]; then bad "exit $rc (want $want): $*"$'\n'"$last"; return; fi
-    if [[ -n $pattern ]] && ! grep -qiE -- "$pattern" <<<"$last"; then bad "no /$pattern/ in output of: $*"$'\n'"$last"; return; fi
-    ok
-}
+EXPECT_SECONDS=60 # a forged state once made train loop for 2^31 epochs
+source tests/cli_harness.sh
 # The checks ran before any training: no epoch line in the last output.
-not_trained() { grep -q "Epoch 1/" <<<"$last" && bad "$1: refused only after training" || ok; }
+not_trained() { grep -q "Epoch 1/" <<<"$out" && bad "$1: refused only after training" || ok; }
 train=("$bin" train --data "$data" --batch 16 --quiet)
 # st_set FILE OLD NEW: replaces the text OLD by NEW in a safetensors header (rewriting its length).
 st_set() {
@@ -162,7 +145,7 @@ opts=(--log-every 4 --sharpness-at 0,1,2 --sharpness-iters 3 --sharpness-batch 3
 expect 0 "Epoch 2/2" "${train[@]}" --epochs 2 --out "$tmp/u.st" --json "$tmp/u.json" --csv "$tmp/u.csv" "${opts[@]}"
 expect 0 "Epoch 1/1" "${train[@]}" --epochs 1 --out "$tmp/r.st" "${opts[@]}"
 expect 0 "resuming" "${train[@]}" --epochs 2 --out "$tmp/r.st" --resume "$tmp/r.st" --json "$tmp/r.json" --csv "$tmp/r.csv" "${opts[@]}"
-grep -q "Sharpness at epoch 1" <<<"$last" && bad "resume measured the sharpness of epoch 1 again" || ok
+grep -q "Sharpness at epoch 1" <<<"$out" && bad "resume measured the sharpness of epoch 1 again" || ok
 cmp -s "$tmp/u.st" "$tmp/r.st" && ok || bad "resumed checkpoint differs"
 cmp -s "$tmp/u.csv" "$tmp/r.csv" && ok || bad "resumed CSV curve differs: $(diff "$tmp/u.csv" "$tmp/r.csv")"
 epochs_of() { sed -n '/"epochs"/,$p' "$1" | grep -v seconds; }
@@ -179,5 +162,4 @@ for t in 1 2 3; do expect 0 "Epoch 1/1" "${train[@]}" --epochs 1 --threads $t --
 cmp -s "$tmp/threads1.st" "$tmp/threads2.st" && cmp -s "$tmp/threads1.st" "$tmp/threads3.st" && ok \
     || bad "training at 1, 2 and 3 threads gives different checkpoints"
 
-echo "test_cli_train: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+summary test_cli_train
