@@ -155,6 +155,14 @@ holds "lanczos --params 9 vs the exact block" 'd == 310 && abs(l - e) <= r + 1e-
     l="$(jnum "$tmp/lz9.json" eigenvalues)" r="$(jnum "$tmp/lz9.json" residuals)" \
     e="$(sed -n '/"name": "9"/,/}/p' "$ex" | grep -o '"largest": [-0-9.eE+]*' | cut -d' ' -f2)"
 expect 2 "names no parameter" "$bin" lanczos "${common[@]}" --params nosuchlayer --k 2
+# exact --params 9 alone propagates only the block's 310 unit directions (one chunk of 64), and its extreme
+# eigenvalues are those of the per-layer block.
+expect 0 "d = 310" "$bin" exact "${common[@]}" --params 9 --k 1 --json "$tmp/ex9.json"
+holds "exact --params 9: 310 directions, extreme eigenvalues of the exact layer block" \
+    'u == 310 && abs(hi - e) <= 1e-12 * e && abs(lo - s) <= 1e-12 * e' u="$(jnum "$tmp/ex9.json" unit_directions)" \
+    hi="$(jnum "$tmp/ex9.json" eigenvalues_largest)" lo="$(jnum "$tmp/ex9.json" eigenvalues_smallest)" \
+    e="$(sed -n '/"name": "9"/,/}/p' "$ex" | grep -o '"largest": [-0-9.eE+]*' | cut -d' ' -f2)" \
+    s="$(sed -n '/"name": "9"/,/}/p' "$ex" | grep -o '"smallest": [-0-9.eE+]*' | cut -d' ' -f2)"
 
 # Trace estimates within 3 of their reported standard errors of the exact trace. The errors themselves are
 # bounded: Hutchinson's variance with Rademacher probes is 2 (||H||_F^2 - sum H_ii^2) <= 2 ||H||_F^2 per probe,

@@ -89,7 +89,7 @@ range=$(head -c $((8 + n)) "$ck" | tail -c "$n" | grep -o '"9.weight":{[^}]*' | 
 cp "$ck" "$tmp/zero9.safetensors"
 dd if=/dev/zero of="$tmp/zero9.safetensors" bs=1 seek=$((8 + n + ${range%,*})) count=$((${range#*,} - ${range%,*})) \
     conv=notrunc 2>/dev/null
-expect 1 "Hessian block of --params 0 .*exactly zero" "$bin" exact --checkpoint "$tmp/zero9.safetensors" --data "$data" \
+expect 1 "params 0: the Hessian block .*exactly zero" "$bin" exact --checkpoint "$tmp/zero9.safetensors" --data "$data" \
     --samples 8 --params 0 --json "$tmp/zero.json"
 [[ ! -e $tmp/zero.json ]] && ok || bad "exact wrote a result for an all-zero block"
 

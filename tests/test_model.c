@@ -5,7 +5,7 @@
  *   Hessian-vector products against central differences of the gradient (relative error <= 1e-6);
  *   symmetry v.(Hw) = w.(Hv); GGN products are positive semi-definite;
  *   the exact Hessian equals the matrix built column by column from single HVPs (checked as H v for random
- *   v and on sampled columns);
+ *   v and on sampled columns), and the exact block on a parameter subset equals that block of it;
  *   checkpoints round-trip; a zero direction product is refused when it must be.
  * (float32 against float64 and PyTorch: test_golden_f32.) */
 #include <math.h>
@@ -110,6 +110,35 @@ int main(void) {
         for (size_t j = 0; j < i; j++)
             if (H[i * P + j] != H[j * P + i]) sym = 0;
     CHECK(sym, "exact Hessian is not exactly symmetric after symmetrisation");
+
+    /* The exact block on 3.weight, 3.bias (layer 1, with the dead unit 1010) and 9.bias (layer 3) equals that
+     * block of the full matrix, from only its own unit directions (3 chunks); unordered indices are refused. */
+    int64_t sel[640], n = 0;
+    for (int t = 0; t < m->num_tensors; t++)
+        if (!strcmp(m->tensors[t].name, "3.weight") || !strcmp(m->tensors[t].name, "3.bias") ||
+            !strcmp(m->tensors[t].name, "9.bias"))
+            for (size_t i = 0; i < m->tensors[t].numel; i++) sel[n++] = (int64_t)(m->tensors[t].offset + i);
+    CHECK(n == 640, "block size %lld, expected 640", (long long)n);
+    double *B = malloc(sizeof(double) * (size_t)(n * n)), berr = 0, hmax = 0;
+    ExactInfo binfo;
+    CHECK(curv_exact_block_f64(m, &set, CURVATURE_HESSIAN, sel, n, B, &binfo, NULL, NULL) == 0, "exact block: %s",
+          hs_last_error());
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double h = H[(size_t)sel[i] * P + (size_t)sel[j]];
+            berr = fmax(berr, fabs(B[i * n + j] - h));
+            hmax = fmax(hmax, fabs(h));
+        }
+    CHECK(hmax > 0 && berr <= 1e-12 * hmax, "exact block vs the full matrix's block: max error %g (max entry %g)", berr,
+          hmax);
+    CHECK(binfo.directions == 3 * n, "exact block propagated %lld directions, expected %lld",
+          (long long)binfo.directions, (long long)(3 * n));
+    CHECK(binfo.asymmetry < 1e-12, "exact block asymmetry %g", binfo.asymmetry);
+    CHECK_CLOSE(binfo.loss, loss, 1e-12, 0);
+    sel[0] = sel[1];
+    CHECK(curv_exact_block_f64(m, &set, CURVATURE_HESSIAN, sel, n, B, &binfo, NULL, NULL) != 0 &&
+              strstr(hs_last_error(), "ascending"), "an exact block with repeated indices was accepted");
+    free(B);
 
     /* The exact GGN: G v equals the GGN product, and v.Gv through the matrix is positive (spot check of
      * positive semi-definiteness). */

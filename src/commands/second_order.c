@@ -195,33 +195,39 @@ int FN(cmd_exact)(int argc, char **argv) {
     status = EXIT_ERROR;
     Model *m = cs.model;
     int count = cs.count;
-    H = hs_malloc(sizeof(double) * P * P);
-    eig = hs_malloc(sizeof(double) * P);
+    /* Without --per-layer a --params block is computed alone (only its unit directions); else the whole matrix. */
+    int block_only = sel && !per_layer;
+    size_t Pfull = P, rows = block_only ? (size_t)nsel : P;
+    H = hs_malloc(sizeof(double) * rows * rows);
+    eig = hs_malloc(sizeof(double) * rows);
     if (!H || !eig) goto done;
     SampleSet set = {&cs.train, cs.idx, count, o.chunk};
     Progress pr;
-    progress_begin(&pr, "Hessian", "dir", (int64_t)P * ((count + (o.chunk > 0 ? o.chunk : 64) - 1) / (o.chunk > 0 ? o.chunk : 64)));
+    int chunk = o.chunk > 0 ? o.chunk : 64;
+    progress_begin(&pr, "Hessian", "dir", (int64_t)rows * ((count + chunk - 1) / chunk));
     ExactInfo info;
     double t0 = hs_seconds();
-    if (FN(curv_exact)(m, &set, o.curvature, H, &info, exact_progress, &pr) != 0) {
-        progress_end(&pr);
+    int rc = block_only ? FN(curv_exact_block)(m, &set, o.curvature, sel, nsel, H, &info, exact_progress, &pr)
+                        : FN(curv_exact)(m, &set, o.curvature, H, &info, exact_progress, &pr);
+    progress_end(&pr);
+    if (rc != 0) {
+        if (block_only) hs_error_context("--params %s: ", o.params);
         goto done;
     }
-    progress_end(&pr);
     double t_matrix = hs_seconds() - t0;
-    size_t Pfull = P;
+    if (block_only) P = rows;
     if (per_layer) { /* the whole matrix, kept for the layer blocks */
         Hfull = hs_malloc(sizeof(double) * P * P);
         if (!Hfull) goto done;
         memcpy(Hfull, H, sizeof(double) * P * P);
     }
-    if (sel) {
+    if (sel && !block_only) {
         FN(extract_block)(H, P, sel, nsel);
         P = (size_t)nsel;
         size_t nonzero = 0;
         for (size_t i = 0; i < P * P && !nonzero; i++) nonzero = H[i] != 0;
         if (!nonzero) {
-            hs_error("the Hessian block of --params %s (d = %zu) is exactly zero: the loss does not depend on those "
+            hs_error("--params %s: the Hessian block (d = %zu) is exactly zero: the loss does not depend on those "
                      "parameters here (or their units are inactive); refusing to return a silent zero", o.params, P);
             goto done;
         }

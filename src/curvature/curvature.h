@@ -43,6 +43,13 @@ typedef void (*ExactProgress)(void *user, int64_t done, int64_t total);
 int FN(curv_exact)(Model *m, const SampleSet *set, Curvature curvature, double *H, ExactInfo *info,
                    ExactProgress progress, void *user);
 
+/* The (n,n) block (row-major, double) of that matrix on rows and columns sel (n strictly ascending parameter
+ * indices): only the n unit directions are propagated (info->directions = n per sample chunk), each from its
+ * own layer on; same-layer entries are computed twice (info->asymmetry), then B is symmetrised. Equals the
+ * block of curv_exact's matrix. */
+int FN(curv_exact_block)(Model *m, const SampleSet *set, Curvature curvature, const int64_t *sel, int64_t n,
+                         double *B, ExactInfo *info, ExactProgress progress, void *user);
+
 /* Fills (count) normalised images (count,3,32,32) and labels for indices. */
 void FN(samples_fill)(const Cifar10 *data, const int *indices, int count, real *x, int32_t *labels);
 

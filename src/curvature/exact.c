@@ -1,11 +1,11 @@
-/* exact.c: the full Hessian (or Gauss-Newton matrix) of a small model over a sample set, from batched
- * Hessian-vector products with unit directions (see curvature.h).
+/* exact.c: the full Hessian (or Gauss-Newton matrix) of a small model over a sample set, or the block of it
+ * on a subset of the parameters, from batched Hessian-vector products with unit directions (see curvature.h).
  *
  * For each chunk of samples the primal forward and backward passes run once; then, layer by layer, up to
- * `max_directions` unit directions of that layer's parameters are propagated together. A direction in layer l
- * has no tangent below l, so the tangent passes start at l and only rows of parameters in layers >= l are
- * formed: the block of layer l with itself is computed twice (that gives the measured asymmetry), blocks
- * below it are filled in from the transposed blocks. Accumulation over chunks is in double. */
+ * EXACT_MAX_DIRECTIONS unit directions of that layer's selected parameters are propagated together. A direction
+ * in layer l has no tangent below l, so the tangent passes start at l and only the selected rows of parameters
+ * in layers >= l are formed: the block of layer l with itself is computed twice (that gives the measured
+ * asymmetry), blocks below it are filled in from the transposed blocks. Accumulation over chunks is in double. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,19 +14,24 @@
 
 #define EXACT_MAX_DIRECTIONS 512
 
-int FN(curv_exact)(Model *m, const SampleSet *set, Curvature curvature, double *H, ExactInfo *info,
-                   ExactProgress progress, void *user) {
+/* The (n,n) matrix B of rows and columns sel (ascending) of the curvature; sel = all indices: the full matrix. */
+static int FN(exact_rows)(Model *m, const SampleSet *set, Curvature curvature, const int64_t *sel, size_t n,
+                          double *B, ExactInfo *info, ExactProgress progress, void *user) {
     if (set->count <= 0) return hs_error("no samples selected");
     double t0 = hs_seconds();
     size_t P = m->num_params;
     int L = m->num_layers;
-    /* first parameter of each layer (tensors are in layer order) */
+    /* first parameter of each layer (tensors are in layer order), then first selected position of each layer */
     size_t *layer_begin = hs_calloc((size_t)L + 1, sizeof(size_t));
     if (!layer_begin) return -1;
     for (int l = 0; l <= L; l++) layer_begin[l] = P;
     for (int t = m->num_tensors - 1; t >= 0; t--) layer_begin[m->tensors[t].layer] = m->tensors[t].offset;
     for (int l = L - 1; l >= 0; l--)
         if (layer_begin[l] > layer_begin[l + 1]) layer_begin[l] = layer_begin[l + 1];
+    for (size_t p = 0, l = 0; l <= (size_t)L; l++) {
+        while (p < n && (size_t)sel[p] < layer_begin[l]) p++;
+        layer_begin[l] = p;
+    }
 
     int chunk = set->chunk > 0 ? set->chunk : 64;
     if (chunk > set->count) chunk = set->count;
@@ -37,15 +42,15 @@ int FN(curv_exact)(Model *m, const SampleSet *set, Curvature curvature, double *
     real *V = hs_calloc(P * (size_t)Kmax, sizeof(real));
     real *HV = hs_malloc(sizeof(real) * P * (size_t)Kmax);
     int rc = (x && y && grad && V && HV) ? 0 : -1;
-    memset(H, 0, sizeof(double) * P * P);
+    memset(B, 0, sizeof(double) * n * n);
     double scale = 1.0 / set->count, loss = 0;
-    int64_t chunks = (set->count + chunk - 1) / chunk, done = 0, total = chunks * (int64_t)P;
+    int64_t chunks = (set->count + chunk - 1) / chunk, done = 0, total = chunks * (int64_t)n;
 
     for (int start = 0; start < set->count && rc == 0; start += chunk) {
-        int n = set->count - start < chunk ? set->count - start : chunk;
-        FN(samples_fill)(set->data, set->indices + start, n, x, y);
+        int count = set->count - start < chunk ? set->count - start : chunk;
+        FN(samples_fill)(set->data, set->indices + start, count, x, y);
         double part;
-        rc = FN(model_forward)(m, x, n);
+        rc = FN(model_forward)(m, x, count);
         if (rc == 0) rc = FN(model_loss)(m, y, scale, &part, NULL);
         if (rc == 0) rc = FN(model_backward)(m, y, scale, m->arch->grad_optional ? NULL : grad);
         if (rc != 0) break;
@@ -53,16 +58,16 @@ int FN(curv_exact)(Model *m, const SampleSet *set, Curvature curvature, double *
         for (int l = 0; l < L && rc == 0; l++) {
             for (size_t j0 = layer_begin[l]; j0 < layer_begin[l + 1] && rc == 0; j0 += (size_t)Kmax) {
                 int K = (int)(layer_begin[l + 1] - j0 < (size_t)Kmax ? layer_begin[l + 1] - j0 : (size_t)Kmax);
-                for (int k = 0; k < K; k++) V[(size_t)k * P + j0 + (size_t)k] = 1;
+                for (int k = 0; k < K; k++) V[(size_t)k * P + (size_t)sel[j0 + (size_t)k]] = 1;
                 memset(HV, 0, sizeof(real) * P * (size_t)K);
                 rc = FN(model_hvp_chunk)(m, V, K, l, curvature, HV);
-                for (int k = 0; k < K; k++) V[(size_t)k * P + j0 + (size_t)k] = 0;
+                for (int k = 0; k < K; k++) V[(size_t)k * P + (size_t)sel[j0 + (size_t)k]] = 0;
                 size_t c0 = layer_begin[l];
 #pragma omp parallel for schedule(static)
                 for (int k = 0; k < K; k++) {
-                    double *row = H + (j0 + (size_t)k) * P;
+                    double *row = B + (j0 + (size_t)k) * n;
                     const real *hv = HV + (size_t)k * P;
-                    for (size_t c = c0; c < P; c++) row[c] += (double)hv[c];
+                    for (size_t c = c0; c < n; c++) row[c] += (double)hv[sel[c]];
                 }
                 done += K;
                 if (progress) progress(user, done, total);
@@ -75,20 +80,23 @@ int FN(curv_exact)(Model *m, const SampleSet *set, Curvature curvature, double *
         for (int l = 0; l < L; l++)
             for (size_t i = layer_begin[l]; i < layer_begin[l + 1]; i++)
                 for (size_t j = i + 1; j < layer_begin[l + 1]; j++) {
-                    double a = H[i * P + j], b = H[j * P + i];
+                    double a = B[i * n + j], b = B[j * n + i];
                     if (fabs(a - b) > asym) asym = fabs(a - b);
-                    H[i * P + j] = H[j * P + i] = 0.5 * (a + b);
+                    B[i * n + j] = B[j * n + i] = 0.5 * (a + b);
                 }
         for (int l = 1; l < L; l++)
             for (size_t j = layer_begin[l]; j < layer_begin[l + 1]; j++)
-                for (size_t c = 0; c < layer_begin[l]; c++) H[j * P + c] = H[c * P + j];
+                for (size_t c = 0; c < layer_begin[l]; c++) B[j * n + c] = B[c * n + j];
         double norm = 0;
         int finite = 1;
-        for (size_t i = 0; i < P * P; i++) {
-            if (!isfinite(H[i])) finite = 0;
-            norm += fabs(H[i]);
+        for (size_t i = 0; i < n * n; i++) {
+            if (!isfinite(B[i])) finite = 0;
+            norm += fabs(B[i]);
         }
         if (!finite) rc = hs_error("the Hessian has non-finite entries (diverged model or bad input)");
+        else if (norm == 0 && n < P)
+            rc = hs_error("the Hessian block (d = %zu) is exactly zero: the loss does not depend on those parameters "
+                          "here (or their units are inactive); refusing to return a silent zero", n);
         else if (norm == 0)
             rc = hs_error("the Hessian is exactly zero: the loss does not depend on the parameters (or every unit is "
                           "inactive); refusing to return a silent zero");
@@ -107,4 +115,25 @@ int FN(curv_exact)(Model *m, const SampleSet *set, Curvature curvature, double *
         info->directions = total;
     }
     return 0;
+}
+
+int FN(curv_exact)(Model *m, const SampleSet *set, Curvature curvature, double *H, ExactInfo *info,
+                   ExactProgress progress, void *user) {
+    size_t P = m->num_params;
+    int64_t *all = hs_malloc(sizeof(int64_t) * P);
+    if (!all) return -1;
+    for (size_t i = 0; i < P; i++) all[i] = (int64_t)i;
+    int rc = FN(exact_rows)(m, set, curvature, all, P, H, info, progress, user);
+    free(all);
+    return rc;
+}
+
+int FN(curv_exact_block)(Model *m, const SampleSet *set, Curvature curvature, const int64_t *sel, int64_t n,
+                         double *B, ExactInfo *info, ExactProgress progress, void *user) {
+    if (n <= 0) return hs_error("exact block: no parameters selected");
+    for (int64_t i = 0; i < n; i++)
+        if (sel[i] < 0 || (size_t)sel[i] >= m->num_params || (i > 0 && sel[i] <= sel[i - 1]))
+            return hs_error("exact block: parameter indices must be ascending and below %zu (index %lld is %lld)",
+                            m->num_params, (long long)i, (long long)sel[i]);
+    return FN(exact_rows)(m, set, curvature, sel, (size_t)n, B, info, progress, user);
 }
