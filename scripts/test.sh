@@ -8,10 +8,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh || exit 1
 make -s -j2 BUILD=build_portable OPT='-O2 -march=x86-64-v2' all >&2 || exit 1
 passed=0; failed=0
+log=$(mktemp); trap 'rm -f "$log"' EXIT
 run() { # NAME MAKE-ARGS...: one run of the suite; adds its counts
     local name=$1 line; shift
     echo "== $name" >&2
-    line=$(make -s -j2 "$@" test 2>&1 | tee /dev/stderr | grep -E '^tests: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+    make -s -j2 "$@" test 2>&1 | tee "$log" >&2 # (tee to /dev/stderr would reopen, and truncate, a log file)
+    line=$(grep -E '^tests: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
     if [[ -z $line ]]; then echo "test.sh: $name printed no summary" >&2; failed=$((failed + 1)); return; fi
     passed=$((passed + $(sed -E 's/^tests: ([0-9]+) passed.*/\1/' <<<"$line")))
     failed=$((failed + $(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")))
