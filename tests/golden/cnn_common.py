@@ -44,7 +44,7 @@ def batches_dir(d):
     if os.path.exists(os.path.join(d, TRAIN_FILES[0])) or os.path.exists(os.path.join(d, TEST_FILE)):
         return d
     raise FileNotFoundError(f"{d}: no cifar-10-batches-bin/ folder (make one with "
-                            f"/work/shared/data/cifar10-bin DEST)")
+                            f"scripts/get-data.sh DEST from the repository root)")
 
 
 def read_records(path, start=0, count=None):
