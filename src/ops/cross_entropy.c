@@ -4,14 +4,15 @@
  *   td_z = scale (diag(p) - p p^T) t_z = scale p * (t_z - <p, t_z>)      (the loss's own Hessian)
  * Softmax and the loss are computed in double whatever the precision. */
 #include <math.h>
-#include <stdlib.h>
+
+#include "../core/scratch.h"
 
 #include "ops.h"
 
 int FN(cross_entropy_forward)(double *loss, real *probs, int *correct, const real *logits, const int32_t *labels,
                               double scale, int N, int C) {
     /* per-sample losses, summed in sample order below (the same bits for any thread count) */
-    double *terms = hs_malloc(sizeof(double) * (size_t)(N > 0 ? N : 1));
+    double *terms = scratch_get(5, sizeof(double) * (size_t)(N > 0 ? N : 1)); /* a calling-thread slot */
     if (!terms) return -1;
     int right = 0, bad_label = -1;
 #pragma omp parallel for schedule(static) reduction(+ : right)
@@ -37,7 +38,6 @@ int FN(cross_entropy_forward)(double *loss, real *probs, int *correct, const rea
     }
     double total = 0;
     for (int n = 0; n < N; n++) total += terms[n];
-    free(terms);
     if (bad_label >= 0) return hs_error("label %d of sample %d is outside [0, %d)", labels[bad_label], bad_label, C);
     *loss = scale * total;
     if (correct) *correct = right;
