@@ -27,17 +27,8 @@
 #include "../src/io/npy.h"
 #include "../src/io/safetensors.h"
 #include "check.h"
+#include "temp_dir.h"
 
-static char tmp_dir[] = "/tmp/hs_test_io.XXXXXX";
-
-/* Returns tmp_dir/name in one of a few rotating static buffers. */
-static const char *tmp_path(const char *name) {
-    static char bufs[8][512];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, 512, "%s/%s", tmp_dir, name);
-    return b;
-}
 
 static int err_has(const char *needle) { return strstr(hs_last_error(), needle) != NULL; }
 
@@ -73,28 +64,6 @@ static size_t read_bytes(const char *path, unsigned char *buf, size_t cap) {
     size_t n = fread(buf, 1, cap, fp);
     fclose(fp);
     return n;
-}
-
-/* Number of entries in tmp_dir whose name contains ".tmp.". */
-static int count_temporaries(void) {
-    DIR *d = opendir(tmp_dir);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strstr(e->d_name, ".tmp.")) n++;
-    closedir(d);
-    return n;
-}
-
-static void remove_tmp_dir(void) {
-    DIR *d = opendir(tmp_dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlink(tmp_path(e->d_name));
-    closedir(d);
-    rmdir(tmp_dir);
 }
 
 /* ---------------------------------------------------------------- JSON writer */
@@ -188,21 +157,21 @@ static void test_json_writer(void) {
 /* ---------------------------------------------------------------- atomic file */
 
 static void test_atomic_file(void) {
-    const char *path = tmp_path("atomic.txt");
+    const char *path = temp_path("atomic.txt");
     AtomicFile af;
     CHECK(atomic_file_open(&af, path) == 0, "atomic open: %s", hs_last_error());
     fputs("first", af.fp);
     CHECK(file_size(path) == -1, "target must not exist before commit");
-    CHECK(count_temporaries() == 1, "one temporary while writing");
+    CHECK(temp_count(".tmp.") == 1, "one temporary while writing");
     CHECK(atomic_file_commit(&af) == 0, "atomic commit: %s", hs_last_error());
     CHECK(file_size(path) == 5, "committed size %ld", file_size(path));
-    CHECK(count_temporaries() == 0, "no temporaries after commit");
+    CHECK(temp_count(".tmp.") == 0, "no temporaries after commit");
 
     CHECK(atomic_file_open(&af, path) == 0, "atomic open 2");
     fputs("second, longer", af.fp);
     atomic_file_abort(&af);
     CHECK(file_size(path) == 5, "abort keeps the old file (size %ld)", file_size(path));
-    CHECK(count_temporaries() == 0, "no temporaries after abort");
+    CHECK(temp_count(".tmp.") == 0, "no temporaries after abort");
     atomic_file_abort(&af); /* second abort is a no-op */
 
     int rc = atomic_file_open(&af, "/nonexistent_dir_hs/x.txt");
@@ -224,7 +193,7 @@ static void write_st_raw(const char *path, const char *header, const void *data,
 }
 
 static void test_safetensors_roundtrip(void) {
-    const char *path = tmp_path("model.safetensors");
+    const char *path = temp_path("model.safetensors");
     float w[6] = {1.5f, -2.25f, 3.0f, 1e-30f, -0.0f, 65504.0f};
     double b[3] = {0.1, -1e300, 3.141592653589793};
     int64_t idx[4] = {0, -1, INT64_MAX, INT64_MIN};
@@ -244,7 +213,7 @@ static void test_safetensors_roundtrip(void) {
     const char *values[2] = {"pt", "tab\there, quote \" backslash \\ unicode \xc3\xa9"};
     int rc = safetensors_write(path, ts, 7, keys, values, 2);
     CHECK(rc == 0, "safetensors_write: %s", hs_last_error());
-    CHECK(count_temporaries() == 0, "no temporaries left by safetensors_write");
+    CHECK(temp_count(".tmp.") == 0, "no temporaries left by safetensors_write");
 
     unsigned char raw[4096];
     size_t n = read_bytes(path, raw, sizeof raw);
@@ -315,7 +284,7 @@ static void test_safetensors_roundtrip(void) {
     CHECK(st.count == 0 && st.data == NULL, "free zeroes");
 
     /* No metadata, no tensors: "{}" padded to 8 bytes. */
-    const char *empty = tmp_path("empty.safetensors");
+    const char *empty = temp_path("empty.safetensors");
     CHECK(safetensors_write(empty, NULL, 0, NULL, NULL, 0) == 0, "write empty: %s", hs_last_error());
     CHECK(file_size(empty) == 16, "empty file size %ld", file_size(empty));
     CHECK(safetensors_read(empty, &st) == 0 && st.count == 0 && st.meta_count == 0, "read empty: %s",
@@ -324,14 +293,14 @@ static void test_safetensors_roundtrip(void) {
 
     /* Writer input validation. */
     StWriteTensor dup[2] = {ts[0], ts[0]};
-    const char *dpath = tmp_path("dup.safetensors");
+    const char *dpath = temp_path("dup.safetensors");
     rc = safetensors_write(dpath, dup, 2, NULL, NULL, 0);
     CHECK_ERR(rc, dpath, "'0.weight'", "twice");
     StWriteTensor neg = ts[0];
     neg.shape[1] = -3;
     rc = safetensors_write(dpath, &neg, 1, NULL, NULL, 0);
     CHECK_ERR(rc, dpath, "'0.weight'", "negative");
-    CHECK(file_size(dpath) == -1 && count_temporaries() == 0, "failed writes leave no file");
+    CHECK(file_size(dpath) == -1 && temp_count(".tmp.") == 0, "failed writes leave no file");
 
     /* Truncating the real file: the last tensor's offsets run past the end. */
     long size = file_size(path);
@@ -348,10 +317,10 @@ static void test_safetensors_malformed(void) {
     SafeTensors st;
     unsigned char data[64];
     memset(data, 0, sizeof data);
-    const char *p = tmp_path("bad.safetensors");
+    const char *p = temp_path("bad.safetensors");
     int rc;
 
-    const char *missing = tmp_path("missing.safetensors");
+    const char *missing = temp_path("missing.safetensors");
     rc = safetensors_read(missing, &st);
     CHECK_ERR(rc, missing, "No such file");
 
@@ -500,7 +469,7 @@ static void write_npy_raw(const char *path, int major, const char *dict, const v
 
 static void test_npy_roundtrip(void) {
     NpyArray a;
-    const char *p1 = tmp_path("v.npy");
+    const char *p1 = temp_path("v.npy");
     float v[5] = {1.0f, -0.5f, 3.25e-20f, 1e30f, 0.1f};
     int64_t s1[1] = {5};
     CHECK(npy_write_f32(p1, v, 1, s1) == 0, "npy_write_f32: %s", hs_last_error());
@@ -515,7 +484,7 @@ static void test_npy_roundtrip(void) {
     for (int k = 0; k < 5 && a.data; k++) CHECK(a.data[k] == (double)v[k], "v[%d] = %g", k, a.data[k]);
     npy_free(&a);
 
-    const char *p2 = tmp_path("m.npy");
+    const char *p2 = temp_path("m.npy");
     double m[12];
     for (int k = 0; k < 12; k++) m[k] = (k - 5.5) / 3.0;
     int64_t s2[2] = {3, 4};
@@ -529,29 +498,29 @@ static void test_npy_roundtrip(void) {
     for (int k = 0; k < 12 && a.data; k++) CHECK(a.data[k] == m[k], "m[%d] = %.17g", k, a.data[k]);
     npy_free(&a);
 
-    const char *p3 = tmp_path("f32m.npy");
+    const char *p3 = temp_path("f32m.npy");
     float mf[6] = {1, 2, 3, 4, 5, 6};
     int64_t s3[2] = {2, 3};
     CHECK(npy_write_f32(p3, mf, 2, s3) == 0 && npy_read(p3, &a) == 0, "f32 2-D: %s", hs_last_error());
     CHECK(a.ndim == 2 && a.shape[1] == 3 && a.data && a.data[5] == 6.0, "f32 2-D values");
     npy_free(&a);
 
-    const char *p4 = tmp_path("s.npy");
+    const char *p4 = temp_path("s.npy");
     double sc = -7.5;
     CHECK(npy_write_f64(p4, &sc, 0, NULL) == 0 && npy_read(p4, &a) == 0, "0-D: %s", hs_last_error());
     CHECK(a.ndim == 0 && a.numel == 1 && a.data && a.data[0] == -7.5, "0-D values");
     npy_free(&a);
 
-    const char *p5 = tmp_path("z.npy");
+    const char *p5 = temp_path("z.npy");
     int64_t s5[2] = {0, 4};
     CHECK(npy_write_f64(p5, NULL, 2, s5) == 0 && npy_read(p5, &a) == 0, "empty: %s", hs_last_error());
     CHECK(a.ndim == 2 && a.numel == 0, "empty meta");
     npy_free(&a);
-    CHECK(count_temporaries() == 0, "no temporaries left by npy writes");
+    CHECK(temp_count(".tmp.") == 0, "no temporaries left by npy writes");
 
     /* Version 2.0 and 3.0 files, double quotes and no trailing comma. */
     double two[2] = {2.5, -1};
-    const char *p6 = tmp_path("v2.npy");
+    const char *p6 = temp_path("v2.npy");
     write_npy_raw(p6, 2, "{\"descr\": \"<f8\", \"shape\": (2, 1), \"fortran_order\": False}", two, 16);
     CHECK(npy_read(p6, &a) == 0, "npy v2.0: %s", hs_last_error());
     CHECK(a.ndim == 2 && a.shape[0] == 2 && a.shape[1] == 1 && a.data && a.data[1] == -1.0, "v2 values");
@@ -563,11 +532,11 @@ static void test_npy_roundtrip(void) {
 
 static void test_npy_malformed(void) {
     NpyArray a;
-    const char *p = tmp_path("bad.npy");
+    const char *p = temp_path("bad.npy");
     double d[6] = {1, 2, 3, 4, 5, 6};
     int rc;
 
-    const char *missing = tmp_path("missing.npy");
+    const char *missing = temp_path("missing.npy");
     rc = npy_read(missing, &a);
     CHECK_ERR(rc, missing, "No such file");
 
@@ -646,7 +615,7 @@ static void test_npy_malformed(void) {
  * report an allocation failure (or succeed in allocating and then find the data missing). */
 static void test_npy_hostile_shape(void) {
     NpyArray a;
-    const char *p = tmp_path("hostile.npy");
+    const char *p = temp_path("hostile.npy");
     double d[4] = {1, 2, 3, 4};
     int rc;
 
@@ -703,10 +672,7 @@ static void test_npy_hostile_shape(void) {
 }
 
 int main(void) {
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (temp_dir_create("hs_test_io") != 0) return 1;
     test_json_writer();
     test_atomic_file();
     test_safetensors_roundtrip();
@@ -714,6 +680,6 @@ int main(void) {
     test_npy_roundtrip();
     test_npy_malformed();
     test_npy_hostile_shape();
-    remove_tmp_dir();
+    temp_dir_remove();
     return check_summary("test_io");
 }

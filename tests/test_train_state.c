@@ -19,32 +19,15 @@
 #include "../src/io/safetensors.h"
 #include "../src/models/model.h"
 #include "check.h"
+#include "temp_dir.h"
 
-static char tmp_dir[] = "/tmp/hs_test_train_state.XXXXXX";
-
-static const char *tmp_path(const char *name) {
-    static char bufs[4][512];
-    static int next;
-    char *b = bufs[next++ % 4];
-    snprintf(b, 512, "%s/%s", tmp_dir, name);
-    return b;
-}
-
-/* Entries of tmp_dir whose name contains `part`. */
-static int count_named(const char *part) {
-    DIR *d = opendir(tmp_dir);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d)) != NULL;) n += strstr(e->d_name, part) != NULL;
-    if (d) closedir(d);
-    return n;
-}
 
 static volatile sig_atomic_t handled;
 static void on_signal(int sig) { handled = sig; }
 
 /* A child opens an atomic file and raises sig; with own_handler it handles sig itself and commits. */
 static void test_signal(int sig, int own_handler) {
-    const char *path = tmp_path(own_handler ? "handled.txt" : "killed.txt");
+    const char *path = temp_path(own_handler ? "handled.txt" : "killed.txt");
     pid_t pid = fork();
     if (pid == 0) {
         if (own_handler) signal(sig, on_signal);
@@ -68,8 +51,8 @@ static void test_signal(int sig, int own_handler) {
               sig, status);
         CHECK(access(path, F_OK) != 0, "signal %d: a half-written file was renamed into place", sig);
     }
-    CHECK(count_named(".tmp.") == 0, "signal %d (own handler %d): %d temporaries left behind", sig, own_handler,
-          count_named(".tmp."));
+    CHECK(temp_count(".tmp.") == 0, "signal %d (own handler %d): %d temporaries left behind", sig, own_handler,
+          temp_count(".tmp."));
 }
 
 /* ---------------------------------------------------------------- --init classifier */
@@ -99,7 +82,7 @@ static void test_classifier_swap(void) {
     for (int i = 0; i < 10 * 31; i++) w[i] = 0.01 * i;
     for (int i = 0; i < 10; i++) b[i] = -0.1 * i;
     memcpy(fresh, m->params, sizeof(double) * P);
-    const char *path = tmp_path("init.safetensors");
+    const char *path = temp_path("init.safetensors");
     size_t fc = m->tensors[m->num_tensors - 2].offset; /* 9.weight, then 9.bias: the classifier */
     char note[512];
 
@@ -165,7 +148,7 @@ static void test_batches_tracked(void) {
         t[i] = (StWriteTensor){ti->name, ST_F64, ti->ndim, {0}, data + ti->offset};
         memcpy(t[i].shape, ti->shape, sizeof(int64_t) * (size_t)ti->ndim);
     }
-    const char *path = tmp_path("tracked.safetensors");
+    const char *path = temp_path("tracked.safetensors");
     float f = 7;
     int64_t neg = -3, seven = 7;
     struct {
@@ -189,15 +172,12 @@ static void test_batches_tracked(void) {
 }
 
 int main(void) {
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (temp_dir_create("hs_test_train_state") != 0) return 1;
     test_signal(SIGTERM, 0);
     test_signal(SIGINT, 0);
     test_signal(SIGTERM, 1);
     test_classifier_swap();
     test_batches_tracked();
-    rmdir(tmp_dir);
+    temp_dir_remove();
     return check_summary("test_train_state");
 }
