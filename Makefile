@@ -36,7 +36,7 @@ endif
 # Precision-generic sources: compiled twice (HS_F32 -> *_f32 symbols, HS_F64 -> *_f64 symbols).
 GENERIC_DIRS := src/ops src/models src/optim src/curvature
 # Precision-independent sources: compiled once.
-PLAIN_DIRS := src/core src/io src/data src/spectral src/report
+PLAIN_DIRS := src/core src/io src/data src/spectral src/report src/graph
 
 GENERIC_SRC := $(foreach d,$(GENERIC_DIRS),$(wildcard $(d)/*.c))
 PLAIN_SRC := $(foreach d,$(PLAIN_DIRS),$(wildcard $(d)/*.c))
