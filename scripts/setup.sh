@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in gcc make libc6-dev liblapacke-dev libopenblas-openmp-dev xz-utils python3-numpy python3-pil; do
+for pkg in gcc make libc6-dev liblapacke-dev libopenblas-openmp-dev xz-utils python3-numpy python3-pil libprotobuf-c-dev protobuf-c-compiler libonnx-dev; do
     have "$pkg" || need+=("$pkg")
 done
 if ((${#need[@]})); then

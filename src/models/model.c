@@ -3,8 +3,6 @@
  * chunk-level passes (forward, loss, backward, Hessian- or Gauss-Newton-vector products). */
 #include "model.h"
 
-#define CIFAR10_PIXELS_PER_IMAGE (3 * 32 * 32)
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +54,12 @@ int FN(model_create)(const char *arch_name, uint64_t seed, Model **out) {
     if (!m) return -1;
     m->arch = arch;
     m->classes = 10;
+    m->in_ndim = 3;
+    m->in_shape[0] = 3;
+    m->in_shape[1] = 32;
+    m->in_shape[2] = 32;
+    m->in_size = 3 * 32 * 32;
+    m->loss = LOSS_CROSS_ENTROPY;
     if (arch->init(m) != 0) {
         FN(model_free)(m);
         return -1;
@@ -403,7 +407,7 @@ int FN(model_parallel_gradient)(Model **replicas, int count, const real *x, cons
         rights[r] = 0;
         if (hi <= lo) continue;
         Model *m = replicas[r];
-        if (FN(model_forward)(m, x + (size_t)lo * CIFAR10_PIXELS_PER_IMAGE, hi - lo) != 0 ||
+        if (FN(model_forward)(m, x + (size_t)lo * m->in_size, hi - lo) != 0 ||
             FN(model_loss)(m, labels + lo, scale, &losses[r], &rights[r]) != 0 ||
             FN(model_backward)(m, labels + lo, scale, g) != 0) {
 #pragma omp critical(replica_error)

@@ -35,6 +35,9 @@ enum { TENSOR_WEIGHT, TENSOR_BIAS, TENSOR_BN_WEIGHT, TENSOR_BN_BIAS, TENSOR_RUNN
        TENSOR_WEIGHT_KAIMING_OUT };
 
 typedef enum { CURVATURE_HESSIAN, CURVATURE_GGN } Curvature;
+/* The loss on the network's output z (N, classes): cross-entropy from logits with int32 labels (N), or the
+ * squared error sum_n sum_j (z_nj - y_nj)^2 with real targets y (N, classes); both times `scale`. */
+typedef enum { LOSS_CROSS_ENTROPY, LOSS_MSE } LossKind;
 typedef enum { BN_EVAL, BN_BATCH } BatchNormMode;
 
 typedef struct Model Model;
@@ -57,7 +60,11 @@ typedef struct {
 
 struct Model {
     const ModelArch *arch;
-    int classes;
+    int classes;           /* per-sample output count (logits, or regression outputs) */
+    int in_ndim;           /* per-sample input shape, e.g. (3,32,32) or (F) */
+    int64_t in_shape[MODEL_MAX_DIMS];
+    size_t in_size;        /* per-sample input count */
+    LossKind loss;
     int num_tensors;
     TensorInfo *tensors;   /* trainable parameters, PyTorch order */
     size_t num_params;
@@ -74,7 +81,7 @@ struct Model {
     /* per-chunk state, grown on demand */
     int N, K, capacity_N, capacity_NK;
     double scale;          /* loss scale of the last model_backward (1/total samples) */
-    real *x;               /* (N,3,32,32) borrowed input of the last forward */
+    real *x;               /* (N,in_size) borrowed input of the last forward */
     real *logits, *probs, *d_logits;      /* (N,C) */
     real *t_logits, *td_logits;           /* (N,K,C) */
     unsigned char *direction_active; /* (num_tensors): some direction of the current product touches it */
