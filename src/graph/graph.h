@@ -106,7 +106,7 @@ typedef struct {
     double *values;                /* (numel) initial values owned by the graph, or NULL (default initialisation) */
 } GraphTensor;
 
-typedef struct {
+typedef struct Graph {
     char name[96];                 /* "cnn", "resnet50", or the ONNX file name */
     int in_ndim;
     int64_t in_shape[GRAPH_MAX_DIMS];

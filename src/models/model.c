@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "../core/rng.h"
+#include "../graph/graph.h"
+#include "../graph/onnx_import.h"
 #include "../io/safetensors.h"
 #include "../ops/ops.h"
 
@@ -46,12 +48,20 @@ int FN(model_add_tensor)(Model *m, const char *name, int ndim, const int64_t *sh
     return 0;
 }
 
-int FN(model_create)(const char *arch_name, uint64_t seed, Model **out) {
-    *out = NULL;
-    const ModelArch *arch = FN(find_arch)(arch_name);
-    if (!arch) return hs_error("unknown model '%s' (available: cnn, resnet18, resnet50)", arch_name);
+/* Allocates the parameter and buffer storage of a model whose arch->init has filled the tables. */
+static int FN(model_finish)(Model *m, uint64_t seed) {
+    if (m->arch->init(m) != 0) return -1;
+    m->params = hs_calloc(m->num_params + 1, sizeof(real));
+    m->direction_active = hs_calloc((size_t)m->num_tensors + 1, 1);
+    m->buffer_values = hs_calloc(m->num_buffer_values + 1, sizeof(real));
+    if (!m->params || !m->buffer_values || !m->direction_active) return -1;
+    FN(model_init_default)(m, seed);
+    return 0;
+}
+
+static Model *FN(model_new)(const ModelArch *arch) {
     Model *m = hs_calloc(1, sizeof *m);
-    if (!m) return -1;
+    if (!m) return NULL;
     m->arch = arch;
     m->classes = 10;
     m->in_ndim = 3;
@@ -60,18 +70,57 @@ int FN(model_create)(const char *arch_name, uint64_t seed, Model **out) {
     m->in_shape[2] = 32;
     m->in_size = 3 * 32 * 32;
     m->loss = LOSS_CROSS_ENTROPY;
-    if (arch->init(m) != 0) {
+    return m;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+int FN(model_create)(const char *arch_name, uint64_t seed, Model **out) {
+    *out = NULL;
+    if (ends_with(arch_name, ".onnx")) {
+        Graph *g = hs_malloc(sizeof *g);
+        if (!g) return -1;
+        if (onnx_import(arch_name, g) != 0) {
+            free(g);
+            return -1;
+        }
+        return FN(model_create_graph)(g, seed, out);
+    }
+    const ModelArch *arch = FN(find_arch)(arch_name);
+    if (!arch)
+        return hs_error("unknown model '%s' (available: cnn, resnet18, resnet50, or an ONNX file NAME.onnx)",
+                        arch_name);
+    Model *m = FN(model_new)(arch);
+    if (!m) return -1;
+    if (FN(model_finish)(m, seed) != 0) {
         FN(model_free)(m);
         return -1;
     }
-    m->params = hs_calloc(m->num_params, sizeof(real));
-    m->direction_active = hs_calloc((size_t)m->num_tensors, 1);
-    m->buffer_values = hs_calloc(m->num_buffer_values + 1, sizeof(real));
-    if (!m->params || !m->buffer_values || !m->direction_active) {
+    *out = m;
+    return 0;
+}
+
+int FN(model_create_graph)(Graph *g, uint64_t seed, Model **out) {
+    *out = NULL;
+    if (graph_check(g) != 0) {
+        graph_free(g);
+        free(g);
+        return -1;
+    }
+    Model *m = FN(model_new)(&FN(executor_arch));
+    if (!m) {
+        graph_free(g);
+        free(g);
+        return -1;
+    }
+    m->graph = g;
+    if (FN(model_finish)(m, seed) != 0) {
         FN(model_free)(m);
         return -1;
     }
-    FN(model_init_default)(m, seed);
     *out = m;
     return 0;
 }
@@ -89,6 +138,10 @@ void FN(model_free)(Model *m) {
     free(m->d_logits);
     free(m->t_logits);
     free(m->td_logits);
+    if (m->graph && !m->graph_borrowed) {
+        graph_free(m->graph);
+        free(m->graph);
+    }
     free(m);
 }
 
@@ -110,7 +163,7 @@ void FN(model_init_default)(Model *m, uint64_t seed) {
             } else {
                 /* kaiming_uniform_(a=sqrt(5)) gives bound sqrt(6/((1+5) fan_in)) = 1/sqrt(fan_in); biases
                  * use the same bound. */
-                double bound = 1.0 / sqrt((double)t->fan_in);
+                double bound = t->fan_in > 0 ? 1.0 / sqrt((double)t->fan_in) : 0;
                 value = (2 * rng_uniform(&rng) - 1) * bound;
             }
             p[j] = (real)value;
@@ -121,6 +174,16 @@ void FN(model_init_default)(Model *m, uint64_t seed) {
         for (size_t j = 0; j < t->numel; j++) m->buffer_values[t->offset + j] = t->kind == TENSOR_RUNNING_VAR ? 1 : 0;
     }
     m->batches_tracked = 0;
+    /* A graph's own values (an ONNX file's weights and statistics) replace the defaults. */
+    const Graph *g = m->graph;
+    for (int i = 0; g && i < g->num_params && i < m->num_tensors; i++)
+        if (g->params[i].values)
+            for (size_t j = 0; j < g->params[i].numel; j++)
+                m->params[m->tensors[i].offset + j] = (real)g->params[i].values[j];
+    for (int i = 0; g && i < g->num_buffers && i < m->num_buffers; i++)
+        if (g->buffers[i].values)
+            for (size_t j = 0; j < g->buffers[i].numel; j++)
+                m->buffer_values[m->buffers[i].offset + j] = (real)g->buffers[i].values[j];
 }
 
 int FN(model_find_tensor)(const Model *m, const char *name) {
@@ -368,8 +431,21 @@ int FN(model_create_replicas)(Model *m, int count, Model ***replicas) {
     *replicas = hs_calloc((size_t)count, sizeof(Model *));
     if (!*replicas) return -1;
     for (int r = 0; r < count; r++) {
-        Model *c;
-        if (FN(model_create)(m->arch->name, 0, &c) != 0) {
+        Model *c = NULL;
+        int rc;
+        if (m->graph) {
+            c = FN(model_new)(m->arch);
+            rc = c ? 0 : -1;
+            if (c) {
+                c->graph = m->graph;
+                c->graph_borrowed = 1;
+                rc = FN(model_finish)(c, 0);
+            }
+        } else {
+            rc = FN(model_create)(m->arch->name, 0, &c);
+        }
+        if (rc != 0) {
+            FN(model_free)(c);
             FN(model_free_replicas)(*replicas, r);
             *replicas = NULL;
             return -1;

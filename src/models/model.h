@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "../core/common.h"
+#include "../graph/graph.h"
 
 #define MODEL_MAX_DIMS 4
 
@@ -29,10 +30,7 @@ typedef struct {
     int kind;            /* TENSOR_WEIGHT, TENSOR_BIAS, TENSOR_BN_WEIGHT, ... */
 } TensorInfo;
 
-/* TENSOR_WEIGHT_KAIMING_OUT: a conv weight (O, C, k, k) initialised as torchvision's ResNet does,
- * kaiming_normal_(mode='fan_out', nonlinearity='relu'): normal with std sqrt(2 / (O*k*k)). */
-enum { TENSOR_WEIGHT, TENSOR_BIAS, TENSOR_BN_WEIGHT, TENSOR_BN_BIAS, TENSOR_RUNNING_MEAN, TENSOR_RUNNING_VAR,
-       TENSOR_WEIGHT_KAIMING_OUT };
+/* Tensor kinds (TENSOR_WEIGHT, TENSOR_BIAS, ..., how model_init_default initialises each) are in graph.h. */
 
 typedef enum { CURVATURE_HESSIAN, CURVATURE_GGN } Curvature;
 /* The loss on the network's output z (N, classes): cross-entropy from logits with int32 labels (N), or the
@@ -60,6 +58,8 @@ typedef struct {
 
 struct Model {
     const ModelArch *arch;
+    Graph *graph;        /* the node table run by the executor (src/graph/graph.h); NULL for hand-written archs */
+    int graph_borrowed;    /* a replica: the graph belongs to another model */
     int classes;           /* per-sample output count (logits, or regression outputs) */
     int in_ndim;           /* per-sample input shape, e.g. (3,32,32) or (F) */
     int64_t in_shape[MODEL_MAX_DIMS];
@@ -88,8 +88,13 @@ struct Model {
     void *state;           /* architecture-specific activations */
 };
 
-/* Creates "cnn", "resnet18", "resnet50", ... with default (PyTorch) initialisation from `seed`. */
+/* Creates "cnn", "resnet18", "resnet50" with default (PyTorch) initialisation from `seed`, or the network of
+ * an ONNX file ("path/net.onnx", any name ending in .onnx) with the file's weights. */
 int FN(model_create)(const char *arch, uint64_t seed, Model **out);
+/* A model run by the executor over graph g (checked with graph_check), which it takes over (freed by
+ * model_free, also on failure; g must come from malloc). Tensors with values in the graph start from them,
+ * the others from the default initialisation with `seed`. */
+int FN(model_create_graph)(Graph *g, uint64_t seed, Model **out);
 void FN(model_free)(Model *m);
 /* Re-initialises parameters as PyTorch does by default (Kaiming-uniform a=sqrt(5) weights, uniform
  * +-1/sqrt(fan_in) biases; batch norm weight 1, bias 0, running mean 0, var 1; TENSOR_WEIGHT_KAIMING_OUT
@@ -140,5 +145,6 @@ int FN(model_reserve)(Model *m, int N, int K);
 /* Registered architectures. */
 extern const ModelArch FN(cnn_arch);
 extern const ModelArch FN(resnet18_arch), FN(resnet50_arch); /* resnet.c: torchvision layouts, 10 classes */
+extern const ModelArch FN(executor_arch);                     /* executor.c: any Graph */
 
 #endif
