@@ -68,6 +68,7 @@ void batchnorm_train_backward_f64(double *d_in, double *d_gamma, double *d_beta,
                                   const double *in, const double *gamma, const double *mean, const double *invstd,
                                   int N, int C, int HW);
 void avgpool_forward_f64(double *out, const double *in, int N, int C, int HW);
+void avgpool2d_forward_f64(double *out, const double *in, int N, const PoolShape *s);
 
 /* xorshift64; each test sets its own seed in rng_state before drawing. */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;

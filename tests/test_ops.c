@@ -3,7 +3,8 @@
  * same inputs (tests/derivative_check.h): direct loops, and central differences of the float64 ops; the
  * tolerances of each precision are stated there.
  *
- * For linear and conv2d (with and without bias, several shapes):
+ * For linear and conv2d (with and without bias, several shapes; conv2d also with rectangular kernels, groups,
+ * depthwise and channel-multiplier groups, dilation, per-axis strides and asymmetric padding):
  *   1. forward against a direct-loop reference;
  *   2. backward (d_in, d_weight, d_bias) against central differences of sum(r * forward) for a random r,
  *      element by element; parameter gradients must accumulate (+=), d_in must be overwritten (=);
@@ -13,7 +14,10 @@
  *      against central differences of the backward pass along (t_in, t_weight, td_out); with d_out == NULL
  *      (Gauss-Newton) against backward(td_out) at the unperturbed point.
  *   Weight tangents live in a (K, ldw) matrix at an offset, with padding that must stay untouched.
- * relu, maxpool and cross-entropy get the analogous checks. Inputs avoid kinks: ReLU inputs have |x| > 0.05,
+ *   conv2d also: the adjoint identity <conv(x), y> = <x, conv^T(y)>, and the tangent forward pass with sparse
+ *   (unit) weight directions, which takes its own path.
+ * relu, maxpool, avgpool2d and cross-entropy get the analogous checks; the pools' output sizes and values also
+ * against PyTorch 1.13 results (ceil mode, count_include_pad). Inputs avoid kinks: ReLU inputs have |x| > 0.05,
  * max-pool inputs are distinct by 0.02 (so every window has a unique maximum by a margin far above eps), as
  * ggml's test-backend-ops does. Finally results must not depend on the OpenMP thread count beyond rounding.
  */
@@ -33,8 +37,9 @@
 
 /* ---------------------------------------------------------------- utilities */
 
-enum { OP_LINEAR, OP_CONV, OP_RELU, OP_POOL, OP_CE, OP_THREADS, OP_COUNT };
-static const char *op_names[OP_COUNT] = {"linear", "conv2d", "relu", "maxpool", "cross_entropy", "threads"};
+enum { OP_LINEAR, OP_CONV, OP_RELU, OP_POOL, OP_AVGPOOL, OP_CE, OP_THREADS, OP_COUNT };
+static const char *op_names[OP_COUNT] = {"linear", "conv2d", "relu", "maxpool", "avgpool2d", "cross_entropy",
+                                         "threads"};
 static double worst_fd[OP_COUNT], worst_exact[OP_COUNT];
 static int rc_failures;
 
@@ -71,15 +76,23 @@ static Layer make_linear(int N, int In, int O, int bias) {
     return L;
 }
 
-static Layer make_conv(int N, int C, int H, int W, int O, int k, int stride, int pad, int bias) {
+static size_t conv_wsize(const ConvShape *s) { return (size_t)s->O * (s->C / s->groups) * s->kh * s->kw; }
+
+static Layer make_conv_shape(int N, ConvShape cs, int bias) {
     Layer L = {0};
-    L.cs = conv2d_shape(C, H, W, O, k, stride, pad);
-    snprintf(L.name, sizeof L.name, "conv2d N=%d C=%d H=%d W=%d O=%d k=%d s=%d p=%d (Ho=%d Wo=%d) bias=%d", N, C, H,
-             W, O, k, stride, pad, L.cs.Ho, L.cs.Wo, bias);
+    L.cs = cs;
+    snprintf(L.name, sizeof L.name,
+             "conv2d N=%d C=%d H=%d W=%d O=%d k=%dx%d g=%d s=%d,%d d=%d,%d p=%d,%d,%d,%d (Ho=%d Wo=%d) bias=%d", N,
+             cs.C, cs.H, cs.W, cs.O, cs.kh, cs.kw, cs.groups, cs.stride_h, cs.stride_w, cs.dil_h, cs.dil_w, cs.pad_t,
+             cs.pad_l, cs.pad_b, cs.pad_r, cs.Ho, cs.Wo, bias);
     L.op = OP_CONV, L.is_conv = 1, L.N = N, L.has_bias = bias;
-    L.in_size = (size_t)C * H * W, L.out_size = (size_t)O * L.cs.Ho * L.cs.Wo;
-    L.wsize = (size_t)O * C * k * k, L.bsize = (size_t)O;
+    L.in_size = (size_t)cs.C * cs.H * cs.W, L.out_size = (size_t)cs.O * cs.Ho * cs.Wo;
+    L.wsize = conv_wsize(&cs), L.bsize = (size_t)cs.O;
     return L;
+}
+
+static Layer make_conv(int N, int C, int H, int W, int O, int k, int stride, int pad, int bias) {
+    return make_conv_shape(N, conv2d_shape(C, H, W, O, k, stride, pad), bias);
 }
 
 static void L_fwd(const Layer *L, real *out, const real *in, const real *w, const real *b, int N) {
@@ -143,19 +156,24 @@ static void L_ref(const Layer *L, double *out, const real *in, const real *w, co
             }
         return;
     }
+    /* out[n,o,oh,ow] = b[o] + sum over the input channels c of o's group, i < kh, j < kw, of
+     * in[n, c, oh*stride_h - pad_t + i*dil_h, ow*stride_w - pad_l + j*dil_w] (zero outside) w[o, c - group start, i, j] */
     const ConvShape *s = &L->cs;
+    const int Cg = s->C / s->groups, Og = s->O / s->groups;
     for (int n = 0; n < N; n++)
         for (int o = 0; o < s->O; o++)
             for (int oh = 0; oh < s->Ho; oh++)
                 for (int ow = 0; ow < s->Wo; ow++) {
                     double acc = b ? b[o] : 0;
-                    for (int c = 0; c < s->C; c++)
-                        for (int i = 0; i < s->k; i++)
-                            for (int j = 0; j < s->k; j++) {
-                                int h = oh * s->stride - s->pad + i, x = ow * s->stride - s->pad + j;
+                    for (int cg = 0; cg < Cg; cg++)
+                        for (int i = 0; i < s->kh; i++)
+                            for (int j = 0; j < s->kw; j++) {
+                                int c = (o / Og) * Cg + cg;
+                                int h = oh * s->stride_h - s->pad_t + i * s->dil_h;
+                                int x = ow * s->stride_w - s->pad_l + j * s->dil_w;
                                 if (h < 0 || h >= s->H || x < 0 || x >= s->W) continue;
                                 acc += (double)in[(((size_t)n * s->C + c) * s->H + h) * s->W + x] *
-                                       w[(((size_t)o * s->C + c) * s->k + i) * s->k + j];
+                                       w[(((size_t)o * Cg + cg) * s->kh + i) * s->kw + j];
                             }
                     out[(((size_t)n * s->O + o) * s->Ho + oh) * s->Wo + ow] = acc;
                 }
@@ -259,6 +277,21 @@ static void test_layer(const Layer *L, int K) {
         free(d_b_before);
     }
 
+    /* Adjoint identity <conv(x), y> = <x, conv^T(y)> (no bias), both sides summed in double: the two sides are
+     * the same sum of products in different orders, so they agree to the rounding of the op's results, a few
+     * epsilon of sum |x| |conv^T(y)| (RTOL_EXACT relative to that scale). */
+    if (L->is_conv) {
+        real *cx = vec(nout), *cty = vec(nin);
+        L_fwd(L, cx, in, w, NULL, N);
+        L_bwd(L, cty, NULL, NULL, r, in, w, N);
+        double lhs = 0, rhs = 0, scale = 0;
+        for (size_t i = 0; i < nout; i++) lhs += (double)cx[i] * r[i], scale += fabs((double)cx[i] * r[i]);
+        for (size_t i = 0; i < nin; i++) rhs += (double)in[i] * cty[i], scale += fabs((double)in[i] * cty[i]);
+        CHECK(fabs(lhs - rhs) <= RTOL_EXACT * scale, "%s: adjoint identity <conv(x), y> = %.17g, <x, conv^T(y)> = %.17g",
+              L->name, lhs, rhs);
+        free(cx), free(cty);
+    }
+
     /* 3. tangent forward */
     real *t_in = vec(tin_n), *tp = vec((size_t)K * ldw), *t_out = vec(tout_n);
     fill(t_in, tin_n);
@@ -284,6 +317,21 @@ static void test_layer(const Layer *L, int K) {
         }
     }
     CHECK(memcmp(tp, tp_copy, sizeof(real) * (size_t)K * ldw) == 0, "%s: tangent_forward modified its input", L->name);
+    /* Unit weight directions (one non-zero per direction, as the exact Hessian uses): conv2d's sparse path. */
+    if (L->is_conv && nw >= 32) {
+        real *tu = vec((size_t)K * ldw);
+        for (int k = 0; k < K; k++) tu[(size_t)k * ldw + offw + (size_t)(urand() * (double)nw)] = (real)(1 + k);
+        fill_nan(t_out, tout_n);
+        L_tfwd(L, t_out, NULL, tu + offw, NULL, ldw, in, w, K, N);
+        for (int k = 0; k < K; k++) {
+            Pert p[1] = {{w_d, w0, tu + (size_t)k * ldw + offw, nw}};
+            fd_dir(ref_k, nout, p, 1, eval_layer_fwd, &ctx);
+            get_dir(got_k, t_out, N, K, nout / N, k);
+            snprintf(what, sizeof what, "%s: tangent_forward K=%d dir %d, unit weight direction", L->name, K, k);
+            compare(op, 0, what, got_k, ref_k, nout, RTOL_FD);
+        }
+        free(tu);
+    }
 
     /* 4. tangent backward */
     real *d_out = vec(nout), *td_out = vec(tout_n), *td_in = vec(tin_n);
@@ -504,14 +552,37 @@ static void eval_pool_bwd(void *c, double *d_in) {
     free(out);
 }
 
-static void test_maxpool(int N, int C, int H, int W, int kk, int stride, int pad, int K) {
-    PoolShape s = maxpool_shape(C, H, W, kk, stride, pad);
+/* Output size along one axis by PyTorch's rule, written out window by window: window o starts at o*stride - lo
+ * (input coordinates). Floor mode keeps the windows that end inside the padded input; ceil mode adds windows
+ * while the previous one did not reach the end of the padded input, but only those that start inside the input
+ * or the low padding. */
+static int pool_size_ref(int in, int k, int stride, int lo, int hi, int ceil_mode) {
+    if (in + lo + hi < k) return 0;
+    int n = 0;
+    for (int o = 0;; o++) {
+        int start = o * stride - lo;
+        if (!ceil_mode && start + k > in + hi) break;
+        if (ceil_mode && (start >= in || (o > 0 && (o - 1) * stride + k >= in + lo + hi))) break;
+        n++;
+    }
+    return n;
+}
+
+static void pool_name(char *name, size_t size, const char *op, int N, const PoolShape *s, int K) {
+    snprintf(name, size, "%s N=%d C=%d H=%d W=%d k=%dx%d s=%d,%d p=%d,%d,%d,%d ceil=%d cip=%d (Ho=%d Wo=%d) K=%d", op,
+             N, s->C, s->H, s->W, s->kh, s->kw, s->stride_h, s->stride_w, s->pad_t, s->pad_l, s->pad_b, s->pad_r,
+             s->ceil_mode, s->count_include_pad, s->Ho, s->Wo, K);
+}
+
+static void test_maxpool(int N, PoolShape s, int K) {
+    const int C = s.C, H = s.H, W = s.W;
     const size_t pin = (size_t)H * W, pout = (size_t)s.Ho * s.Wo;
     const size_t nin = (size_t)N * C * pin, nout = (size_t)N * C * pout;
-    char name[128], what[256];
-    snprintf(name, sizeof name, "maxpool N=%d C=%d H=%d W=%d k=%d s=%d p=%d (Ho=%d Wo=%d) K=%d", N, C, H, W, kk,
-             stride, pad, s.Ho, s.Wo, K);
-    CHECK(s.Ho == (H + 2 * pad - kk) / stride + 1 && s.Wo == (W + 2 * pad - kk) / stride + 1, "%s: shape", name);
+    char name[200], what[320];
+    pool_name(name, sizeof name, "maxpool", N, &s, K);
+    CHECK(s.Ho == pool_size_ref(H, s.kh, s.stride_h, s.pad_t, s.pad_b, s.ceil_mode) &&
+              s.Wo == pool_size_ref(W, s.kw, s.stride_w, s.pad_l, s.pad_r, s.ceil_mode),
+          "%s: shape", name);
 
     /* Distinct values 0.02 apart (a random permutation), every window's maximum unique by >= 0.02; the last
      * plane is entirely negative so that a padded cell counted as 0 would win there. */
@@ -537,9 +608,9 @@ static void test_maxpool(int N, int C, int H, int W, int kk, int stride, int pad
             for (int ow = 0; ow < s.Wo; ow++) {
                 int best = -1;
                 double bv = -INFINITY;
-                for (int i = 0; i < kk; i++)
-                    for (int j = 0; j < kk; j++) {
-                        int h = oh * stride - pad + i, x = ow * stride - pad + j;
+                for (int i = 0; i < s.kh; i++)
+                    for (int j = 0; j < s.kw; j++) {
+                        int h = oh * s.stride_h - s.pad_t + i, x = ow * s.stride_w - s.pad_l + j;
                         if (h < 0 || h >= H || x < 0 || x >= W) continue;
                         double v = in[(size_t)p * pin + (size_t)h * W + x];
                         if (v > bv) bv = v, best = h * W + x;
@@ -561,9 +632,9 @@ static void test_maxpool(int N, int C, int H, int W, int kk, int stride, int pad
             for (int oh = 0; oh < s.Ho; oh++)
                 for (int ow = 0; ow < s.Wo; ow++) {
                     int best = -1;
-                    for (int i = 0; i < kk; i++)
-                        for (int j = 0; j < kk; j++) {
-                            int h = oh * stride - pad + i, x = ow * stride - pad + j;
+                    for (int i = 0; i < s.kh; i++)
+                        for (int j = 0; j < s.kw; j++) {
+                            int h = oh * s.stride_h - s.pad_t + i, x = ow * s.stride_w - s.pad_l + j;
                             if (h < 0 || h >= H || x < 0 || x >= W) continue;
                             if (best < 0 || tie[(size_t)p * pin + (size_t)h * W + x] > tie[(size_t)p * pin + best])
                                 best = h * W + x;
@@ -624,6 +695,132 @@ static void test_maxpool(int N, int C, int H, int W, int kk, int stride, int pad
     free(in), free(in0), free(out), free(ref), free(am), free(am_ref), free(r), free(d_in), free(g), free(t_in);
     free(t_out), free(tk), free(gk), free(rk), free(d_out), free(dbuf), free(td_out), free(td_in), free(tdk);
     free(gi), free(ri), free(in_d), free(dout0);
+}
+
+/* ---------------------------------------------------------------- avgpool2d */
+
+static void eval_avgpool_fwd(void *c, double *out) {
+    PoolCtx *x = c;
+    avgpool2d_forward_f64(out, x->in, x->N, x->s);
+}
+
+/* Direct loops in double: every window cell (i, j) < (kh, kw) that lies in the input, divided by kh*kw less the
+ * cells beyond the padded input (count_include_pad) or by the number of input cells. */
+static void avgpool_ref(double *out, const real *in, int N, const PoolShape *s) {
+    for (int p = 0; p < N * s->C; p++)
+        for (int oh = 0; oh < s->Ho; oh++)
+            for (int ow = 0; ow < s->Wo; ow++) {
+                double sum = 0;
+                int cells = 0, padded = 0;
+                for (int i = 0; i < s->kh; i++)
+                    for (int j = 0; j < s->kw; j++) {
+                        int h = oh * s->stride_h - s->pad_t + i, x = ow * s->stride_w - s->pad_l + j;
+                        if (h < s->H + s->pad_b && x < s->W + s->pad_r) padded++;
+                        if (h < 0 || h >= s->H || x < 0 || x >= s->W) continue;
+                        sum += (double)in[((size_t)p * s->H + h) * s->W + x];
+                        cells++;
+                    }
+                int div = s->count_include_pad ? padded : cells;
+                out[((size_t)p * s->Ho + oh) * s->Wo + ow] = div ? sum / div : 0;
+            }
+}
+
+static void test_avgpool(int N, PoolShape s, int K) {
+    const int C = s.C;
+    const size_t nin = (size_t)N * C * s.H * s.W, nout = (size_t)N * C * s.Ho * s.Wo;
+    char name[200], what[320];
+    pool_name(name, sizeof name, "avgpool2d", N, &s, K);
+    real *in = vec(nin), *out = vec(nout);
+    double *ref = dvec(nout);
+    fill(in, nin);
+    double *in_d = dvec_of(in, nin), *in0 = dvec_of(in, nin);
+    PoolCtx ctx = {&s, N, in_d, NULL};
+
+    /* 1. forward against direct loops */
+    fill_nan(out, nout);
+    FN(avgpool2d_forward)(out, in, N, &s);
+    avgpool_ref(ref, in, N, &s);
+    snprintf(what, sizeof what, "%s: forward vs direct loops", name);
+    compare(OP_AVGPOOL, 1, what, out, ref, nout, RTOL_EXACT);
+
+    /* 2. backward against central differences of sum(r * forward), and the adjoint identity (exact: linear) */
+    real *r = vec(nout), *d_in = vec(nin);
+    double *g = dvec(nin);
+    fill(r, nout);
+    fill_nan(d_in, nin);
+    FN(avgpool2d_backward)(d_in, r, N, &s);
+    fd_grad(g, in_d, nin, r, nout, eval_avgpool_fwd, &ctx);
+    snprintf(what, sizeof what, "%s: backward vs central differences", name);
+    compare(OP_AVGPOOL, 0, what, d_in, g, nin, RTOL_FD);
+
+    /* 3. tangent forward = forward of each direction; 4. tangent backward = backward of each direction (linear,
+     * no second-order term: the derivative of backward along t_in is zero, so td_in depends on td_out only) */
+    real *t_in = vec((size_t)K * nin), *t_out = vec((size_t)K * nout), *td_out = vec((size_t)K * nout);
+    real *td_in = vec((size_t)K * nin), *tk = vec(nin), *gk = vec(nout), *ok = vec(nout), *ik = vec(nin);
+    double *rk = dvec(nout);
+    fill(t_in, (size_t)K * nin);
+    fill(td_out, (size_t)K * nout);
+    fill_nan(t_out, (size_t)K * nout);
+    fill_nan(td_in, (size_t)K * nin);
+    FN(avgpool2d_tangent_forward)(t_out, t_in, K, N, &s);
+    FN(avgpool2d_tangent_backward)(td_in, td_out, K, N, &s);
+    for (int k = 0; k < K; k++) {
+        get_dir(tk, t_in, N, K, nin / N, k);
+        Pert p[1] = {{in_d, in0, tk, nin}};
+        fd_dir(rk, nout, p, 1, eval_avgpool_fwd, &ctx);
+        get_dir(gk, t_out, N, K, nout / N, k);
+        snprintf(what, sizeof what, "%s: tangent_forward dir %d", name, k);
+        compare(OP_AVGPOOL, 0, what, gk, rk, nout, RTOL_FD);
+        get_dir(ok, td_out, N, K, nout / N, k);
+        FN(avgpool2d_backward)(ik, ok, N, &s);
+        get_dir(tk, td_in, N, K, nin / N, k);
+        snprintf(what, sizeof what, "%s: tangent_backward dir %d vs backward", name, k);
+        compare_r(OP_AVGPOOL, what, tk, ik, nin);
+    }
+    free(in), free(out), free(ref), free(in_d), free(in0), free(r), free(d_in), free(g), free(t_in), free(t_out);
+    free(td_out), free(td_in), free(tk), free(gk), free(ok), free(ik), free(rk);
+}
+
+/* Output sizes and values of max and average pooling against PyTorch 1.13 (F.max_pool2d, F.avg_pool2d, float64)
+ * on the 5x6 plane x[h][w] = 0.25 (6h + w) - 3 (exact in binary). PyTorch pads symmetrically: (ph, pw). */
+static void test_pool_pytorch(void) {
+    static const struct {
+        int kh, kw, sh, sw, ph, pw, ceil, cip, Ho, Wo;
+        double avg[12], max[12];
+    } cases[5] = {
+        {3, 2, 2, 3, 1, 1, 1, 1, 3, 3,
+         {-0.75, -1.0833333333333333, -0.3333333333333333, 0.0, 0.625, 0.625, 0.75, 1.9166666666666667,
+          1.1666666666666667},
+         {-1.5, -0.75, -0.25, 1.5, 2.25, 2.75, 3.0, 3.75, 4.25}},
+        {3, 2, 2, 3, 1, 1, 1, 0, 3, 3,
+         {-2.25, -1.625, -1.0, 0.0, 0.625, 1.25, 2.25, 2.875, 3.5},
+         {-1.5, -0.75, -0.25, 1.5, 2.25, 2.75, 3.0, 3.75, 4.25}},
+        {2, 3, 2, 2, 1, 0, 0, 1, 3, 2, {-1.375, -1.125, -0.5, 0.0, 2.5, 3.0}, {-2.5, -2.0, 0.5, 1.0, 3.5, 4.0}},
+        {3, 3, 2, 2, 1, 1, 1, 1, 3, 4,
+         {-0.9444444444444444, -1.1666666666666667, -0.8333333333333334, -0.3333333333333333, 0.08333333333333333,
+          0.5, 1.0, 0.625, 1.0555555555555556, 1.8333333333333333, 2.1666666666666665, 1.1666666666666667},
+         {-1.25, -0.75, -0.25, -0.25, 1.75, 2.25, 2.75, 2.75, 3.25, 3.75, 4.25, 4.25}},
+        {2, 2, 3, 3, 0, 1, 1, 0, 2, 3, {-2.25, -1.625, -1.0, 2.25, 2.875, 3.5}, {-1.5, -0.75, -0.25, 3.0, 3.75, 4.25}},
+    };
+    real x[30], y[12];
+    int32_t am[12];
+    for (int i = 0; i < 30; i++) x[i] = (real)(0.25 * i - 3);
+    for (int c = 0; c < 5; c++) {
+        PoolShape s = pool_shape_general(1, 5, 6, cases[c].kh, cases[c].kw, cases[c].sh, cases[c].sw, cases[c].ph,
+                                         cases[c].pw, cases[c].ph, cases[c].pw, cases[c].ceil, cases[c].cip);
+        char name[200], what[320];
+        pool_name(name, sizeof name, "pool vs PyTorch", 1, &s, 1);
+        CHECK(s.Ho == cases[c].Ho && s.Wo == cases[c].Wo, "%s: output %dx%d, PyTorch %dx%d", name, s.Ho, s.Wo,
+              cases[c].Ho, cases[c].Wo);
+        if (s.Ho != cases[c].Ho || s.Wo != cases[c].Wo) continue;
+        size_t n = (size_t)s.Ho * s.Wo;
+        FN(avgpool2d_forward)(y, x, 1, &s);
+        snprintf(what, sizeof what, "%s: avgpool2d", name);
+        compare(OP_AVGPOOL, 1, what, y, cases[c].avg, n, RTOL_EXACT);
+        FN(maxpool_forward)(y, am, x, 1, &s);
+        snprintf(what, sizeof what, "%s: maxpool", name);
+        compare(OP_POOL, 1, what, y, cases[c].max, n, RTOL_EXACT);
+    }
 }
 
 /* ---------------------------------------------------------------- cross-entropy */
@@ -767,7 +964,7 @@ static void run_conv_passes(const ConvShape *s, int N, int K, size_t ldw, const 
                             const real *d_out, const real *td_out, const real *t_in, const real *tp, real *res) {
     /* res = [d_in | d_w | d_b | t_out | td_in | td (K, ldw)] */
     size_t nin = (size_t)N * s->C * s->H * s->W, nout = (size_t)N * s->O * s->Ho * s->Wo;
-    size_t nw = (size_t)s->O * s->C * s->k * s->k;
+    size_t nw = conv_wsize(s);
     real *d_in = res, *d_w = d_in + nin, *d_b = d_w + nw, *t_out = d_b + s->O, *td_in = t_out + (size_t)K * nout;
     real *td = td_in + (size_t)K * nin;
     memset(d_w, 0, sizeof(real) * (nw + s->O));
@@ -783,13 +980,15 @@ static void test_threads(void) {
      * a size above 1: libgomp would end the extra worker threads, whose per-thread scratch buffers are never
      * freed, and LeakSanitizer (make DEBUG=1) would report them. */
     const int max_threads = omp_get_max_threads(), many = max_threads > 1 ? max_threads : 2;
-    const int shapes[2][6] = {{3, 9, 8, 4, 3, 1}, {5, 6, 7, 6, 1, 0}}; /* C H W O k pad; stride 1 */
-    for (int si = 0; si < 2; si++) {
-        const int *q = shapes[si];
-        ConvShape s = conv2d_shape(q[0], q[1], q[2], q[3], q[4], 1, q[5]);
+    const ConvShape shapes[4] = {
+        conv2d_shape(3, 9, 8, 4, 3, 1, 1), conv2d_shape(5, 6, 7, 6, 1, 1, 0),
+        conv2d_shape_general(4, 9, 8, 6, 3, 2, 2, 2, 1, 2, 1, 1, 0, 2, 1),  /* groups 2, im2col layout */
+        conv2d_shape_general(4, 7, 6, 8, 3, 3, 4, 1, 1, 1, 1, 1, 1, 1, 1)}; /* multiplier 2, wide layout */
+    for (int si = 0; si < 4; si++) {
+        ConvShape s = shapes[si];
         const int N = 13, K = 3;
         size_t nin = (size_t)N * s.C * s.H * s.W, nout = (size_t)N * s.O * s.Ho * s.Wo;
-        size_t nw = (size_t)s.O * s.C * s.k * s.k, ldw = nw + s.O + 1;
+        size_t nw = conv_wsize(&s), ldw = nw + s.O + 1;
         size_t nres = nin + nw + s.O + (size_t)K * nout + (size_t)K * nin + (size_t)K * ldw;
         real *in = vec(nin), *w = vec(nw), *d_out = vec(nout), *td_out = vec((size_t)K * nout);
         real *t_in = vec((size_t)K * nin), *tp = vec((size_t)K * ldw), *r1 = vec(nres), *rn = vec(nres);
@@ -800,7 +999,8 @@ static void test_threads(void) {
         omp_set_num_threads(many);
         run_conv_passes(&s, N, K, ldw, in, w, d_out, td_out, t_in, tp, rn);
         char what[160];
-        snprintf(what, sizeof what, "conv2d k=%d N=%d K=%d: results with %d threads vs 1 thread", s.k, N, K, many);
+        snprintf(what, sizeof what, "conv2d k=%dx%d g=%d N=%d K=%d: results with %d threads vs 1 thread", s.kh, s.kw,
+                 s.groups, N, K, many);
         compare_r(OP_THREADS, what, rn, r1, nres);
         omp_set_num_threads(max_threads);
         free(in), free(w), free(d_out), free(td_out), free(t_in), free(tp), free(r1), free(rn);
@@ -859,6 +1059,43 @@ int main(void) {
             Layer L = make_conv(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], bias);
             test_layer(&L, c[8]);
         }
+    /* general conv2d: N C H W O kh kw groups stride_h stride_w dil_h dil_w pad_t pad_l pad_b pad_r K */
+    const int gconv[12][17] = {
+        {2, 4, 7, 6, 6, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1, 2},  /* groups 2, wide layout */
+        {2, 4, 6, 7, 4, 3, 3, 4, 1, 1, 1, 1, 1, 1, 1, 1, 2},  /* depthwise C = O = groups = 4 */
+        {2, 3, 6, 5, 6, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2},  /* channel multiplier O = 2C, stride 2 */
+        {2, 2, 7, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 2},  /* kernel 3x1 */
+        {2, 2, 5, 7, 3, 1, 3, 1, 1, 1, 1, 1, 0, 1, 0, 1, 2},  /* kernel 1x3 */
+        {2, 2, 8, 9, 3, 3, 3, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2},  /* dilation 2, wide layout */
+        {2, 2, 8, 7, 3, 3, 2, 1, 2, 1, 1, 1, 1, 0, 2, 1, 3},  /* stride (2,1), pads (1,0,2,1) */
+        {2, 4, 9, 8, 4, 3, 2, 2, 2, 1, 2, 1, 1, 0, 2, 1, 2},  /* all at once: im2col layout */
+        {2, 4, 7, 6, 8, 3, 3, 4, 1, 1, 2, 1, 1, 0, 2, 1, 3},  /* multiplier 2, dilation, pads (1,0,2,1): wide */
+        {2, 4, 5, 6, 6, 1, 1, 2, 1, 1, 1, 1, 0, 0, 0, 0, 2},  /* grouped pointwise */
+        {2, 2, 6, 9, 3, 2, 3, 1, 1, 2, 1, 2, 0, 1, 1, 2, 2},  /* stride (1,2), dilation (1,2) */
+        {3, 6, 5, 5, 4, 2, 2, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1},  /* groups 2, only bottom/right padding */
+    };
+    for (int i = 0; i < 12; i++)
+        for (int bias = 1; bias >= 0; bias--) {
+            const int *c = gconv[i];
+            ConvShape cs = conv2d_shape_general(c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11],
+                                                c[12], c[13], c[14], c[15]);
+            Layer L = make_conv_shape(c[0], cs, bias);
+            test_layer(&L, c[16]);
+        }
+    /* the square shape fills the general fields */
+    {
+        ConvShape a = conv2d_shape(3, 9, 8, 4, 3, 2, 1);
+        ConvShape b = conv2d_shape_general(3, 9, 8, 4, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1);
+        CHECK(memcmp(&a, &b, sizeof a) == 0 && a.Ho == 5 && a.Wo == 4 && a.k == 3 && a.stride == 2 && a.pad == 1,
+              "conv2d_shape does not match conv2d_shape_general");
+        /* invalid shapes are refused: channels not divisible by groups; a window larger than the input */
+        real buf[4096] = {0};
+        ConvShape bad = conv2d_shape_general(3, 5, 5, 4, 3, 3, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+        CHECK(FN(conv2d_forward)(buf, buf, buf, NULL, 1, &bad) == -1, "conv2d: C=3 groups=2 not refused");
+        bad = conv2d_shape_general(2, 3, 3, 2, 5, 5, 1, 1, 1, 1, 1, 0, 0, 0, 0);
+        CHECK(bad.Ho == 0 && FN(conv2d_forward)(buf, buf, buf, NULL, 1, &bad) == -1,
+              "conv2d: a 5x5 window on a 3x3 input not refused");
+    }
 
     /* relu */
     test_relu(3, 3, 37);
@@ -866,9 +1103,29 @@ int main(void) {
     test_relu_large();
 
     /* maxpool */
-    test_maxpool(2, 2, 6, 7, 2, 2, 0, 3);
-    test_maxpool(2, 3, 7, 6, 3, 2, 1, 3);
-    test_maxpool(3, 2, 5, 5, 3, 1, 1, 2);
+    test_maxpool(2, maxpool_shape(2, 6, 7, 2, 2, 0), 3);
+    test_maxpool(2, maxpool_shape(3, 7, 6, 3, 2, 1), 3);
+    test_maxpool(3, maxpool_shape(2, 5, 5, 3, 1, 1), 2);
+    /* C H W kh kw stride_h stride_w pad_t pad_l pad_b pad_r ceil_mode count_include_pad, N, K */
+    const int pools[8][15] = {
+        {2, 7, 7, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 2, 2}, /* 2x2/2 ceil: the last window hangs out (no fast path) */
+        {2, 7, 6, 3, 2, 2, 3, 1, 1, 1, 1, 1, 1, 2, 2}, /* ceil, count_include_pad */
+        {2, 7, 6, 3, 2, 2, 3, 1, 1, 1, 1, 1, 0, 2, 2}, /* ceil, count real cells */
+        {2, 6, 7, 3, 2, 2, 1, 1, 0, 2, 1, 0, 1, 2, 3}, /* asymmetric pads (1,0,2,1), stride (2,1) */
+        {2, 6, 7, 3, 2, 2, 1, 1, 0, 2, 1, 0, 0, 2, 3}, /* the same, count real cells */
+        {3, 5, 8, 1, 3, 1, 2, 0, 1, 0, 1, 1, 1, 2, 2}, /* 1x3 window */
+        {2, 8, 5, 3, 3, 3, 3, 1, 1, 1, 1, 1, 0, 2, 2}, /* windows clipped by the border on both sides */
+        {2, 6, 6, 2, 2, 2, 2, 0, 0, 1, 1, 0, 1, 3, 2}, /* only bottom/right padding, 2x2/2 fast path */
+    };
+    for (int i = 0; i < 8; i++) {
+        const int *q = pools[i];
+        PoolShape ps = pool_shape_general(q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], q[9], q[10], q[11],
+                                          q[12]);
+        test_maxpool(q[13], ps, q[14]);
+        test_avgpool(q[13], ps, q[14]);
+    }
+    test_avgpool(2, maxpool_shape(3, 6, 5, 3, 2, 1), 2);
+    test_pool_pytorch();
 
     /* cross-entropy */
     test_cross_entropy(5, 7, 3, 1.0 / 5);

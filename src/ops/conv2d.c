@@ -1,21 +1,24 @@
-/* conv2d.c: 2-D convolution (square kernel, stride, zero padding, optional bias) and its four passes
- * (see ops.h), as patch matrices times weights (GEMM), with OpenMP over samples.
+/* conv2d.c: 2-D convolution (kernel kh x kw, groups, per-axis stride and dilation, zero padding per side,
+ * optional bias; ONNX Conv) and its four passes (see ops.h), as patch matrices times weights (GEMM), with
+ * OpenMP over samples.
  *
- * Per image the patch matrix `col` has one row per weight column r = (c, i, j) of W viewed as (O, C*k*k),
- * so out = W col + b. Three patch layouts, chosen by shape:
+ * Per image the patch matrix `col` has one row per (c, i, j), c < C, i < kh, j < kw: R = C*kh*kw rows. With
+ * G groups of Cg = C/G input and Og = O/G output channels, group g's rows are the contiguous block
+ * g*Rg .. (g+1)*Rg, Rg = Cg*kh*kw, W viewed as (O, Rg), and out[g*Og..] = W[g*Og..] col[g*Rg..] + b: one
+ * GEMM per group (a single GEMM for G = 1, as before groups existed). Three patch layouts, chosen by shape:
  *   pointwise (1x1, stride 1, no padding): col is the input itself, (C, H*W); nothing is copied.
- *   wide (stride 1): the input is zero-padded to (C, Hp, Wp) if needed, and row (c, i, j) is the contiguous
- *     run of Lw = (Ho-1)*Wp + Wo values starting at (c, i, j): one copy per row instead of one per output
- *     row. Column l = oh*Wp + ow; the columns with ow >= Wo are "gaps" that belong to no output: outputs
- *     are gathered from the valid columns and gradients enter with zeros in the gaps.
- *   general (stride > 1): classic im2col, (C*k*k, Ho*Wo).
+ *   wide (stride 1 on both axes): the input is zero-padded to (C, Hp, Wp) if needed, and row (c, i, j) is the
+ *     contiguous run of Lw = (Ho-1)*Wp + Wo values starting at (c, i*dil_h, j*dil_w): one copy per row instead
+ *     of one per output row. Column l = oh*Wp + ow; the columns with ow >= Wo are "gaps" that belong to no
+ *     output: outputs are gathered from the valid columns and gradients enter with zeros in the gaps.
+ *   general (a stride > 1): classic im2col, (C*kh*kw, Ho*Wo).
  * Convolution is bilinear in (in, W), so for direction k:
  *   t_out   = conv(t_in, W) + conv(in, t_W) + t_b
  *   td_in   = conv^T(td_out, W) + conv^T(d_out, t_W)
  *   td_W   += td_out (x) col(in) + d_out (x) col(t_in)
  *   td_b   += sum td_out
  * Tangents are (N, K, ...): the K directions of one sample form one (K*O, Ho*Wo) matrix, so the weight
- * terms of all directions are a single GEMM per sample. Parameter gradients are summed over fixed blocks of
+ * terms of all directions are a single GEMM per sample (per direction and group when G > 1). Parameter gradients are summed over fixed blocks of
  * samples, so results are the same bits for any thread count. */
 #include <omp.h>
 #include <string.h>
@@ -31,36 +34,74 @@ enum { SLOT_COL, SLOT_COL2, SLOT_PAD, SLOT_WIDE, SLOT_WIDE2, SLOT_STACKED, SLOT_
 #define CONV_ACC_BLOCKS 16
 #define CONV_ACC_VALUES ((size_t)16 << 20)
 
+/* Precision-independent, but this file is compiled twice (f32 and f64): define them in one of them only. */
 #if defined(HS_F64)
-ConvShape conv2d_shape(int C, int H, int W, int O, int k, int stride, int pad) {
-    ConvShape s = {C, H, W, O, k, stride, pad, (H + 2 * pad - k) / stride + 1, (W + 2 * pad - k) / stride + 1};
+/* floor((in + pads - extent) / stride) + 1 output positions, 0 when the window does not fit. */
+static int conv_out_size(int in, int extent, int stride, int pads) {
+    int span = in + pads - extent;
+    return span < 0 || stride < 1 ? 0 : span / stride + 1;
+}
+
+ConvShape conv2d_shape_general(int C, int H, int W, int O, int kh, int kw, int groups, int stride_h, int stride_w,
+                               int dil_h, int dil_w, int pad_t, int pad_l, int pad_b, int pad_r) {
+    ConvShape s;
+    memset(&s, 0, sizeof s);
+    s.C = C, s.H = H, s.W = W, s.O = O;
+    s.kh = kh, s.kw = kw, s.groups = groups;
+    s.stride_h = stride_h, s.stride_w = stride_w, s.dil_h = dil_h, s.dil_w = dil_w;
+    s.pad_t = pad_t, s.pad_l = pad_l, s.pad_b = pad_b, s.pad_r = pad_r;
+    s.k = kh, s.stride = stride_h, s.pad = pad_t;
+    s.Ho = conv_out_size(H, dil_h * (kh - 1) + 1, stride_h, pad_t + pad_b);
+    s.Wo = conv_out_size(W, dil_w * (kw - 1) + 1, stride_w, pad_l + pad_r);
     return s;
 }
+
+ConvShape conv2d_shape(int C, int H, int W, int O, int k, int stride, int pad) {
+    return conv2d_shape_general(C, H, W, O, k, k, 1, stride, stride, 1, 1, pad, pad, pad, pad);
+}
 #endif
+
+static int conv_check(const ConvShape *s) {
+    if (s->C < 1 || s->H < 1 || s->W < 1 || s->O < 1 || s->kh < 1 || s->kw < 1 || s->groups < 1 ||
+        s->C % s->groups || s->O % s->groups || s->stride_h < 1 || s->stride_w < 1 || s->dil_h < 1 || s->dil_w < 1 ||
+        s->pad_t < 0 || s->pad_l < 0 || s->pad_b < 0 || s->pad_r < 0 || s->Ho < 1 || s->Wo < 1)
+        return hs_error("conv2d: invalid shape C=%d H=%d W=%d O=%d kernel %dx%d groups %d stride %d,%d dilation %d,%d "
+                        "pads %d,%d,%d,%d (output %dx%d)",
+                        s->C, s->H, s->W, s->O, s->kh, s->kw, s->groups, s->stride_h, s->stride_w, s->dil_h, s->dil_w,
+                        s->pad_t, s->pad_l, s->pad_b, s->pad_r, s->Ho, s->Wo);
+    return 0;
+}
 
 typedef enum { LAYOUT_POINTWISE, LAYOUT_WIDE, LAYOUT_GENERAL } PatchLayout;
 
 typedef struct {
     PatchLayout layout;
-    int R;       /* C*k*k */
+    int G, Og;   /* groups, output channels per group */
+    int R;       /* C*kh*kw: rows of the patch matrix */
+    int Rg;      /* (C/G)*kh*kw: rows per group, the length of a weight row */
     int L;       /* Ho*Wo, outputs per channel */
     int cols;    /* columns of the patch matrix: L, or Lw for the wide layout */
     int Hp, Wp;  /* padded input size (wide layout) */
+    int padded;  /* any padding */
     size_t in_size, out_size;
 } Patches;
 
 static Patches patches_for(const ConvShape *s) {
     Patches p;
-    p.R = s->C * s->k * s->k;
+    p.G = s->groups;
+    p.Og = s->O / s->groups;
+    p.R = s->C * s->kh * s->kw;
+    p.Rg = p.R / s->groups;
     p.L = s->Ho * s->Wo;
-    p.Hp = s->H + 2 * s->pad;
-    p.Wp = s->W + 2 * s->pad;
+    p.Hp = s->H + s->pad_t + s->pad_b;
+    p.Wp = s->W + s->pad_l + s->pad_r;
+    p.padded = s->pad_t || s->pad_l || s->pad_b || s->pad_r;
     p.in_size = (size_t)s->C * s->H * s->W;
     p.out_size = (size_t)s->O * p.L;
-    if (s->k == 1 && s->stride == 1 && s->pad == 0) {
+    if (s->kh == 1 && s->kw == 1 && s->stride_h == 1 && s->stride_w == 1 && !p.padded) {
         p.layout = LAYOUT_POINTWISE;
         p.cols = p.L;
-    } else if (s->stride == 1) {
+    } else if (s->stride_h == 1 && s->stride_w == 1) {
         p.layout = LAYOUT_WIDE;
         p.cols = (s->Ho - 1) * p.Wp + s->Wo;
     } else {
@@ -72,36 +113,37 @@ static Patches patches_for(const ConvShape *s) {
 
 /* ---- patch matrices ---- */
 
-static void FN(im2col)(real *restrict col /* (C*k*k, L) */, const real *restrict x /* (C,H,W) */, const ConvShape *s) {
+static void FN(im2col)(real *restrict col /* (C*kh*kw, L) */, const real *restrict x /* (C,H,W) */,
+                       const ConvShape *s) {
     int L = s->Ho * s->Wo;
     for (int c = 0; c < s->C; c++)
-        for (int i = 0; i < s->k; i++)
-            for (int j = 0; j < s->k; j++) {
-                real *row = col + (size_t)((c * s->k + i) * s->k + j) * L;
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++) {
+                real *row = col + (size_t)((c * s->kh + i) * s->kw + j) * L;
                 const real *plane = x + (size_t)c * s->H * s->W;
                 for (int oh = 0; oh < s->Ho; oh++) {
-                    int h = oh * s->stride - s->pad + i;
+                    int h = oh * s->stride_h - s->pad_t + i * s->dil_h;
                     real *dst = row + oh * s->Wo;
                     for (int ow = 0; ow < s->Wo; ow++) {
-                        int w = ow * s->stride - s->pad + j;
+                        int w = ow * s->stride_w - s->pad_l + j * s->dil_w;
                         dst[ow] = (h >= 0 && h < s->H && w >= 0 && w < s->W) ? plane[(size_t)h * s->W + w] : 0;
                     }
                 }
             }
 }
 
-static void FN(col2im_add)(real *x /* (C,H,W) += */, const real *col /* (C*k*k, L) */, const ConvShape *s) {
+static void FN(col2im_add)(real *x /* (C,H,W) += */, const real *col /* (C*kh*kw, L) */, const ConvShape *s) {
     int L = s->Ho * s->Wo;
     for (int c = 0; c < s->C; c++)
-        for (int i = 0; i < s->k; i++)
-            for (int j = 0; j < s->k; j++) {
-                const real *row = col + (size_t)((c * s->k + i) * s->k + j) * L;
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++) {
+                const real *row = col + (size_t)((c * s->kh + i) * s->kw + j) * L;
                 real *plane = x + (size_t)c * s->H * s->W;
                 for (int oh = 0; oh < s->Ho; oh++) {
-                    int h = oh * s->stride - s->pad + i;
+                    int h = oh * s->stride_h - s->pad_t + i * s->dil_h;
                     if (h < 0 || h >= s->H) continue;
                     for (int ow = 0; ow < s->Wo; ow++) {
-                        int w = ow * s->stride - s->pad + j;
+                        int w = ow * s->stride_w - s->pad_l + j * s->dil_w;
                         if (w >= 0 && w < s->W) plane[(size_t)h * s->W + w] += row[oh * s->Wo + ow];
                     }
                 }
@@ -117,19 +159,19 @@ static const real *FN(patches)(real *col, real *pad_buf, const real *x, const Co
         return col;
     }
     const real *src = x;
-    if (s->pad) {
+    if (p->padded) {
         memset(pad_buf, 0, sizeof(real) * (size_t)s->C * p->Hp * p->Wp);
         for (int c = 0; c < s->C; c++)
             for (int h = 0; h < s->H; h++)
-                memcpy(pad_buf + ((size_t)c * p->Hp + h + s->pad) * p->Wp + s->pad, x + ((size_t)c * s->H + h) * s->W,
-                       sizeof(real) * (size_t)s->W);
+                memcpy(pad_buf + ((size_t)c * p->Hp + h + s->pad_t) * p->Wp + s->pad_l,
+                       x + ((size_t)c * s->H + h) * s->W, sizeof(real) * (size_t)s->W);
         src = pad_buf;
     }
     for (int c = 0; c < s->C; c++)
-        for (int i = 0; i < s->k; i++)
-            for (int j = 0; j < s->k; j++)
-                memcpy(col + (size_t)((c * s->k + i) * s->k + j) * p->cols,
-                       src + ((size_t)c * p->Hp + i) * p->Wp + j, sizeof(real) * (size_t)p->cols);
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++)
+                memcpy(col + (size_t)((c * s->kh + i) * s->kw + j) * p->cols,
+                       src + ((size_t)c * p->Hp + i * s->dil_h) * p->Wp + j * s->dil_w, sizeof(real) * (size_t)p->cols);
     return col;
 }
 
@@ -144,22 +186,22 @@ static void FN(patches_add_back)(real *dx, const real *dcol, real *pad_buf, cons
         return;
     }
     real *dst = dx;
-    if (s->pad) {
+    if (p->padded) {
         dst = pad_buf;
         memset(pad_buf, 0, sizeof(real) * (size_t)s->C * p->Hp * p->Wp);
     }
     for (int c = 0; c < s->C; c++)
-        for (int i = 0; i < s->k; i++)
-            for (int j = 0; j < s->k; j++) {
-                real *restrict d = dst + ((size_t)c * p->Hp + i) * p->Wp + j;
-                const real *restrict g = dcol + (size_t)((c * s->k + i) * s->k + j) * p->cols;
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++) {
+                real *restrict d = dst + ((size_t)c * p->Hp + i * s->dil_h) * p->Wp + j * s->dil_w;
+                const real *restrict g = dcol + (size_t)((c * s->kh + i) * s->kw + j) * p->cols;
                 for (int l = 0; l < p->cols; l++) d[l] += g[l];
             }
-    if (s->pad)
+    if (p->padded)
         for (int c = 0; c < s->C; c++)
             for (int h = 0; h < s->H; h++) {
                 real *d = dx + ((size_t)c * s->H + h) * s->W;
-                const real *g = pad_buf + ((size_t)c * p->Hp + h + s->pad) * p->Wp + s->pad;
+                const real *g = pad_buf + ((size_t)c * p->Hp + h + s->pad_t) * p->Wp + s->pad_l;
                 for (int w = 0; w < s->W; w++) d[w] += g[w];
             }
 }
@@ -211,7 +253,7 @@ static int FN(buffers_get)(ConvBuffers *b, const ConvShape *s, const Patches *p,
         if (!b->col2) return -1;
     }
     if (p->layout == LAYOUT_WIDE) {
-        if (s->pad && !(b->pad = scratch_get(SLOT_PAD, sizeof(real) * (size_t)s->C * p->Hp * p->Wp))) return -1;
+        if (p->padded && !(b->pad = scratch_get(SLOT_PAD, sizeof(real) * (size_t)s->C * p->Hp * p->Wp))) return -1;
         if (wide_rows) {
             b->wide = scratch_get(SLOT_WIDE, sizeof(real) * (size_t)wide_rows * p->cols);
             b->wide2 = scratch_get(SLOT_WIDE2, sizeof(real) * (size_t)s->O * p->cols);
@@ -219,6 +261,29 @@ static int FN(buffers_get)(ConvBuffers *b, const ConvShape *s, const Patches *p,
         }
     }
     return 0;
+}
+
+/* ---- products with the block-diagonal (grouped) weight matrix: one GEMM per group, a single one for G = 1 ---- */
+
+/* Y (O, cols) = W col + beta Y; W (O, Rg), col (R, cols). */
+static void FN(gemm_groups)(const Patches *p, const real *W, const real *col, real beta, real *Y) {
+    for (int g = 0; g < p->G; g++)
+        FN(gemm)(0, 0, p->Og, p->cols, p->Rg, 1, W + (size_t)g * p->Og * p->Rg, p->Rg,
+                 col + (size_t)g * p->Rg * p->cols, p->cols, beta, Y + (size_t)g * p->Og * p->cols, p->cols);
+}
+
+/* dcol (R, cols) = W^T Y + beta dcol; Y (O, cols). */
+static void FN(gemm_groups_t)(const Patches *p, const real *W, const real *Y, real beta, real *dcol) {
+    for (int g = 0; g < p->G; g++)
+        FN(gemm)(1, 0, p->Rg, p->cols, p->Og, 1, W + (size_t)g * p->Og * p->Rg, p->Rg,
+                 Y + (size_t)g * p->Og * p->cols, p->cols, beta, dcol + (size_t)g * p->Rg * p->cols, p->cols);
+}
+
+/* dW (O, Rg) += Y col^T, group by group; Y (O, cols), col (R, cols). */
+static void FN(gemm_groups_w)(const Patches *p, const real *Y, const real *col, real *dW) {
+    for (int g = 0; g < p->G; g++)
+        FN(gemm)(0, 1, p->Og, p->Rg, p->cols, 1, Y + (size_t)g * p->Og * p->cols, p->cols,
+                 col + (size_t)g * p->Rg * p->cols, p->cols, 1, dW + (size_t)g * p->Og * p->Rg, p->Rg);
 }
 
 /* ---- convolution and its transpose over many images ---- */
@@ -238,7 +303,7 @@ static int FN(conv_apply)(real *out, const real *in, const real *weight, const r
             real *y = out + (size_t)n * p.out_size;
             const real *col = FN(patches)(b.col, b.pad, in + (size_t)n * p.in_size, s, &p);
             real *dst = p.layout == LAYOUT_WIDE ? b.wide : y;
-            FN(gemm)(0, 0, s->O, p.cols, p.R, 1, weight, p.R, col, p.cols, 0, dst, p.cols);
+            FN(gemm_groups)(&p, weight, col, 0, dst);
             if (p.layout == LAYOUT_WIDE) FN(gather_outputs)(y, dst, s->O, 0, s, &p);
             if (bias)
                 for (int o = 0; o < s->O; o++)
@@ -263,10 +328,10 @@ static int FN(conv_apply_transposed)(real *d_in, const real *d_out, const real *
             real *dx = d_in + (size_t)n * p.in_size;
             const real *dy = FN(as_columns)(b.wide, d_out + (size_t)n * p.out_size, s->O, s, &p);
             if (p.layout == LAYOUT_POINTWISE) {
-                FN(gemm)(1, 0, p.R, p.cols, s->O, 1, weight, p.R, dy, p.cols, 0, dx, p.cols);
+                FN(gemm_groups_t)(&p, weight, dy, 0, dx);
                 continue;
             }
-            FN(gemm)(1, 0, p.R, p.cols, s->O, 1, weight, p.R, dy, p.cols, 0, b.col, p.cols);
+            FN(gemm_groups_t)(&p, weight, dy, 0, b.col);
             memset(dx, 0, sizeof(real) * p.in_size);
             FN(patches_add_back)(dx, b.col, b.pad, s, &p);
         }
@@ -275,6 +340,7 @@ static int FN(conv_apply_transposed)(real *d_in, const real *d_out, const real *
 }
 
 int FN(conv2d_forward)(real *out, const real *in, const real *weight, const real *bias, int N, const ConvShape *s) {
+    HS_TRY(conv_check(s));
     return FN(conv_apply)(out, in, weight, bias, N, s);
 }
 
@@ -287,15 +353,16 @@ int FN(conv2d_backward)(real *d_in, real *d_weight, real *d_bias, const real *d_
 
 int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weight, const real *t_bias, size_t ldw,
                                const real *in, const real *weight, int K, int N, const ConvShape *s) {
+    HS_TRY(conv_check(s));
     Patches p = patches_for(s);
-    int R = p.R, L = p.L, O = s->O, failed = 0;
+    int R = p.Rg, L = p.L, O = s->O, failed = 0;
     if (t_in) {
         HS_TRY(FN(conv_apply)(t_out, t_in, weight, NULL, (long)N * K, s));
     } else {
         memset(t_out, 0, sizeof(real) * p.out_size * (size_t)N * K);
     }
     if (t_weight) {
-        /* Stack the K weight tangents into one (K*O, R) matrix; when few entries are non-zero (unit directions,
+        /* Stack the K weight tangents into one (K*O, Rg) matrix; when few entries are non-zero (unit directions,
          * as the exact Hessian uses), add their patch rows directly instead of multiplying by zeros. */
         size_t total = (size_t)K * O * R, nnz = 0;
         real *stacked = scratch_get(SLOT_STACKED, sizeof(real) * total);
@@ -323,9 +390,10 @@ int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weig
                 real *tn = t_out + (size_t)n * K * p.out_size; /* (K*O, L) */
                 if (sparse) {
                     for (size_t e = 0; e < nnz; e++) {
-                        size_t i = (size_t)nz_index[e];
-                        real w = stacked[i], *dst = tn + (i / (size_t)R) * L;
-                        const real *src = col + (i % (size_t)R) * p.cols;
+                        size_t i = (size_t)nz_index[e], row = i / (size_t)R; /* k*O + o */
+                        size_t group = (row % (size_t)O) / (size_t)p.Og;
+                        real w = stacked[i], *dst = tn + row * L;
+                        const real *src = col + (group * (size_t)R + i % (size_t)R) * p.cols;
                         if (p.layout == LAYOUT_WIDE) {
                             for (int oh = 0; oh < s->Ho; oh++)
                                 for (int ow = 0; ow < s->Wo; ow++) dst[oh * s->Wo + ow] += w * src[oh * p.Wp + ow];
@@ -333,11 +401,16 @@ int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weig
                             for (int l = 0; l < L; l++) dst[l] += w * src[l];
                         }
                     }
-                } else if (p.layout == LAYOUT_WIDE) {
-                    FN(gemm)(0, 0, K * O, p.cols, R, 1, stacked, R, col, p.cols, 0, b.wide, p.cols);
-                    FN(gather_outputs)(tn, b.wide, K * O, 1, s, &p);
                 } else {
-                    FN(gemm)(0, 0, K * O, L, R, 1, stacked, R, col, p.cols, 1, tn, L);
+                    int wide = p.layout == LAYOUT_WIDE;
+                    real *dst = wide ? b.wide : tn, beta = wide ? 0 : 1; /* (K*O, cols) */
+                    if (p.G == 1) {
+                        FN(gemm)(0, 0, K * O, p.cols, R, 1, stacked, R, col, p.cols, beta, dst, p.cols);
+                    } else {
+                        for (int k = 0; k < K; k++)
+                            FN(gemm_groups)(&p, stacked + (size_t)k * O * R, col, beta, dst + (size_t)k * O * p.cols);
+                    }
+                    if (wide) FN(gather_outputs)(tn, b.wide, K * O, 1, s, &p);
                 }
             }
         }
@@ -359,8 +432,9 @@ int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weig
 int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, size_t ldw, const real *td_out,
                                 const real *d_out, const real *t_in, const real *t_weight, const real *in,
                                 const real *weight, int K, int N, const ConvShape *s) {
+    HS_TRY(conv_check(s));
     Patches p = patches_for(s);
-    int R = p.R, L = p.L, O = s->O, failed = 0;
+    int R = p.Rg, L = p.L, O = s->O, failed = 0;
     size_t wsize = (size_t)O * R;
     if (ldw == 0) ldw = wsize; /* K == 1 primal call */
     int cross_in = d_out && t_weight && td_in, cross_w = d_out && t_in;
@@ -392,7 +466,12 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
                 const real *tdo = td_out + (size_t)n * K * p.out_size; /* (K*O, L) */
                 const real *col = FN(patches)(b.col, b.pad, in + (size_t)n * p.in_size, s, &p);
                 const real *tdo_cols = FN(as_columns)(b.wide, tdo, K * O, s, &p);
-                FN(gemm)(0, 1, K * O, R, p.cols, 1, tdo_cols, p.cols, col, p.cols, 1, acc, R);
+                if (p.G == 1) {
+                    FN(gemm)(0, 1, K * O, R, p.cols, 1, tdo_cols, p.cols, col, p.cols, 1, acc, R);
+                } else {
+                    for (int k = 0; k < K; k++)
+                        FN(gemm_groups_w)(&p, tdo_cols + (size_t)k * O * p.cols, col, acc + (size_t)k * wsize);
+                }
                 if (td_bias)
                     for (int ko = 0; ko < K * O; ko++) {
                         const real *row = tdo + (size_t)ko * L;
@@ -405,15 +484,15 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
                 for (int k = 0; k < K; k++) {
                     if (cross_w) {
                         const real *tcol = FN(patches)(b.col2, b.pad, t_in + ((size_t)n * K + k) * p.in_size, s, &p);
-                        FN(gemm)(0, 1, O, R, p.cols, 1, dy, p.cols, tcol, p.cols, 1, acc + (size_t)k * wsize, R);
+                        FN(gemm_groups_w)(&p, dy, tcol, acc + (size_t)k * wsize);
                     }
                     if (cross_in) {
                         real *tdx = td_in + ((size_t)n * K + k) * p.in_size;
                         const real *tw = t_weight + (size_t)k * ldw;
                         if (p.layout == LAYOUT_POINTWISE) {
-                            FN(gemm)(1, 0, R, p.cols, O, 1, tw, R, dy, p.cols, 1, tdx, p.cols);
+                            FN(gemm_groups_t)(&p, tw, dy, 1, tdx);
                         } else {
-                            FN(gemm)(1, 0, R, p.cols, O, 1, tw, R, dy, p.cols, 0, b.col2, p.cols);
+                            FN(gemm_groups_t)(&p, tw, dy, 0, b.col2);
                             FN(patches_add_back)(tdx, b.col2, b.pad, s, &p);
                         }
                     }

@@ -1,27 +1,53 @@
-/* maxpool.c: max-pooling over square windows (kernel k, stride, zero-free padding: padded cells never win)
- * and its four passes (see ops.h). The forward pass records the winning input index of every output; the
+/* maxpool.c: the pooling window shapes (PoolShape, shared with average pooling in pooling.c), and max-pooling
+ * over kh x kw windows (per-axis stride, padding per side that never wins, ceil mode) and its four passes
+ * (see ops.h). The forward pass records the winning input index of every output; the
  * other passes route values through it, so max-pool adds no second-order term. Ties go to the first
  * maximum in scan order, as in PyTorch. */
 #include <string.h>
 
 #include "ops.h"
 
-/* Precision-independent, but this file is compiled twice (f32 and f64): define it in one of them only. */
+/* Precision-independent, but this file is compiled twice (f32 and f64): define them in one of them only. */
 #if defined(HS_F64)
-PoolShape maxpool_shape(int C, int H, int W, int k, int stride, int pad) {
-    PoolShape s = {C, H, W, k, stride, pad, (H + 2 * pad - k) / stride + 1, (W + 2 * pad - k) / stride + 1};
+/* Output positions along one axis, PyTorch's pooling_output_shape_pad_lr (dilation 1); 0 when none fits. */
+static int pool_out_size(int in, int k, int stride, int pad_lo, int pad_hi, int ceil_mode) {
+    int span = in + pad_lo + pad_hi - k;
+    if (span < 0 || stride < 1) return 0;
+    int out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+    if (ceil_mode && (out - 1) * stride >= in + pad_lo) out--; /* the last window starts inside input or pad_lo */
+    return out;
+}
+
+PoolShape pool_shape_general(int C, int H, int W, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
+                             int pad_b, int pad_r, int ceil_mode, int count_include_pad) {
+    PoolShape s;
+    memset(&s, 0, sizeof s);
+    s.C = C, s.H = H, s.W = W;
+    s.kh = kh, s.kw = kw, s.stride_h = stride_h, s.stride_w = stride_w;
+    s.pad_t = pad_t, s.pad_l = pad_l, s.pad_b = pad_b, s.pad_r = pad_r;
+    s.ceil_mode = ceil_mode, s.count_include_pad = count_include_pad;
+    s.k = kh, s.stride = stride_h, s.pad = pad_t;
+    s.Ho = pool_out_size(H, kh, stride_h, pad_t, pad_b, ceil_mode);
+    s.Wo = pool_out_size(W, kw, stride_w, pad_l, pad_r, ceil_mode);
     return s;
+}
+
+PoolShape maxpool_shape(int C, int H, int W, int k, int stride, int pad) {
+    return pool_shape_general(C, H, W, k, k, stride, stride, pad, pad, pad, pad, 0, 1);
 }
 #endif
 
 void FN(maxpool_forward)(real *out, int32_t *argmax, const real *in, int N, const PoolShape *s) {
     size_t in_plane = (size_t)s->H * s->W, out_plane = (size_t)s->Ho * s->Wo;
+    /* 2x2 windows at stride 2, no padding, all inside the input (ceil mode may leave one hanging out) */
+    int fast = s->kh == 2 && s->kw == 2 && s->stride_h == 2 && s->stride_w == 2 && !s->pad_t && !s->pad_l &&
+               2 * s->Ho <= s->H && 2 * s->Wo <= s->W;
 #pragma omp parallel for schedule(static)
     for (long nc = 0; nc < (long)N * s->C; nc++) {
         const real *x = in + (size_t)nc * in_plane;
         real *y = out + (size_t)nc * out_plane;
         int32_t *am = argmax + (size_t)nc * out_plane;
-        if (s->k == 2 && s->stride == 2 && s->pad == 0) { /* the common case: branch-free, no bounds checks */
+        if (fast) { /* the common case: branch-free, no bounds checks */
             for (int oh = 0; oh < s->Ho; oh++)
                 for (int ow = 0; ow < s->Wo; ow++) {
                     int i0 = 2 * oh * s->W + 2 * ow, i2 = i0 + s->W;
@@ -38,11 +64,11 @@ void FN(maxpool_forward)(real *out, int32_t *argmax, const real *in, int N, cons
             for (int ow = 0; ow < s->Wo; ow++) {
                 int best = -1;
                 real best_value = 0;
-                for (int i = 0; i < s->k; i++) {
-                    int h = oh * s->stride - s->pad + i;
+                for (int i = 0; i < s->kh; i++) {
+                    int h = oh * s->stride_h - s->pad_t + i;
                     if (h < 0 || h >= s->H) continue;
-                    for (int j = 0; j < s->k; j++) {
-                        int w = ow * s->stride - s->pad + j;
+                    for (int j = 0; j < s->kw; j++) {
+                        int w = ow * s->stride_w - s->pad_l + j;
                         if (w < 0 || w >= s->W) continue;
                         real v = x[h * s->W + w];
                         if (best < 0 || v > best_value || v != v) {

@@ -45,32 +45,44 @@ void FN(linear_tangent_backward)(real *td_in /* (N,K,In) or NULL */, real *td_we
                                  const real *t_in /* (N,K,In) or NULL */, const real *t_weight /* (K,ldw) or NULL */,
                                  const real *in /* (N,In) */, const real *weight /* (O,In) */, int K, int N, int In, int O);
 
-/* ---- conv2d: out = conv(in, W) + b, square kernel, stride, zero padding ---- */
+/* ---- conv2d: out = conv(in, W) + b, as ONNX Conv / PyTorch Conv2d: kernel kh x kw, groups, per-axis stride and
+ * dilation, zero padding per side (top, left, bottom, right). Weight layout (O, C/groups, kh, kw); output channel
+ * o reads input channels of group o / (O/groups). ---- */
 typedef struct {
     int C, H, W;      /* input channels and size */
-    int O, k;         /* output channels, kernel size */
+    int O, k;         /* output channels; k, stride, pad: the square case's values (= kh, stride_h, pad_t) */
     int stride, pad;
-    int Ho, Wo;       /* output size (filled by conv2d_shape) */
+    int Ho, Wo;       /* output size (filled by conv2d_shape / conv2d_shape_general) */
+    int kh, kw, groups;
+    int stride_h, stride_w, dil_h, dil_w;
+    int pad_t, pad_l, pad_b, pad_r;
 } ConvShape;
 
+/* Square kernel, equal strides and pads, groups 1, dilation 1. */
 ConvShape conv2d_shape(int C, int H, int W, int O, int k, int stride, int pad);
+/* Ho = floor((H + pad_t + pad_b - dil_h*(kh-1) - 1) / stride_h) + 1 (0 when the window does not fit), Wo alike.
+ * The passes reject (hs_error) shapes with C or O not divisible by groups, or sizes, strides or dilations < 1. */
+ConvShape conv2d_shape_general(int C, int H, int W, int O, int kh, int kw, int groups, int stride_h, int stride_w,
+                               int dil_h, int dil_w, int pad_t, int pad_l, int pad_b, int pad_r);
 
-int FN(conv2d_forward)(real *out /* (N,O,Ho,Wo) */, const real *in /* (N,C,H,W) */, const real *weight /* (O,C,k,k) */,
-                       const real *bias /* (O) or NULL */, int N, const ConvShape *s);
-int FN(conv2d_backward)(real *d_in /* (N,C,H,W) or NULL */, real *d_weight /* (O,C,k,k) += or NULL */,
+int FN(conv2d_forward)(real *out /* (N,O,Ho,Wo) */, const real *in /* (N,C,H,W) */,
+                       const real *weight /* (O,C/groups,kh,kw) */, const real *bias /* (O) or NULL */, int N,
+                       const ConvShape *s);
+int FN(conv2d_backward)(real *d_in /* (N,C,H,W) or NULL */, real *d_weight /* (O,C/groups,kh,kw) += or NULL */,
                         real *d_bias /* (O) += or NULL */, const real *d_out /* (N,O,Ho,Wo) */,
-                        const real *in /* (N,C,H,W) */, const real *weight /* (O,C,k,k) */, int N, const ConvShape *s);
+                        const real *in /* (N,C,H,W) */, const real *weight /* (O,C/groups,kh,kw) */, int N,
+                        const ConvShape *s);
 int FN(conv2d_tangent_forward)(real *t_out /* (N,K,O,Ho,Wo) */, const real *t_in /* (N,K,C,H,W) or NULL */,
-                               const real *t_weight /* (K,ldw) rows: (O,C,k,k) or NULL */,
+                               const real *t_weight /* (K,ldw) rows: (O,C/groups,kh,kw) or NULL */,
                                const real *t_bias /* (K,ldw) rows: (O) or NULL */, size_t ldw,
-                               const real *in /* (N,C,H,W) */, const real *weight /* (O,C,k,k) */, int K, int N,
-                               const ConvShape *s);
+                               const real *in /* (N,C,H,W) */, const real *weight /* (O,C/groups,kh,kw) */, int K,
+                               int N, const ConvShape *s);
 int FN(conv2d_tangent_backward)(real *td_in /* (N,K,C,H,W) or NULL */, real *td_weight /* (K,ldw) += */,
                                 real *td_bias /* (K,ldw) += or NULL */, size_t ldw,
                                 const real *td_out /* (N,K,O,Ho,Wo) */, const real *d_out /* (N,O,Ho,Wo) or NULL */,
                                 const real *t_in /* (N,K,C,H,W) or NULL */, const real *t_weight /* (K,ldw) or NULL */,
-                                const real *in /* (N,C,H,W) */, const real *weight /* (O,C,k,k) */, int K, int N,
-                                const ConvShape *s);
+                                const real *in /* (N,C,H,W) */, const real *weight /* (O,C/groups,kh,kw) */, int K,
+                                int N, const ConvShape *s);
 
 /* ---- relu: out = max(in, 0); the mask is taken from out > 0 as PyTorch does ---- */
 void FN(relu_forward)(real *out /* (n) */, const real *in /* (n) */, size_t n);
@@ -80,14 +92,26 @@ void FN(relu_tangent_forward)(real *t_out /* (N,K,m) */, const real *t_in /* (N,
 void FN(relu_tangent_backward)(real *td_in /* (N,K,m) */, const real *td_out /* (N,K,m) */,
                                const real *out /* (N,m) */, int K, int N, size_t m);
 
-/* ---- max-pool: square window, stride, padding (padded cells never win); cache = argmax per output ---- */
+/* ---- 2-D pooling windows (max and average), as ONNX MaxPool / AveragePool and PyTorch: kernel kh x kw, per-axis
+ * stride, padding per side (top, left, bottom, right). Output size per axis (PyTorch's rule):
+ *   Ho = floor_or_ceil((H + pad_t + pad_b - kh) / stride_h) + 1, ceil with ceil_mode; with ceil_mode the last
+ *   window must start inside the input or the top padding: Ho -= 1 when (Ho-1)*stride_h >= H + pad_t.
+ * count_include_pad: average pooling's divisor (see avgpool2d below); max-pool ignores it. ---- */
 typedef struct {
     int C, H, W;
-    int k, stride, pad;
+    int k, stride, pad; /* the square case's values (= kh, stride_h, pad_t) */
     int Ho, Wo;
+    int kh, kw, stride_h, stride_w;
+    int pad_t, pad_l, pad_b, pad_r;
+    int ceil_mode, count_include_pad;
 } PoolShape;
 
+/* Square window, equal strides and pads, floor mode. */
 PoolShape maxpool_shape(int C, int H, int W, int k, int stride, int pad);
+PoolShape pool_shape_general(int C, int H, int W, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
+                             int pad_b, int pad_r, int ceil_mode, int count_include_pad);
+
+/* ---- max-pool (padded cells never win; a window with no input cell gives 0); cache = argmax per output ---- */
 
 void FN(maxpool_forward)(real *out /* (N,C,Ho,Wo) */, int32_t *argmax /* (N,C,Ho,Wo): index in the H*W plane */,
                          const real *in /* (N,C,H,W) */, int N, const PoolShape *s);
@@ -97,6 +121,18 @@ void FN(maxpool_tangent_forward)(real *t_out /* (N,K,C,Ho,Wo) */, const real *t_
                                  const int32_t *argmax /* (N,C,Ho,Wo) */, int K, int N, const PoolShape *s);
 void FN(maxpool_tangent_backward)(real *td_in /* (N,K,C,H,W) */, const real *td_out /* (N,K,C,Ho,Wo) */,
                                   const int32_t *argmax /* (N,C,Ho,Wo) */, int K, int N, const PoolShape *s);
+
+/* ---- average pool 2-D over the windows of a PoolShape. Divisor as PyTorch: count_include_pad = 1 divides by the
+ * window clipped to the padded input (H + pad_t + pad_b by W + pad_l + pad_r; kh*kw except windows hanging past
+ * it with ceil_mode), count_include_pad = 0 by the number of input cells in the window (no cell: output 0).
+ * Linear: the tangent passes are the forward/backward passes on N*K samples, with no second-order term. ---- */
+void FN(avgpool2d_forward)(real *out /* (N,C,Ho,Wo) */, const real *in /* (N,C,H,W) */, int N, const PoolShape *s);
+void FN(avgpool2d_backward)(real *d_in /* (N,C,H,W) */, const real *d_out /* (N,C,Ho,Wo) */, int N,
+                            const PoolShape *s);
+void FN(avgpool2d_tangent_forward)(real *t_out /* (N,K,C,Ho,Wo) */, const real *t_in /* (N,K,C,H,W) */, int K, int N,
+                                   const PoolShape *s);
+void FN(avgpool2d_tangent_backward)(real *td_in /* (N,K,C,H,W) */, const real *td_out /* (N,K,C,Ho,Wo) */, int K,
+                                    int N, const PoolShape *s);
 
 /* ---- cross-entropy from logits: loss = scale * sum_n (logsumexp(z_n) - z_n[y_n]) ----
  * scale = 1/(total samples) gives the mean over a data set processed in chunks. probs is the cache. */
