@@ -208,4 +208,104 @@ void FN(avgpool_tangent_backward)(real *td_in /* (N,K,C,HW) */, const real *td_o
  * input's gradient from several consumers is summed with it too). ---- */
 void FN(add_forward)(real *out /* (n) */, const real *a /* (n) */, const real *b /* (n) */, size_t n);
 
+/* ---- pointwise activations: out = f(in) elementwise (ONNX LeakyRelu, Clip, Sigmoid, Tanh, Softplus, Erf) ----
+ * Every pass takes the input `in` (never the output). f' and f'' at kinks follow PyTorch: LeakyRelu slope 1
+ * where x > 0, else alpha; Clip passes the gradient where lo <= x <= hi (both inclusive; lo/hi may be
+ * +-INFINITY; lo > hi gives hi everywhere, gradient 0, as torch.clamp); Softplus has beta 1 and threshold 20
+ * (x > 20: f = x). tangent_backward: td_in = f'(in) td_out + f''(in) t_in d_out, the second term dropped when
+ * d_out is NULL (Gauss-Newton) or t_in is NULL; t_in NULL in tangent_forward means zero.
+ * out may alias in; d_in may alias d_out; t_out may alias t_in; td_in may alias td_out. */
+typedef enum { PW_LEAKY_RELU, PW_CLIP, PW_SIGMOID, PW_TANH, PW_SOFTPLUS, PW_ERF } PointwiseKind;
+typedef struct {
+    PointwiseKind kind;
+    double alpha;  /* LeakyRelu slope for x <= 0 */
+    double lo, hi; /* Clip bounds, may be -INFINITY / +INFINITY */
+} Pointwise;
+
+void FN(pointwise_forward)(real *out /* (n) */, const real *in /* (n) */, size_t n, const Pointwise *f);
+void FN(pointwise_backward)(real *d_in /* (n) */, const real *d_out /* (n) */, const real *in /* (n) */, size_t n,
+                            const Pointwise *f);
+void FN(pointwise_tangent_forward)(real *t_out /* (N,K,m) */, const real *t_in /* (N,K,m) or NULL */,
+                                   const real *in /* (N,m) */, int K, int N, size_t m, const Pointwise *f);
+void FN(pointwise_tangent_backward)(real *td_in /* (N,K,m) */, const real *td_out /* (N,K,m) */,
+                                    const real *d_out /* (N,m) or NULL (GGN) */, const real *t_in /* (N,K,m) or NULL */,
+                                    const real *in /* (N,m) */, int K, int N, size_t m, const Pointwise *f);
+
+/* ---- binary Add/Sub/Mul/Div with numpy broadcasting of per-sample shapes (ONNX Add, Sub, Mul, Div) ----
+ * Each operand is batched (a per-sample activation: values (N, size), tangents (N,K,size)) or unbatched (a
+ * parameter: values (size), tangents rows of (K,ldw); or a constant: pass NULL tangents and NULL gradients).
+ * Shapes are per sample (no batch dimension), right-aligned as numpy does; the output is always batched.
+ * binary_setup fills op (0) or fails (-1, hs_error) when the shapes do not broadcast or exceed 4 dimensions;
+ * it is precision-independent (defined once, in the float64 compile of elementwise.c).
+ * Gradients: batched operands are written (=), unbatched ones accumulate (+=), summed over broadcast
+ * dimensions and over the batch in a fixed order (double accumulators; independent of the thread count).
+ * Any tangent input may be NULL (zero); d_out NULL in tangent_backward: Gauss-Newton (the d_out terms of Mul
+ * and Div dropped). With q = 1/b, the Div terms are:
+ *   t_out = q t_a - a q^2 t_b,   d_a = q d_out,   d_b = -a q^2 d_out,
+ *   td_a = q td_out - q^2 t_b d_out,   td_b = -a q^2 td_out - q^2 t_a d_out + 2 a q^3 t_b d_out. */
+typedef enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV } BinaryKind;
+typedef struct {
+    BinaryKind kind;
+    int ndim;                         /* output dimensions per sample: max(a_ndim, b_ndim) */
+    int64_t out_shape[4];             /* per-sample output shape (first ndim entries) */
+    size_t out_size, a_size, b_size;  /* per-sample element counts */
+    int a_batched, b_batched;
+    int64_t a_stride[4], b_stride[4]; /* element strides of a and b per output dimension, 0 on broadcast dims */
+} Binary;
+
+int binary_setup(Binary *op, BinaryKind kind, int a_ndim, const int64_t *a_shape, int a_batched, int b_ndim,
+                 const int64_t *b_shape, int b_batched);
+void FN(binary_forward)(real *out /* (N,out) */, const real *a /* (N,a) or (a) */, const real *b /* (N,b) or (b) */,
+                        int N, const Binary *op);
+void FN(binary_backward)(real *d_a /* (N,a) =, or (a) += when unbatched, or NULL */,
+                         real *d_b /* (N,b) =, or (b) +=, or NULL */, const real *d_out /* (N,out) */,
+                         const real *a /* (N,a) or (a) */, const real *b /* (N,b) or (b) */, int N, const Binary *op);
+void FN(binary_tangent_forward)(real *t_out /* (N,K,out) */,
+                                const real *t_a /* (N,K,a) batched, (K,ldw) rows: (a) unbatched, or NULL */,
+                                const real *t_b /* (N,K,b), (K,ldw) rows: (b), or NULL */, size_t ldw,
+                                const real *a /* (N,a) or (a) */, const real *b /* (N,b) or (b) */, int K, int N,
+                                const Binary *op);
+void FN(binary_tangent_backward)(real *td_a /* (N,K,a) = batched, (K,ldw) rows += unbatched, or NULL */,
+                                 real *td_b /* (N,K,b) =, (K,ldw) rows +=, or NULL */, size_t ldw,
+                                 const real *td_out /* (N,K,out) */, const real *d_out /* (N,out) or NULL (GGN) */,
+                                 const real *t_a /* like t_a of tangent_forward, or NULL */,
+                                 const real *t_b /* or NULL */, const real *a /* (N,a) or (a) */,
+                                 const real *b /* (N,b) or (b) */, int K, int N, const Binary *op);
+
+/* ---- concat along a per-sample axis: out (N, outer, sum inner) from n_in (<= 16) inputs (N, outer, inner[i]).
+ * Axis a of per-sample shape s: outer = prod s[0..a-1], inner[i] = prod of input i's s[a..]. Linear: the
+ * tangent passes are the same on N*K samples, a NULL input tangent meaning zeros; NULL d_ins/td_ins entries are
+ * skipped. Gradients are written (=). ---- */
+#define CONCAT_MAX_INPUTS 16
+void FN(concat_forward)(real *out /* (N,outer,sum inner) */, const real *const *ins /* n_in x (N,outer,inner[i]) */,
+                        const size_t *inner /* (n_in) */, int n_in, size_t outer, int N);
+void FN(concat_backward)(real *const *d_ins /* n_in x (N,outer,inner[i]), entries may be NULL */,
+                         const real *d_out /* (N,outer,sum inner) */, const size_t *inner /* (n_in) */, int n_in,
+                         size_t outer, int N);
+void FN(concat_tangent_forward)(real *t_out /* (N,K,outer,sum inner) */,
+                                const real *const *t_ins /* n_in x (N,K,outer,inner[i]), entries may be NULL */,
+                                const size_t *inner /* (n_in) */, int n_in, size_t outer, int K, int N);
+void FN(concat_tangent_backward)(real *const *td_ins /* n_in x (N,K,outer,inner[i]), entries may be NULL */,
+                                 const real *td_out /* (N,K,outer,sum inner) */, const size_t *inner /* (n_in) */,
+                                 int n_in, size_t outer, int K, int N);
+
+/* ---- matmul by a parameter stored (In,O): out = in W + b (ONNX MatMul with an initializer, PyTorch x @ W;
+ * ONNX Gemm with transB = 0). Same argument order and conventions as linear. ---- */
+void FN(matmul_forward)(real *out /* (N,O) */, const real *in /* (N,In) */, const real *weight /* (In,O) */,
+                        const real *bias /* (O) or NULL */, int N, int In, int O);
+void FN(matmul_backward)(real *d_in /* (N,In) or NULL */, real *d_weight /* (In,O) += or NULL */,
+                         real *d_bias /* (O) += or NULL */, const real *d_out /* (N,O) */, const real *in /* (N,In) */,
+                         const real *weight /* (In,O) */, int N, int In, int O);
+void FN(matmul_tangent_forward)(real *t_out /* (N,K,O) */, const real *t_in /* (N,K,In) or NULL */,
+                                const real *t_weight /* (K,ldw) rows: (In,O) or NULL */,
+                                const real *t_bias /* (K,ldw) rows: (O) or NULL */, size_t ldw,
+                                const real *in /* (N,In) */, const real *weight /* (In,O) */, int K, int N, int In,
+                                int O);
+void FN(matmul_tangent_backward)(real *td_in /* (N,K,In) or NULL */, real *td_weight /* (K,ldw) += or NULL */,
+                                 real *td_bias /* (K,ldw) += or NULL */, size_t ldw,
+                                 const real *td_out /* (N,K,O) */, const real *d_out /* (N,O) or NULL */,
+                                 const real *t_in /* (N,K,In) or NULL */, const real *t_weight /* (K,ldw) or NULL */,
+                                 const real *in /* (N,In) */, const real *weight /* (In,O) */, int K, int N, int In,
+                                 int O);
+
 #endif
