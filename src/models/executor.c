@@ -40,6 +40,9 @@ typedef struct {
     ConvShape conv;
     PoolShape pool;
     int C, HW;         /* batch norm, global average pool: channels and plane size */
+    Pointwise pw;      /* activations other than ReLU */
+    Binary bin;        /* Add/Sub/Mul/Div (except the same-shape Add of two activations) */
+    size_t outer, inner[GRAPH_MAX_INPUTS]; /* concat */
 } NodePlan;
 
 typedef struct {
@@ -55,6 +58,8 @@ typedef struct {
     real *tmp, *ttmp;      /* (N * max_size), (N*K * max_size) */
     int32_t *argmax;       /* (N * argmax_total) */
     real *mean, *invstd;   /* (stats_total) */
+    real *consts;          /* the graph's constants in the working precision, at coff[id] */
+    size_t *coff;          /* (num_constants) */
     const real **t_cur;    /* (num_nodes) tangent of each value in this product, NULL: zero */
     unsigned char *init;   /* (num_nodes) gradient accumulation started */
 } ExecState;
@@ -89,42 +94,75 @@ static int can_share_gradient(const Graph *g, const NodePlan *plan, int u) {
     return is_same_shape_add(g, c) && c->inputs[0] == u && c->inputs[1] != u;
 }
 
-static int FN(check_supported)(const Graph *g, int i, NodePlan *p) {
+static const int64_t *FN(operand_shape)(const Graph *g, GraphOperand o, int *ndim) {
+    if (o.kind == OPERAND_VALUE) {
+        *ndim = graph_value_ndim(g, o.id);
+        return graph_value_shape(g, o.id);
+    }
+    const GraphTensor *t = o.kind == OPERAND_PARAM ? &g->params[o.id] : &g->constants[o.id];
+    *ndim = t->ndim;
+    return t->shape;
+}
+
+/* Shapes and kernel parameters of node i. */
+static int FN(plan_node)(const Graph *g, int i, NodePlan *p) {
     const GraphNode *n = &g->nodes[i];
     const GraphAttrs *a = &n->attrs;
     int in = n->num_inputs ? n->inputs[0] : GRAPH_INPUT;
     const int64_t *is = graph_value_shape(g, in);
     switch (n->op) {
     case GOP_CONV:
-        if (a->groups != 1 || a->kh != a->kw || a->stride_h != a->stride_w || a->dil_h != 1 || a->dil_w != 1 ||
-            a->pad_t != a->pad_l || a->pad_t != a->pad_b || a->pad_t != a->pad_r)
-            return hs_error("node '%s' (Conv): only square kernels, one stride and symmetric padding, groups 1 "
-                            "and dilation 1 are supported", n->name);
-        p->conv = conv2d_shape((int)is[0], (int)is[1], (int)is[2], (int)n->shape[0], a->kh, a->stride_h, a->pad_t);
+        p->conv = conv2d_shape_general((int)is[0], (int)is[1], (int)is[2], (int)n->shape[0], a->kh, a->kw, a->groups,
+                                       a->stride_h, a->stride_w, a->dil_h, a->dil_w, a->pad_t, a->pad_l, a->pad_b,
+                                       a->pad_r);
         return 0;
     case GOP_MAXPOOL:
-        if (a->kh != a->kw || a->stride_h != a->stride_w || a->ceil_mode || a->pad_t != a->pad_l ||
-            a->pad_t != a->pad_b || a->pad_t != a->pad_r)
-            return hs_error("node '%s' (MaxPool): only square windows, one stride and symmetric padding are "
-                            "supported", n->name);
-        p->pool = maxpool_shape((int)is[0], (int)is[1], (int)is[2], a->kh, a->stride_h, a->pad_t);
+    case GOP_AVGPOOL:
+        p->pool = pool_shape_general((int)is[0], (int)is[1], (int)is[2], a->kh, a->kw, a->stride_h, a->stride_w,
+                                     a->pad_t, a->pad_l, a->pad_b, a->pad_r, a->ceil_mode, a->count_include_pad);
         return 0;
     case GOP_BATCHNORM:
     case GOP_GLOBAL_AVGPOOL:
         p->C = (int)is[0];
         p->HW = (int)(graph_value_size(g, in) / (size_t)is[0]);
         return 0;
-    case GOP_LINEAR:
-        if (a->transposed) return hs_error("node '%s' (MatMul): a weight stored (in, out) is not supported", n->name);
+    case GOP_LEAKY_RELU:
+    case GOP_CLIP:
+    case GOP_SIGMOID:
+    case GOP_TANH:
+    case GOP_SOFTPLUS:
+    case GOP_ERF: {
+        static const PointwiseKind kinds[] = {[GOP_LEAKY_RELU] = PW_LEAKY_RELU, [GOP_CLIP] = PW_CLIP,
+                                              [GOP_SIGMOID] = PW_SIGMOID,       [GOP_TANH] = PW_TANH,
+                                              [GOP_SOFTPLUS] = PW_SOFTPLUS,     [GOP_ERF] = PW_ERF};
+        p->pw = (Pointwise){kinds[n->op], a->alpha, a->lo, a->hi};
         return 0;
+    }
+    case GOP_ADD:
+    case GOP_SUB:
+    case GOP_MUL:
+    case GOP_DIV: {
+        if (is_same_shape_add(g, n)) return 0;
+        static const BinaryKind kinds[] = {[GOP_ADD] = BIN_ADD, [GOP_SUB] = BIN_SUB, [GOP_MUL] = BIN_MUL,
+                                           [GOP_DIV] = BIN_DIV};
+        int na, nb;
+        const int64_t *sa = FN(operand_shape)(g, n->operand[0], &na), *sb = FN(operand_shape)(g, n->operand[1], &nb);
+        if (binary_setup(&p->bin, kinds[n->op], na, sa, n->operand[0].kind == OPERAND_VALUE, nb, sb,
+                         n->operand[1].kind == OPERAND_VALUE) != 0)
+            return hs_error_context("node '%s' (%s)", n->name, graph_op_name(n->op));
+        return 0;
+    }
+    case GOP_CONCAT:
+        p->outer = 1;
+        for (int d = 0; d < n->attrs.axis; d++) p->outer *= (size_t)n->shape[d];
+        for (int j = 0; j < n->num_inputs; j++) p->inner[j] = graph_value_size(g, n->inputs[j]) / p->outer;
+        return 0;
+    case GOP_LINEAR:
     case GOP_RELU:
     case GOP_VIEW:
         return 0;
-    case GOP_ADD:
-        if (is_same_shape_add(g, n)) return 0;
-        return hs_error("node '%s' (Add): only the sum of two activations of the same shape is supported", n->name);
     default:
-        return hs_error("node '%s': operator %s is not supported by the executor yet", n->name, graph_op_name(n->op));
+        return hs_error("node '%s': operator %s is not supported by the executor", n->name, graph_op_name(n->op));
     }
 }
 
@@ -161,7 +199,7 @@ static int FN(executor_plan)(Model *m, ExecState *s) {
 
     for (int i = 0; i < n; i++) {
         const GraphNode *node = &g->nodes[i];
-        HS_TRY(FN(check_supported)(g, i, &plan[i]));
+        HS_TRY(FN(plan_node)(g, i, &plan[i]));
         int up = plan[i].layer;
         for (int j = 0; j < node->num_inputs; j++) {
             int u = node->inputs[j];
@@ -296,6 +334,69 @@ static void FN(pass_contribution)(ExecState *s, real *own, const real *src, int 
     s->init[u] = 1;
 }
 
+/* Values of a binary op's operand: an activation (N, size), a parameter or a constant (size). */
+static const real *FN(operand_values)(const Model *m, const ExecState *s, GraphOperand o) {
+    if (o.kind == OPERAND_VALUE) return FN(val)(m, s, o.id);
+    if (o.kind == OPERAND_PARAM) return PRM(o.id);
+    return s->consts + s->coff[o.id];
+}
+
+static int is_binary(GraphOp op) { return op == GOP_ADD || op == GOP_SUB || op == GOP_MUL || op == GOP_DIV; }
+
+/* Backward pass of a binary node (tangent = 0) or its tangent backward pass (tangent = 1), one operand at a
+ * time so that each may use the scratch buffer: activation operands get their (tangent) gradient, parameter
+ * operands accumulate into acc (grad or hv; NULL: none). */
+static void FN(binary_node_backward)(Model *m, ExecState *s, int i, real *acc, int tangent, const real *v, int start,
+                                     int ggn) {
+    const GraphNode *n = &s->g->nodes[i];
+    const NodePlan *p = &s->plan[i];
+    int N = m->N, K = tangent ? m->K : 1;
+    size_t P = m->num_params;
+    const real *A = FN(operand_values)(m, s, n->operand[0]), *B = FN(operand_values)(m, s, n->operand[1]);
+    const real *t[2] = {NULL, NULL};
+    for (int j = 0; tangent && j < 2; j++) {
+        GraphOperand o = n->operand[j];
+        t[j] = o.kind == OPERAND_VALUE ? FN(tan_cur)(s, o.id) : o.kind == OPERAND_PARAM ? DIR(o.id) : NULL;
+    }
+    for (int j = 0; j < 2; j++) {
+        GraphOperand o = n->operand[j];
+        real *target = NULL, *own = NULL;
+        if (o.kind == OPERAND_VALUE) {
+            if (o.id < 0 || s->plan[o.id].upmax < (tangent ? start : 0)) continue;
+            own = tangent ? FN(tgrad)(m, s, o.id) : FN(grad)(m, s, o.id);
+            target = FN(contribution_target)(s, own, tangent ? s->ttmp : s->tmp, o.id, i, 1);
+        } else if (o.kind == OPERAND_PARAM && acc) {
+            target = acc + m->tensors[o.id].offset;
+        } else {
+            continue;
+        }
+        real *ta = j == 0 ? target : NULL, *tb = j == 1 ? target : NULL;
+        if (tangent)
+            FN(binary_tangent_backward)(ta, tb, P, FN(tgrad)(m, s, i), ggn ? NULL : FN(grad)(m, s, i), t[0], t[1], A,
+                                        B, K, N, &p->bin);
+        else
+            FN(binary_backward)(ta, tb, FN(grad)(m, s, i), A, B, N, &p->bin);
+        if (own) FN(finish_contribution)(s, target, own, o.id, (size_t)N * K * graph_value_size(s->g, o.id));
+    }
+}
+
+/* Backward (tangent = 0) or tangent backward (tangent = 1) pass of a concat node, one input at a time. */
+static void FN(concat_node_backward)(Model *m, ExecState *s, int i, int tangent, int start) {
+    const GraphNode *n = &s->g->nodes[i];
+    const NodePlan *p = &s->plan[i];
+    int N = m->N, K = tangent ? m->K : 1;
+    for (int j = 0; j < n->num_inputs; j++) {
+        int w = n->inputs[j];
+        if (w < 0 || s->plan[w].upmax < (tangent ? start : 0)) continue;
+        real *own = tangent ? FN(tgrad)(m, s, w) : FN(grad)(m, s, w);
+        real *parts[GRAPH_MAX_INPUTS] = {NULL};
+        parts[j] = FN(contribution_target)(s, own, tangent ? s->ttmp : s->tmp, w, i, 1);
+        if (tangent) FN(concat_tangent_backward)(parts, FN(tgrad)(m, s, i), p->inner, n->num_inputs, p->outer, K, N);
+        else FN(concat_backward)(parts, FN(grad)(m, s, i), p->inner, n->num_inputs, p->outer, N);
+        FN(finish_contribution)(s, parts[j], own, w, (size_t)N * K * graph_value_size(s->g, w));
+    }
+}
+
 /* ---------------------------------------------------------------- the four passes */
 
 static int FN(exec_forward)(Model *m, const real *x, int N) {
@@ -316,8 +417,9 @@ static int FN(exec_forward)(Model *m, const real *x, int N) {
                                       &p->conv));
             break;
         case GOP_LINEAR:
-            FN(linear_forward)(out, in, PRM(n->param[0]), n->param[1] >= 0 ? PRM(n->param[1]) : NULL, N,
-                               (int)graph_value_size(g, n->inputs[0]), (int)n->size);
+            (n->attrs.transposed ? FN(matmul_forward) : FN(linear_forward))(
+                out, in, PRM(n->param[0]), n->param[1] >= 0 ? PRM(n->param[1]) : NULL, N,
+                (int)graph_value_size(g, n->inputs[0]), (int)n->size);
             break;
         case GOP_BATCHNORM: {
             real *rm = BUF(n->buffer[0]), *rv = BUF(n->buffer[1]);
@@ -338,12 +440,36 @@ static int FN(exec_forward)(Model *m, const real *x, int N) {
         case GOP_MAXPOOL:
             FN(maxpool_forward)(out, s->argmax + (size_t)N * p->aoff, in, N, &p->pool);
             break;
+        case GOP_AVGPOOL:
+            FN(avgpool2d_forward)(out, in, N, &p->pool);
+            break;
         case GOP_GLOBAL_AVGPOOL:
             FN(avgpool_forward)(out, in, N, p->C, p->HW);
             break;
-        case GOP_ADD:
-            FN(add_forward)(out, in, FN(val)(m, s, n->inputs[1]), count);
+        case GOP_LEAKY_RELU:
+        case GOP_CLIP:
+        case GOP_SIGMOID:
+        case GOP_TANH:
+        case GOP_SOFTPLUS:
+        case GOP_ERF:
+            FN(pointwise_forward)(out, in, count, &p->pw);
             break;
+        case GOP_ADD:
+        case GOP_SUB:
+        case GOP_MUL:
+        case GOP_DIV:
+            if (is_same_shape_add(g, n))
+                FN(add_forward)(out, in, FN(val)(m, s, n->inputs[1]), count);
+            else
+                FN(binary_forward)(out, FN(operand_values)(m, s, n->operand[0]),
+                                   FN(operand_values)(m, s, n->operand[1]), N, &p->bin);
+            break;
+        case GOP_CONCAT: {
+            const real *ins[GRAPH_MAX_INPUTS];
+            for (int j = 0; j < n->num_inputs; j++) ins[j] = FN(val)(m, s, n->inputs[j]);
+            FN(concat_forward)(out, ins, p->inner, n->num_inputs, p->outer, N);
+            break;
+        }
         case GOP_VIEW:
             break;
         default:
@@ -370,6 +496,14 @@ static int FN(exec_backward)(Model *m, real *grad) {
         int u = n->num_inputs ? n->inputs[0] : GRAPH_INPUT;
         int need = u >= 0 && s->plan[u].upmax >= 0;
         const real *d_out = FN(grad)(m, s, i);
+        if (is_binary(n->op) && !is_same_shape_add(g, n)) {
+            FN(binary_node_backward)(m, s, i, grad, 0, NULL, 0, 0);
+            continue;
+        }
+        if (n->op == GOP_CONCAT) {
+            FN(concat_node_backward)(m, s, i, 0, 0);
+            continue;
+        }
         if (n->op == GOP_ADD || n->op == GOP_VIEW) { /* d_out passes unchanged to each input */
             for (int j = 0; j < n->num_inputs; j++) {
                 int w = n->inputs[j];
@@ -388,8 +522,9 @@ static int FN(exec_backward)(Model *m, real *grad) {
                                        PRM(n->param[0]), N, &p->conv));
             break;
         case GOP_LINEAR:
-            FN(linear_backward)(d_in, ACC(grad, n->param[0]), ACC(grad, n->param[1]), d_out, in, PRM(n->param[0]),
-                                N, (int)graph_value_size(g, u), (int)n->size);
+            (n->attrs.transposed ? FN(matmul_backward) : FN(linear_backward))(
+                d_in, ACC(grad, n->param[0]), ACC(grad, n->param[1]), d_out, in, PRM(n->param[0]), N,
+                (int)graph_value_size(g, u), (int)n->size);
             break;
         case GOP_BATCHNORM:
             if (s->batch)
@@ -406,8 +541,19 @@ static int FN(exec_backward)(Model *m, real *grad) {
         case GOP_MAXPOOL:
             if (d_in) FN(maxpool_backward)(d_in, d_out, s->argmax + (size_t)N * p->aoff, N, &p->pool);
             break;
+        case GOP_AVGPOOL:
+            if (d_in) FN(avgpool2d_backward)(d_in, d_out, N, &p->pool);
+            break;
         case GOP_GLOBAL_AVGPOOL:
             if (d_in) FN(avgpool_backward)(d_in, d_out, N, p->C, p->HW);
+            break;
+        case GOP_LEAKY_RELU:
+        case GOP_CLIP:
+        case GOP_SIGMOID:
+        case GOP_TANH:
+        case GOP_SOFTPLUS:
+        case GOP_ERF:
+            if (d_in) FN(pointwise_backward)(d_in, d_out, in, in_count, &p->pw);
             break;
         default:
             return hs_error("node '%s': operator %s is not supported", n->name, graph_op_name(n->op));
@@ -437,6 +583,29 @@ static int FN(exec_tangent_forward)(Model *m, const real *v, int K, int start) {
             s->t_cur[i] = t_in;
             continue;
         }
+        if (is_binary(n->op) && !is_same_shape_add(g, n)) {
+            const real *t[2];
+            for (int j = 0; j < 2; j++) {
+                GraphOperand o = n->operand[j];
+                t[j] = o.kind == OPERAND_VALUE ? FN(tan_cur)(s, o.id) : o.kind == OPERAND_PARAM ? DIR(o.id) : NULL;
+            }
+            if (t[0] || t[1]) {
+                FN(binary_tangent_forward)(t_out, t[0], t[1], P, FN(operand_values)(m, s, n->operand[0]),
+                                           FN(operand_values)(m, s, n->operand[1]), K, N, &p->bin);
+                s->t_cur[i] = t_out;
+            }
+            continue;
+        }
+        if (n->op == GOP_CONCAT) {
+            const real *t_ins[GRAPH_MAX_INPUTS];
+            int any = 0;
+            for (int j = 0; j < n->num_inputs; j++) any |= (t_ins[j] = FN(tan_cur)(s, n->inputs[j])) != NULL;
+            if (any) {
+                FN(concat_tangent_forward)(t_out, t_ins, p->inner, n->num_inputs, p->outer, K, N);
+                s->t_cur[i] = t_out;
+            }
+            continue;
+        }
         if (n->op == GOP_ADD) {
             const real *tb2 = FN(tan_cur)(s, n->inputs[1]);
             size_t nt = (size_t)N * K * count;
@@ -452,8 +621,8 @@ static int FN(exec_tangent_forward)(Model *m, const real *v, int K, int start) {
             HS_TRY(FN(conv2d_tangent_forward)(t_out, t_in, tw, tb, P, in, PRM(n->param[0]), K, N, &p->conv));
             break;
         case GOP_LINEAR:
-            FN(linear_tangent_forward)(t_out, t_in, tw, tb, P, in, PRM(n->param[0]), K, N,
-                                       (int)graph_value_size(g, u), (int)count);
+            (n->attrs.transposed ? FN(matmul_tangent_forward) : FN(linear_tangent_forward))(
+                t_out, t_in, tw, tb, P, in, PRM(n->param[0]), K, N, (int)graph_value_size(g, u), (int)count);
             break;
         case GOP_BATCHNORM:
             if (s->batch)
@@ -469,8 +638,19 @@ static int FN(exec_tangent_forward)(Model *m, const real *v, int K, int start) {
         case GOP_MAXPOOL:
             FN(maxpool_tangent_forward)(t_out, t_in, s->argmax + (size_t)N * p->aoff, K, N, &p->pool);
             break;
+        case GOP_AVGPOOL:
+            FN(avgpool2d_tangent_forward)(t_out, t_in, K, N, &p->pool);
+            break;
         case GOP_GLOBAL_AVGPOOL:
             FN(avgpool_tangent_forward)(t_out, t_in, K, N, p->C, p->HW);
+            break;
+        case GOP_LEAKY_RELU:
+        case GOP_CLIP:
+        case GOP_SIGMOID:
+        case GOP_TANH:
+        case GOP_SOFTPLUS:
+        case GOP_ERF:
+            FN(pointwise_tangent_forward)(t_out, t_in, in, K, N, count, &p->pw);
             break;
         default:
             return hs_error("node '%s': operator %s is not supported", n->name, graph_op_name(n->op));
@@ -500,6 +680,14 @@ static int FN(exec_tangent_backward)(Model *m, const real *v, int K, int start, 
         int u = n->num_inputs ? n->inputs[0] : GRAPH_INPUT;
         int need = u >= 0 && s->plan[u].upmax >= start;
         const real *td_out = FN(tgrad)(m, s, i);
+        if (is_binary(n->op) && !is_same_shape_add(g, n)) {
+            FN(binary_node_backward)(m, s, i, hv, 1, v, start, ggn);
+            continue;
+        }
+        if (n->op == GOP_CONCAT) {
+            FN(concat_node_backward)(m, s, i, 1, start);
+            continue;
+        }
         if (n->op == GOP_ADD || n->op == GOP_VIEW) {
             for (int j = 0; j < n->num_inputs; j++) {
                 int w = n->inputs[j];
@@ -521,8 +709,9 @@ static int FN(exec_tangent_backward)(Model *m, const real *v, int K, int start, 
                                                t_in, tw, in, PRM(n->param[0]), K, N, &p->conv));
             break;
         case GOP_LINEAR:
-            FN(linear_tangent_backward)(td_in, ACC(hv, n->param[0]), ACC(hv, n->param[1]), P, td_out, d_out, t_in,
-                                        tw, in, PRM(n->param[0]), K, N, (int)graph_value_size(g, u), (int)n->size);
+            (n->attrs.transposed ? FN(matmul_tangent_backward) : FN(linear_tangent_backward))(
+                td_in, ACC(hv, n->param[0]), ACC(hv, n->param[1]), P, td_out, d_out, t_in, tw, in, PRM(n->param[0]), K,
+                N, (int)graph_value_size(g, u), (int)n->size);
             break;
         case GOP_BATCHNORM:
             if (s->batch) {
@@ -542,8 +731,19 @@ static int FN(exec_tangent_backward)(Model *m, const real *v, int K, int start, 
         case GOP_MAXPOOL:
             if (td_in) FN(maxpool_tangent_backward)(td_in, td_out, s->argmax + (size_t)N * p->aoff, K, N, &p->pool);
             break;
+        case GOP_AVGPOOL:
+            if (td_in) FN(avgpool2d_tangent_backward)(td_in, td_out, K, N, &p->pool);
+            break;
         case GOP_GLOBAL_AVGPOOL:
             if (td_in) FN(avgpool_tangent_backward)(td_in, td_out, K, N, p->C, p->HW);
+            break;
+        case GOP_LEAKY_RELU:
+        case GOP_CLIP:
+        case GOP_SIGMOID:
+        case GOP_TANH:
+        case GOP_SOFTPLUS:
+        case GOP_ERF:
+            if (td_in) FN(pointwise_tangent_backward)(td_in, td_out, d_out, t_in, in, K, N, n->size, &p->pw);
             break;
         default:
             return hs_error("node '%s': operator %s is not supported", n->name, graph_op_name(n->op));
@@ -567,6 +767,8 @@ static void FN(exec_free_state)(Model *m) {
     free(s->invstd);
     free(s->t_cur);
     free(s->init);
+    free(s->consts);
+    free(s->coff);
     FN(exec_free_tangents)(s);
     free(s);
     m->state = NULL;
@@ -618,6 +820,17 @@ static int FN(exec_init)(Model *m) {
         HS_TRY(FN(model_add_tensor)(m, gt->name, gt->ndim, gt->shape, 0, 0, gt->kind));
     }
     HS_TRY(FN(executor_plan)(m, s));
+    size_t nc = 0;
+    s->coff = hs_malloc(sizeof(size_t) * ((size_t)g->num_constants + 1));
+    if (!s->coff) return -1;
+    for (int c = 0; c < g->num_constants; c++) {
+        s->coff[c] = nc;
+        nc += g->constants[c].numel;
+    }
+    s->consts = hs_malloc(sizeof(real) * (nc + 1));
+    if (!s->consts) return -1;
+    for (int c = 0; c < g->num_constants; c++)
+        for (size_t j = 0; j < g->constants[c].numel; j++) s->consts[s->coff[c] + j] = (real)g->constants[c].values[j];
     s->mean = hs_malloc(sizeof(real) * (s->stats_total + 1));
     s->invstd = hs_malloc(sizeof(real) * (s->stats_total + 1));
     if (!s->mean || !s->invstd) return -1;
