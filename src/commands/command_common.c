@@ -387,7 +387,9 @@ static int FN(check_model_name)(const char *arch) {
     const ModelArch *known[] = {&FN(cnn_arch), &FN(resnet18_arch), &FN(resnet50_arch)};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strcmp(arch, known[i]->name) == 0) return 0;
-    return hs_error("--model must be cnn, resnet18 or resnet50 (got '%s')", arch);
+    size_t n = strlen(arch);
+    if (n > 5 && strcmp(arch + n - 5, ".onnx") == 0) return 0; /* read (and checked) by model_create */
+    return hs_error("--model must be cnn, resnet18, resnet50 or an ONNX file NAME.onnx (got '%s')", arch);
 }
 
 int FN(common_parse)(CommonOptions *o, int argc, char **argv, const char *usage, const ArgSpec *specs, int count) {
