@@ -33,6 +33,9 @@
 
 #define EPS 1e-6 /* central-difference step */
 
+/* conv2d.c's tuning of its batched small-plane path (planes below `below` outputs, groups 1; `columns` per GEMM). */
+extern int FN(conv2d_batch_columns), FN(conv2d_batch_below);
+
 #include "derivative_check.h"
 
 /* ---------------------------------------------------------------- utilities */
@@ -61,7 +64,7 @@ static double compare_r(int op, const char *what, const real *got, const real *r
 /* ---------------------------------------------------------------- linear and conv2d: one generic test */
 
 typedef struct {
-    char name[96];
+    char name[192];
     int op, is_conv, N, has_bias;
     int In, O;    /* linear */
     ConvShape cs; /* conv2d */
@@ -157,7 +160,8 @@ static void L_ref(const Layer *L, double *out, const real *in, const real *w, co
         return;
     }
     /* out[n,o,oh,ow] = b[o] + sum over the input channels c of o's group, i < kh, j < kw, of
-     * in[n, c, oh*stride_h - pad_t + i*dil_h, ow*stride_w - pad_l + j*dil_w] (zero outside) w[o, c - group start, i, j] */
+     * in[n, c, oh*stride_h - pad_t + i*dil_h, ow*stride_w - pad_l + j*dil_w] (zero outside)
+     * times w[o, c - group start, i, j] */
     const ConvShape *s = &L->cs;
     const int Cg = s->C / s->groups, Og = s->O / s->groups;
     for (int n = 0; n < N; n++)
@@ -205,7 +209,7 @@ static void test_layer(const Layer *L, int K) {
     const size_t tin_n = (size_t)K * nin, tout_n = (size_t)K * nout;
     /* Parameter vector layout of the (K, ldw) tangent matrices: pad | weight | pad | bias | pad. */
     const size_t offw = 3, offb = offw + nw + 2, ldw = offb + L->bsize + 5;
-    char what[320];
+    char what[448];
 
     real *in = vec(nin), *w = vec(nw), *b = nb ? vec(nb) : NULL;
     fill_away(in, nin);
@@ -287,8 +291,8 @@ static void test_layer(const Layer *L, int K) {
         double lhs = 0, rhs = 0, scale = 0;
         for (size_t i = 0; i < nout; i++) lhs += (double)cx[i] * r[i], scale += fabs((double)cx[i] * r[i]);
         for (size_t i = 0; i < nin; i++) rhs += (double)in[i] * cty[i], scale += fabs((double)in[i] * cty[i]);
-        CHECK(fabs(lhs - rhs) <= RTOL_EXACT * scale, "%s: adjoint identity <conv(x), y> = %.17g, <x, conv^T(y)> = %.17g",
-              L->name, lhs, rhs);
+        CHECK(fabs(lhs - rhs) <= RTOL_EXACT * scale,
+              "%s: adjoint identity <conv(x), y> = %.17g, <x, conv^T(y)> = %.17g", L->name, lhs, rhs);
         free(cx), free(cty);
     }
 
@@ -1053,12 +1057,6 @@ int main(void) {
         {3, 1, 4, 4, 2, 3, 1, 0, 1}, /* k=3 s=1 p=0, C=1, K=1 */
         {2, 2, 3, 5, 5, 2, 1, 1, 3}, /* even k with padding */
     };
-    for (int i = 0; i < 8; i++)
-        for (int bias = 1; bias >= 0; bias--) {
-            const int *c = conv[i];
-            Layer L = make_conv(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], bias);
-            test_layer(&L, c[8]);
-        }
     /* general conv2d: N C H W O kh kw groups stride_h stride_w dil_h dil_w pad_t pad_l pad_b pad_r K */
     const int gconv[12][17] = {
         {2, 4, 7, 6, 6, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1, 2},  /* groups 2, wide layout */
@@ -1074,14 +1072,32 @@ int main(void) {
         {2, 2, 6, 9, 3, 2, 3, 1, 1, 2, 1, 2, 0, 1, 1, 2, 2},  /* stride (1,2), dilation (1,2) */
         {3, 6, 5, 5, 4, 2, 2, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1},  /* groups 2, only bottom/right padding */
     };
-    for (int i = 0; i < 12; i++)
-        for (int bias = 1; bias >= 0; bias--) {
-            const int *c = gconv[i];
-            ConvShape cs = conv2d_shape_general(c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11],
-                                                c[12], c[13], c[14], c[15]);
-            Layer L = make_conv_shape(c[0], cs, bias);
-            test_layer(&L, c[16]);
-        }
+    /* Each twice: per-sample GEMMs (every layout), and, for groups 1, the batched small-plane path with batches
+     * of 1 or 2 samples (columns 50: batch boundaries inside N). */
+    for (int path = 0; path < 2; path++) {
+        const int columns = FN(conv2d_batch_columns), below = FN(conv2d_batch_below);
+        FN(conv2d_batch_below) = path ? 1 << 30 : 0;
+        FN(conv2d_batch_columns) = path ? 50 : columns;
+        const char *tag = path ? " [batched]" : " [per sample]";
+        for (int i = 0; i < 8; i++)
+            for (int bias = 1; bias >= 0; bias--) {
+                const int *c = conv[i];
+                Layer L = make_conv(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], bias);
+                strncat(L.name, tag, sizeof L.name - strlen(L.name) - 1);
+                test_layer(&L, c[8]);
+            }
+        for (int i = 0; i < 12; i++)
+            for (int bias = 1; bias >= 0; bias--) {
+                const int *c = gconv[i];
+                if (path && c[7] != 1) continue; /* groups > 1: per-sample GEMMs only */
+                ConvShape cs = conv2d_shape_general(c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10],
+                                                    c[11], c[12], c[13], c[14], c[15]);
+                Layer L = make_conv_shape(c[0], cs, bias);
+                strncat(L.name, tag, sizeof L.name - strlen(L.name) - 1);
+                test_layer(&L, c[16]);
+            }
+        FN(conv2d_batch_below) = below, FN(conv2d_batch_columns) = columns;
+    }
     /* the square shape fills the general fields */
     {
         ConvShape a = conv2d_shape(3, 9, 8, 4, 3, 2, 1);

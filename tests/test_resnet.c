@@ -8,7 +8,7 @@
  *   with batch norm in eval mode (running statistics, 2 images) and in batch mode (batch statistics, 4
  *   images: see main), symmetry v.(Hw) = w.(Hv), batched directions equal single ones, Gauss-Newton products
  *   positive semi-definite; products whose directions touch only late layers (skipped tangents, start_layer)
- *   equal the full product; grouped convolutions (every grouping) equal the default path;
+ *   equal the full product; conv2d's batched small-plane path (every batching) equals the default path;
  *   the gradient in training mode against central differences of the loss (equal to the batch-mode
  *   gradient), num_batches_tracked and running statistics updated, untouched in batch mode; f32 agrees;
  *   checkpoints: round trip with buffers and num_batches_tracked; a checkpoint whose fc has 1000 outputs is
@@ -31,7 +31,7 @@ void model_free_f32(Model *m);
 int curv_loss_grad_f32(Model *m, const SampleSet *set, double *loss, double *accuracy, double *grad);
 /* resnet.c: im2col columns per grouped GEMM (default 512), and the plane size from which convolutions use
  * conv2d.c's per-sample GEMMs instead (default 64) */
-extern int resnet_conv_columns_f64, resnet_grouped_below_f64;
+extern int conv2d_batch_columns_f64, conv2d_batch_below_f64;
 
 
 /* A random direction with each tensor's entries on the scale of that tensor's values (rms; 0.1 for zero
@@ -370,25 +370,25 @@ int main(void) {
     test_hvp(m, &set, "eval BN", 0, 1);
     m->bn_mode = BN_BATCH;
     test_hvp(m, &set4, "batch BN", 1, 0);
-    /* Grouped convolutions for every layer, in groups of 3 samples where planes are 1x1 and of 1 elsewhere
-     * (4 images: a group of 3 and one of 1), give the same gradient and product as the default (conv2d.c for
-     * the stem and layer1, groups of all 4 samples after), up to rounding. */
+    /* conv2d.c's batched small-plane path for every layer, in batches of 3 samples where planes are 1x1 and of
+     * 1 elsewhere (4 images: a batch of 3 and one of 1), gives the same gradient and product as the default
+     * (per-sample GEMMs for the stem and layer1, batches of all 4 samples after), up to rounding. */
     {
         size_t P = m->num_params;
         double *v = malloc(sizeof(double) * P), *g1 = malloc(sizeof(double) * P), *g2 = malloc(sizeof(double) * P);
         double *h1 = malloc(sizeof(double) * P), *h2 = malloc(sizeof(double) * P);
         scaled_direction(m, v, 51);
-        int saved = resnet_conv_columns_f64;
+        int saved = conv2d_batch_columns_f64;
         CHECK(curv_loss_grad_f64(m, &set4, NULL, NULL, g1) == 0 &&
                   curv_hvp_f64(m, &set4, v, 1, CURVATURE_HESSIAN, h1, NULL) == 0,
               "grouping reference: %s", hs_last_error());
-        resnet_conv_columns_f64 = 3;
-        resnet_grouped_below_f64 = 1 << 30;
+        conv2d_batch_columns_f64 = 3;
+        conv2d_batch_below_f64 = 1 << 30;
         CHECK(curv_loss_grad_f64(m, &set4, NULL, NULL, g2) == 0 &&
                   curv_hvp_f64(m, &set4, v, 1, CURVATURE_HESSIAN, h2, NULL) == 0,
               "small groups: %s", hs_last_error());
-        resnet_conv_columns_f64 = saved;
-        resnet_grouped_below_f64 = 64;
+        conv2d_batch_columns_f64 = saved;
+        conv2d_batch_below_f64 = 64;
         CHECK(rel_error(g2, g1, P) < 1e-11 && rel_error(h2, h1, P) < 1e-11,
               "conv grouping changes the gradient (%.3g) or the product (%.3g)", rel_error(g2, g1, P),
               rel_error(h2, h1, P));

@@ -80,8 +80,6 @@ typedef struct {
     real *ttmp, *tdz;             /* (N*K * max_size) */
     const real *tz_cur[RESNET_MAX_UNITS], *ta_cur[RESNET_MAX_UNITS], *tp_cur; /* NULL: zero tangent */
     unsigned char init[RESNET_MAX_UNITS + 1]; /* gradient accumulation started (units, then pool) */
-    real *work[3];                /* grouped-convolution buffers (grow-only) */
-    size_t work_size[3];
 } ResNetState;
 
 /* ---------------------------------------------------------------- building the tables */
@@ -270,7 +268,6 @@ static void FN(free_primal)(ResNetState *s) {
 static void FN(resnet_free_state)(Model *m) {
     ResNetState *s = m->state;
     if (!s) return;
-    for (int i = 0; i < 3; i++) free(s->work[i]);
     FN(free_primal)(s);
     FN(free_tangents)(s);
     free(s->mean);
@@ -351,260 +348,6 @@ static void FN(accumulate)(ResNetState *s, int id, real *target, const real *src
 }
 
 
-/* ---------------------------------------------------------------- grouped convolution
- * The ResNet's late stages have tiny planes (4x4, 2x2, 1x1 at 32x32): a GEMM per sample (conv2d.c) would
- * then be a matrix-vector product that packs the whole weight matrix for a handful of columns. Here the
- * im2col columns of a group of samples sit side by side, (C*k*k, G*L), and each pass is one GEMM per group
- * (threaded by BLAS), with G*L about resnet_conv_columns. Same results as conv2d_* (no bias) up to rounding.
- * Planes of 64 outputs or more (the stem, layer1) go to conv2d_* itself. */
-
-int FN(resnet_conv_columns) = 512;
-/* Planes of at least this many outputs use conv2d.c's per-sample GEMMs (efficient there, parallel over
- * samples); smaller ones the grouped GEMMs below. */
-int FN(resnet_grouped_below) = 64;
-static int FN(grouped)(const ConvShape *cs) { return cs->Ho * cs->Wo < FN(resnet_grouped_below); }
-#define PARALLEL_MIN 32768 /* values moved by a gather or scatter below which one thread does it */ /* columns per GEMM; tests lower it to exercise the group boundaries */
-
-static real *FN(work)(ResNetState *s, int slot, size_t n) {
-    if (n > s->work_size[slot]) {
-        free(s->work[slot]);
-        s->work[slot] = hs_malloc(sizeof(real) * n);
-        s->work_size[slot] = s->work[slot] ? n : 0;
-    }
-    return s->work[slot];
-}
-
-/* Samples per group for `count` images with `rows` rows in the largest group matrix. */
-static int FN(group_size)(const ConvShape *cs, long count, size_t rows) {
-    long L = (long)cs->Ho * cs->Wo, G = FN(resnet_conv_columns) / L;
-    long budget = (long)((size_t)(1 << 23) / (rows * (size_t)L)); /* 8M values per buffer */
-    if (G > budget) G = budget;
-    if (G < 1) G = 1;
-    if (G > count) G = count;
-    return (int)G;
-}
-
-/* col rows (c, i, j), each L values at col + row*ld: im2col of one image x (C, H, W). */
-static void FN(im2col_ld)(real *col, size_t ld, const real *x, const ConvShape *s) {
-    for (int c = 0; c < s->C; c++)
-        for (int i = 0; i < s->k; i++)
-            for (int j = 0; j < s->k; j++) {
-                real *row = col + (size_t)((c * s->k + i) * s->k + j) * ld;
-                const real *plane = x + (size_t)c * s->H * s->W;
-                int ow_lo = 0, ow_hi = s->Wo, shift = j - s->pad;
-                while (ow_lo < s->Wo && ow_lo * s->stride + shift < 0) ow_lo++;
-                while (ow_hi > ow_lo && (ow_hi - 1) * s->stride + shift >= s->W) ow_hi--;
-                for (int oh = 0; oh < s->Ho; oh++) {
-                    int h = oh * s->stride - s->pad + i;
-                    real *dst = row + (size_t)oh * s->Wo;
-                    if (h < 0 || h >= s->H) {
-                        memset(dst, 0, sizeof(real) * (size_t)s->Wo);
-                        continue;
-                    }
-                    const real *src = plane + (size_t)h * s->W;
-                    for (int ow = 0; ow < ow_lo; ow++) dst[ow] = 0;
-                    if (s->stride == 1) {
-                        memcpy(dst + ow_lo, src + ow_lo + shift, sizeof(real) * (size_t)(ow_hi - ow_lo));
-                    } else {
-                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow] = src[ow * s->stride + shift];
-                    }
-                    for (int ow = ow_hi; ow < s->Wo; ow++) dst[ow] = 0;
-                }
-            }
-}
-
-/* x (C, H, W) += col2im(col), col rows at stride ld. */
-static void FN(col2im_add_ld)(real *x, const real *col, size_t ld, const ConvShape *s) {
-    for (int c = 0; c < s->C; c++)
-        for (int i = 0; i < s->k; i++)
-            for (int j = 0; j < s->k; j++) {
-                const real *row = col + (size_t)((c * s->k + i) * s->k + j) * ld;
-                real *plane = x + (size_t)c * s->H * s->W;
-                int ow_lo = 0, ow_hi = s->Wo, shift = j - s->pad;
-                while (ow_lo < s->Wo && ow_lo * s->stride + shift < 0) ow_lo++;
-                while (ow_hi > ow_lo && (ow_hi - 1) * s->stride + shift >= s->W) ow_hi--;
-                for (int oh = 0; oh < s->Ho; oh++) {
-                    int h = oh * s->stride - s->pad + i;
-                    if (h < 0 || h >= s->H) continue;
-                    real *dst = plane + (size_t)h * s->W;
-                    const real *src = row + (size_t)oh * s->Wo;
-                    if (s->stride == 1) {
-                        real *d = dst + shift;
-                        for (int ow = ow_lo; ow < ow_hi; ow++) d[ow] += src[ow];
-                    } else {
-                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow * s->stride + shift] += src[ow];
-                    }
-                }
-            }
-}
-
-/* col (C*k*k, gn*L) = im2col of the images x0 + n*stride, n < gn. */
-static void FN(gather_cols)(real *col, const real *x0, size_t stride, int gn, const ConvShape *s) {
-    size_t L = (size_t)s->Ho * s->Wo, ld = (size_t)gn * L;
-#pragma omp parallel for schedule(static) if (gn > 1 && ld * s->C * s->k * s->k > PARALLEL_MIN)
-    for (int n = 0; n < gn; n++) FN(im2col_ld)(col + (size_t)n * L, ld, x0 + (size_t)n * stride, s);
-}
-
-/* Y (O, gn*L) = the images y0 + n*stride (O, L). */
-static void FN(gather_out)(real *Y, const real *y0, size_t stride, int gn, int O, size_t L) {
-    size_t ld = (size_t)gn * L;
-#pragma omp parallel for schedule(static) if (gn > 1 && ld * O > PARALLEL_MIN)
-    for (int n = 0; n < gn; n++)
-        for (int o = 0; o < O; o++) memcpy(Y + o * ld + n * L, y0 + n * stride + o * L, sizeof(real) * L);
-}
-
-/* images y0 + n*stride (O, L) = (add: +=) Y (O, gn*L). */
-static void FN(scatter_out)(real *y0, size_t stride, const real *Y, int gn, int O, size_t L, int add) {
-    size_t ld = (size_t)gn * L;
-#pragma omp parallel for schedule(static) if (gn > 1 && ld * O > PARALLEL_MIN)
-    for (int n = 0; n < gn; n++)
-        for (int o = 0; o < O; o++) {
-            real *dst = y0 + n * stride + o * L;
-            const real *src = Y + o * ld + n * L;
-            if (add) {
-                for (size_t l = 0; l < L; l++) dst[l] += src[l];
-            } else {
-                memcpy(dst, src, sizeof(real) * L);
-            }
-        }
-}
-
-/* images x0 + n*stride (C, H, W) = (add: +=) col2im(col (C*k*k, gn*L)). */
-static void FN(scatter_cols)(real *x0, size_t stride, const real *col, int gn, const ConvShape *s, int add) {
-    size_t L = (size_t)s->Ho * s->Wo, ld = (size_t)gn * L, in_size = (size_t)s->C * s->H * s->W;
-#pragma omp parallel for schedule(static) if (gn > 1 && ld * s->C * s->k * s->k > PARALLEL_MIN)
-    for (int n = 0; n < gn; n++) {
-        real *x = x0 + n * stride;
-        if (!add) memset(x, 0, sizeof(real) * in_size);
-        FN(col2im_add_ld)(x, col + n * L, ld, s);
-    }
-}
-
-/* out = conv(in, W) for `count` contiguous images. */
-static int FN(gconv_forward)(ResNetState *st, real *out, const real *in, const real *W, long count,
-                             const ConvShape *s) {
-    if (!FN(grouped)(s)) return FN(conv2d_forward)(out, in, W, NULL, (int)count, s);
-    int R = s->C * s->k * s->k, O = s->O;
-    size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
-    int G = FN(group_size)(s, count, (size_t)(R > O ? R : O));
-    real *col = FN(work)(st, 0, (size_t)R * G * L), *Y = FN(work)(st, 1, (size_t)O * G * L);
-    if (!col || !Y) return -1;
-    for (long g0 = 0; g0 < count; g0 += G) {
-        int gn = (int)(count - g0 < G ? count - g0 : G), nc = gn * (int)L;
-        FN(gather_cols)(col, in + g0 * in_size, in_size, gn, s);
-        FN(gemm)(0, 0, O, nc, R, 1, W, R, col, nc, 0, Y, nc);
-        FN(scatter_out)(out + g0 * out_size, out_size, Y, gn, O, L, 0);
-    }
-    return 0;
-}
-
-/* d_in = conv^T(d_out, W) for `count` contiguous images. */
-static int FN(gconv_backward_data)(ResNetState *st, real *d_in, const real *d_out, const real *W, long count,
-                                   const ConvShape *s) {
-    int R = s->C * s->k * s->k, O = s->O;
-    size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
-    int G = FN(group_size)(s, count, (size_t)(R > O ? R : O));
-    real *col = FN(work)(st, 0, (size_t)R * G * L), *Y = FN(work)(st, 1, (size_t)O * G * L);
-    if (!col || !Y) return -1;
-    for (long g0 = 0; g0 < count; g0 += G) {
-        int gn = (int)(count - g0 < G ? count - g0 : G), nc = gn * (int)L;
-        FN(gather_out)(Y, d_out + g0 * out_size, out_size, gn, O, L);
-        FN(gemm)(1, 0, R, nc, O, 1, W, R, Y, nc, 0, col, nc);
-        FN(scatter_cols)(d_in + g0 * in_size, in_size, col, gn, s, 0);
-    }
-    return 0;
-}
-
-/* d_W (O, R) += d_out (x) col(in), and d_in = conv^T(d_out, W) when d_in != NULL, over N images. */
-static int FN(gconv_backward)(ResNetState *st, real *d_in, real *d_W, const real *d_out, const real *in,
-                              const real *W, int N, const ConvShape *s) {
-    if (!FN(grouped)(s)) return FN(conv2d_backward)(d_in, d_W, NULL, d_out, in, W, N, s);
-    int R = s->C * s->k * s->k, O = s->O;
-    size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
-    int G = FN(group_size)(s, N, (size_t)(R > O ? R : O));
-    real *col = FN(work)(st, 0, (size_t)R * G * L), *Y = FN(work)(st, 1, (size_t)O * G * L);
-    if (!col || !Y) return -1;
-    for (int g0 = 0; g0 < N; g0 += G) {
-        int gn = N - g0 < G ? N - g0 : G, nc = gn * (int)L;
-        FN(gather_out)(Y, d_out + g0 * out_size, out_size, gn, O, L);
-        if (d_W) {
-            FN(gather_cols)(col, in + g0 * in_size, in_size, gn, s);
-            FN(gemm)(0, 1, O, R, nc, 1, Y, nc, col, nc, 1, d_W, R);
-        }
-        if (!d_in) continue;
-        FN(gemm)(1, 0, R, nc, O, 1, W, R, Y, nc, 0, col, nc);
-        FN(scatter_cols)(d_in + g0 * in_size, in_size, col, gn, s, 0);
-    }
-    return 0;
-}
-
-/* t_out (N,K,O,L) = conv(t_in, W) + conv(in, t_W[k]); t_in, t_W may be NULL (zero). */
-static int FN(gconv_tangent_forward)(ResNetState *st, real *t_out, const real *t_in, const real *t_W, size_t ldw,
-                                     const real *in, const real *W, int K, int N, const ConvShape *s) {
-    if (!FN(grouped)(s)) return FN(conv2d_tangent_forward)(t_out, t_in, t_W, NULL, ldw, in, W, K, N, s);
-    int R = s->C * s->k * s->k, O = s->O;
-    size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
-    if (t_in) {
-        HS_TRY(FN(gconv_forward)(st, t_out, t_in, W, (long)N * K, s));
-    } else {
-        memset(t_out, 0, sizeof(real) * out_size * (size_t)N * K);
-    }
-    if (!t_W) return 0;
-    size_t KO = (size_t)K * O;
-    int G = FN(group_size)(s, N, KO > (size_t)R ? KO : (size_t)R);
-    real *col = FN(work)(st, 0, (size_t)R * G * L), *Y = FN(work)(st, 1, KO * G * L);
-    real *stacked = FN(work)(st, 2, KO * R);
-    if (!col || !Y || !stacked) return -1;
-    for (int k = 0; k < K; k++) memcpy(stacked + (size_t)k * O * R, t_W + (size_t)k * ldw, sizeof(real) * O * R);
-    for (int g0 = 0; g0 < N; g0 += G) {
-        int gn = N - g0 < G ? N - g0 : G, nc = gn * (int)L;
-        FN(gather_cols)(col, in + g0 * in_size, in_size, gn, s);
-        FN(gemm)(0, 0, (int)KO, nc, R, 1, stacked, R, col, nc, 0, Y, nc);
-        for (int k = 0; k < K; k++)
-            FN(scatter_out)(t_out + ((size_t)g0 * K + k) * out_size, K * out_size, Y + (size_t)k * O * nc, gn, O, L, 1);
-    }
-    return 0;
-}
-
-/* The R-operator of the conv's backward pass (conv2d_tangent_backward without bias):
- *   td_in[n,k] = conv^T(td_out[n,k], W) + conv^T(d_out[n], t_W[k])
- *   td_W[k]   += td_out[:,k] (x) col(in) + d_out (x) col(t_in[:,k]) */
-static int FN(gconv_tangent_backward)(ResNetState *st, real *td_in, real *td_W, size_t ldw, const real *td_out,
-                                      const real *d_out, const real *t_in, const real *t_W, const real *in,
-                                      const real *W, int K, int N, const ConvShape *s) {
-    if (!FN(grouped)(s))
-        return FN(conv2d_tangent_backward)(td_in, td_W, NULL, ldw, td_out, d_out, t_in, t_W, in, W, K, N, s);
-    int R = s->C * s->k * s->k, O = s->O;
-    size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
-    int cross_in = d_out && t_W && td_in, cross_w = d_out && t_in;
-    if (td_in) HS_TRY(FN(gconv_backward_data)(st, td_in, td_out, W, (long)N * K, s));
-    int G = FN(group_size)(s, N, (size_t)(R > O ? R : O));
-    real *col = FN(work)(st, 0, (size_t)R * G * L), *Y = FN(work)(st, 1, (size_t)O * G * L);
-    real *col2 = FN(work)(st, 2, (size_t)R * G * L);
-    if (!col || !Y || !col2) return -1;
-    for (int g0 = 0; g0 < N; g0 += G) {
-        int gn = N - g0 < G ? N - g0 : G, nc = gn * (int)L;
-        FN(gather_cols)(col, in + g0 * in_size, in_size, gn, s);
-        for (int k = 0; k < K; k++) {
-            FN(gather_out)(Y, td_out + ((size_t)g0 * K + k) * out_size, K * out_size, gn, O, L);
-            FN(gemm)(0, 1, O, R, nc, 1, Y, nc, col, nc, 1, td_W + (size_t)k * ldw, R);
-        }
-        if (!cross_in && !cross_w) continue;
-        FN(gather_out)(Y, d_out + (size_t)g0 * out_size, out_size, gn, O, L);
-        for (int k = 0; k < K; k++) {
-            if (cross_w) {
-                FN(gather_cols)(col2, t_in + ((size_t)g0 * K + k) * in_size, K * in_size, gn, s);
-                FN(gemm)(0, 1, O, R, nc, 1, Y, nc, col2, nc, 1, td_W + (size_t)k * ldw, R);
-            }
-            if (cross_in) {
-                FN(gemm)(1, 0, R, nc, O, 1, t_W + (size_t)k * ldw, R, Y, nc, 0, col2, nc);
-                FN(scatter_cols)(td_in + ((size_t)g0 * K + k) * in_size, K * in_size, col2, gn, s, 1);
-            }
-        }
-    }
-    return 0;
-}
-
 /* ---------------------------------------------------------------- the four passes */
 
 static int FN(resnet_forward)(Model *m, const real *x, int N) {
@@ -615,7 +358,7 @@ static int FN(resnet_forward)(Model *m, const real *x, int N) {
     for (int i = 0; i < s->U; i++) {
         const Unit *u = &s->units[i];
         real *z = s->z + (size_t)N * u->off, *a = s->a + (size_t)N * u->off;
-        HS_TRY(FN(gconv_forward)(s, z, FN(act)(m, s, u->in), PRM(u->w), N, &u->cs));
+        HS_TRY(FN(conv2d_forward)(z, FN(act)(m, s, u->in), PRM(u->w), NULL, N, &u->cs));
         if (s->batch) {
             HS_TRY(FN(batchnorm_train_forward)(a, s->mean + s->coff[i], s->invstd + s->coff[i], z, PRM(u->g),
                                                PRM(u->b), m->training ? BUF(u->rm) : NULL,
@@ -666,7 +409,7 @@ static int FN(resnet_backward)(Model *m, real *grad) {
         FN(bn_backward)(m, s, i, s->dz, ACC(grad, u->g), ACC(grad, u->b));
         real *d_in = NULL;
         if (u->in != IMAGE) d_in = s->init[u->in] ? s->tmp : FN(grad_buf)(m, s, u->in);
-        HS_TRY(FN(gconv_backward)(s, d_in, ACC(grad, u->w), s->dz, FN(act)(m, s, u->in), PRM(u->w), N, &u->cs));
+        HS_TRY(FN(conv2d_backward)(d_in, ACC(grad, u->w), NULL, s->dz, FN(act)(m, s, u->in), PRM(u->w), N, &u->cs));
         if (d_in == s->tmp) {
             real *g = FN(grad_buf)(m, s, u->in);
             FN(add_forward)(g, g, s->tmp, (size_t)N * FN(act_size)(s, u->in));
@@ -693,7 +436,7 @@ static int FN(resnet_tangent_forward)(Model *m, const real *v, int K, int start)
         size_t nt = (size_t)N * K * u->size;
         s->tz_cur[i] = NULL;
         if (t_in || tw) {
-            HS_TRY(FN(gconv_tangent_forward)(s, tz, t_in, tw, P, FN(act)(m, s, u->in), PRM(u->w), K, N, &u->cs));
+            HS_TRY(FN(conv2d_tangent_forward)(tz, t_in, tw, NULL, P, FN(act)(m, s, u->in), PRM(u->w), K, N, &u->cs));
             s->tz_cur[i] = tz;
         }
         s->ta_cur[i] = NULL;
@@ -768,7 +511,7 @@ static int FN(resnet_tangent_backward)(Model *m, const real *v, int K, int start
         }
         real *td_in = NULL;
         if (need_in) td_in = s->init[u->in] ? s->ttmp : FN(td_buf)(m, s, u->in);
-        HS_TRY(FN(gconv_tangent_backward)(s, td_in, ACC(hv, u->w), P, s->tdz, dz, FN(t_act)(s, u->in), V(u->w),
+        HS_TRY(FN(conv2d_tangent_backward)(td_in, ACC(hv, u->w), NULL, P, s->tdz, dz, FN(t_act)(s, u->in), V(u->w),
                                            FN(act)(m, s, u->in), PRM(u->w), K, N, &u->cs));
         if (td_in == s->ttmp) {
             real *t = FN(td_buf)(m, s, u->in);

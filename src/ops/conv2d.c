@@ -12,14 +12,18 @@
  *     of one per output row. Column l = oh*Wp + ow; the columns with ow >= Wo are "gaps" that belong to no
  *     output: outputs are gathered from the valid columns and gradients enter with zeros in the gaps.
  *   general (a stride > 1): classic im2col, (C*kh*kw, Ho*Wo).
+ * Small output planes (Ho*Wo < conv2d_batch_below, groups 1; ResNet's late stages: 4x4, 2x2, 1x1 at 32x32)
+ * would make the per-sample GEMM a matrix-vector product that packs the whole weight matrix for a handful of
+ * columns; there the im2col columns of a batch of samples sit side by side, (C*kh*kw, B*L), and each pass is
+ * one GEMM per batch (threaded by FN(gemm)'s tiles), with B*L about conv2d_batch_columns (see "batched").
  * Convolution is bilinear in (in, W), so for direction k:
  *   t_out   = conv(t_in, W) + conv(in, t_W) + t_b
  *   td_in   = conv^T(td_out, W) + conv^T(d_out, t_W)
  *   td_W   += td_out (x) col(in) + d_out (x) col(t_in)
  *   td_b   += sum td_out
  * Tangents are (N, K, ...): the K directions of one sample form one (K*O, Ho*Wo) matrix, so the weight
- * terms of all directions are a single GEMM per sample (per direction and group when G > 1). Parameter gradients are summed over fixed blocks of
- * samples, so results are the same bits for any thread count. */
+ * terms of all directions are a single GEMM per sample (per direction and group when G > 1). Parameter
+ * gradients are summed over fixed blocks of samples, so results are the same bits for any thread count. */
 #include <omp.h>
 #include <string.h>
 
@@ -286,6 +290,226 @@ static void FN(gemm_groups_w)(const Patches *p, const real *Y, const real *col, 
                  col + (size_t)g * p->Rg * p->cols, p->cols, 1, dW + (size_t)g * p->Og * p->Rg, p->Rg);
 }
 
+/* ---- small output planes: the patch columns of several samples side by side, one GEMM per batch ----
+ * Runs on the calling thread (its GEMMs and copies thread themselves); scratch: SLOT_COL, SLOT_COL2 (patch
+ * columns), SLOT_WIDE (output-shaped rows), SLOT_STACKED (stacked weight tangents). Weight gradients accumulate
+ * batch after batch in sample order: the same bits for any thread count. */
+
+/* Columns per batch; planes of at least conv2d_batch_below outputs use the per-sample GEMMs (efficient there,
+ * parallel over samples). Tests change them to exercise the batch boundaries. */
+int FN(conv2d_batch_columns) = 512;
+int FN(conv2d_batch_below) = 64;
+#define PARALLEL_MIN 32768 /* values moved by a gather or scatter below which one thread does it */
+
+static int FN(batched)(const ConvShape *s) { return s->groups == 1 && s->Ho * s->Wo < FN(conv2d_batch_below); }
+
+/* Samples per batch for `count` images with `rows` rows in the largest batch matrix. */
+static int FN(batch_size)(const ConvShape *s, long count, size_t rows) {
+    long L = (long)s->Ho * s->Wo, B = FN(conv2d_batch_columns) / L;
+    long budget = (long)((size_t)(1 << 23) / (rows * (size_t)L)); /* 8M values per buffer */
+    if (B > budget) B = budget;
+    if (B < 1) B = 1;
+    if (B > count) B = count;
+    return (int)B;
+}
+
+/* The input columns [ow_lo, ow_hi) of kernel column j that fall inside the input. */
+static void ow_range(const ConvShape *s, int j, int *ow_lo, int *ow_hi) {
+    int lo = 0, hi = s->Wo, shift = j * s->dil_w - s->pad_l;
+    while (lo < s->Wo && lo * s->stride_w + shift < 0) lo++;
+    while (hi > lo && (hi - 1) * s->stride_w + shift >= s->W) hi--;
+    *ow_lo = lo, *ow_hi = hi;
+}
+
+/* col rows (c, i, j), each L values at col + row*ld: im2col of one image x (C, H, W). */
+static void FN(im2col_ld)(real *col, size_t ld, const real *x, const ConvShape *s) {
+    for (int c = 0; c < s->C; c++)
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++) {
+                real *row = col + (size_t)((c * s->kh + i) * s->kw + j) * ld;
+                const real *plane = x + (size_t)c * s->H * s->W;
+                int ow_lo, ow_hi, shift = j * s->dil_w - s->pad_l;
+                ow_range(s, j, &ow_lo, &ow_hi);
+                for (int oh = 0; oh < s->Ho; oh++) {
+                    int h = oh * s->stride_h - s->pad_t + i * s->dil_h;
+                    real *dst = row + (size_t)oh * s->Wo;
+                    if (h < 0 || h >= s->H) {
+                        memset(dst, 0, sizeof(real) * (size_t)s->Wo);
+                        continue;
+                    }
+                    const real *src = plane + (size_t)h * s->W;
+                    for (int ow = 0; ow < ow_lo; ow++) dst[ow] = 0;
+                    if (s->stride_w == 1) {
+                        memcpy(dst + ow_lo, src + ow_lo + shift, sizeof(real) * (size_t)(ow_hi - ow_lo));
+                    } else {
+                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow] = src[ow * s->stride_w + shift];
+                    }
+                    for (int ow = ow_hi; ow < s->Wo; ow++) dst[ow] = 0;
+                }
+            }
+}
+
+/* x (C, H, W) += col2im(col), col rows at stride ld. */
+static void FN(col2im_add_ld)(real *x, const real *col, size_t ld, const ConvShape *s) {
+    for (int c = 0; c < s->C; c++)
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++) {
+                const real *row = col + (size_t)((c * s->kh + i) * s->kw + j) * ld;
+                real *plane = x + (size_t)c * s->H * s->W;
+                int ow_lo, ow_hi, shift = j * s->dil_w - s->pad_l;
+                ow_range(s, j, &ow_lo, &ow_hi);
+                for (int oh = 0; oh < s->Ho; oh++) {
+                    int h = oh * s->stride_h - s->pad_t + i * s->dil_h;
+                    if (h < 0 || h >= s->H) continue;
+                    real *dst = plane + (size_t)h * s->W;
+                    const real *src = row + (size_t)oh * s->Wo;
+                    if (s->stride_w == 1) {
+                        real *d = dst + shift;
+                        for (int ow = ow_lo; ow < ow_hi; ow++) d[ow] += src[ow];
+                    } else {
+                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow * s->stride_w + shift] += src[ow];
+                    }
+                }
+            }
+}
+
+/* col (C*kh*kw, bn*L) = im2col of the images x0 + n*stride, n < bn. */
+static void FN(gather_cols)(real *col, const real *x0, size_t stride, int bn, const ConvShape *s) {
+    size_t L = (size_t)s->Ho * s->Wo, ld = (size_t)bn * L;
+#pragma omp parallel for schedule(static) if (bn > 1 && ld * s->C * s->kh * s->kw > PARALLEL_MIN)
+    for (int n = 0; n < bn; n++) FN(im2col_ld)(col + (size_t)n * L, ld, x0 + (size_t)n * stride, s);
+}
+
+/* Y (O, bn*L) = the images y0 + n*stride (O, L). */
+static void FN(gather_out)(real *Y, const real *y0, size_t stride, int bn, int O, size_t L) {
+    size_t ld = (size_t)bn * L;
+#pragma omp parallel for schedule(static) if (bn > 1 && ld * O > PARALLEL_MIN)
+    for (int n = 0; n < bn; n++)
+        for (int o = 0; o < O; o++) memcpy(Y + o * ld + n * L, y0 + n * stride + o * L, sizeof(real) * L);
+}
+
+/* images y0 + n*stride (O, L) = (add: +=) Y (O, bn*L). */
+static void FN(scatter_out)(real *y0, size_t stride, const real *Y, int bn, int O, size_t L, int add) {
+    size_t ld = (size_t)bn * L;
+#pragma omp parallel for schedule(static) if (bn > 1 && ld * O > PARALLEL_MIN)
+    for (int n = 0; n < bn; n++)
+        for (int o = 0; o < O; o++) {
+            real *dst = y0 + n * stride + o * L;
+            const real *src = Y + o * ld + n * L;
+            if (add) {
+                for (size_t l = 0; l < L; l++) dst[l] += src[l];
+            } else {
+                memcpy(dst, src, sizeof(real) * L);
+            }
+        }
+}
+
+/* images x0 + n*stride (C, H, W) = (add: +=) col2im(col (C*kh*kw, bn*L)). */
+static void FN(scatter_cols)(real *x0, size_t stride, const real *col, int bn, const ConvShape *s, int add) {
+    size_t L = (size_t)s->Ho * s->Wo, ld = (size_t)bn * L, in_size = (size_t)s->C * s->H * s->W;
+#pragma omp parallel for schedule(static) if (bn > 1 && ld * s->C * s->kh * s->kw > PARALLEL_MIN)
+    for (int n = 0; n < bn; n++) {
+        real *x = x0 + n * stride;
+        if (!add) memset(x, 0, sizeof(real) * in_size);
+        FN(col2im_add_ld)(x, col + n * L, ld, s);
+    }
+}
+
+/* out = conv(in, W) for `count` contiguous images (no bias). */
+static int FN(batched_forward)(real *out, const real *in, const real *W, long count, const ConvShape *s) {
+    int R = s->C * s->kh * s->kw, O = s->O;
+    size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
+    int B = FN(batch_size)(s, count, (size_t)(R > O ? R : O));
+    real *col = scratch_get(SLOT_COL, sizeof(real) * (size_t)R * B * L);
+    real *Y = scratch_get(SLOT_WIDE, sizeof(real) * (size_t)O * B * L);
+    if (!col || !Y) return -1;
+    for (long b0 = 0; b0 < count; b0 += B) {
+        int bn = (int)(count - b0 < B ? count - b0 : B), nc = bn * (int)L;
+        FN(gather_cols)(col, in + b0 * in_size, in_size, bn, s);
+        FN(gemm)(0, 0, O, nc, R, 1, W, R, col, nc, 0, Y, nc);
+        FN(scatter_out)(out + b0 * out_size, out_size, Y, bn, O, L, 0);
+    }
+    return 0;
+}
+
+/* d_in = conv^T(d_out, W) for `count` contiguous images. */
+static int FN(batched_backward_data)(real *d_in, const real *d_out, const real *W, long count, const ConvShape *s) {
+    int R = s->C * s->kh * s->kw, O = s->O;
+    size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
+    int B = FN(batch_size)(s, count, (size_t)(R > O ? R : O));
+    real *col = scratch_get(SLOT_COL, sizeof(real) * (size_t)R * B * L);
+    real *Y = scratch_get(SLOT_WIDE, sizeof(real) * (size_t)O * B * L);
+    if (!col || !Y) return -1;
+    for (long b0 = 0; b0 < count; b0 += B) {
+        int bn = (int)(count - b0 < B ? count - b0 : B), nc = bn * (int)L;
+        FN(gather_out)(Y, d_out + b0 * out_size, out_size, bn, O, L);
+        FN(gemm)(1, 0, R, nc, O, 1, W, R, Y, nc, 0, col, nc);
+        FN(scatter_cols)(d_in + b0 * in_size, in_size, col, bn, s, 0);
+    }
+    return 0;
+}
+
+/* t_out (N,K,O,L) += conv(in, t_W[k]) for the K weight tangents. */
+static int FN(batched_tangent_weights)(real *t_out, const real *t_W, size_t ldw, const real *in, int K, int N,
+                                       const ConvShape *s) {
+    int R = s->C * s->kh * s->kw, O = s->O;
+    size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
+    size_t KO = (size_t)K * O;
+    int B = FN(batch_size)(s, N, KO > (size_t)R ? KO : (size_t)R);
+    real *col = scratch_get(SLOT_COL, sizeof(real) * (size_t)R * B * L);
+    real *Y = scratch_get(SLOT_WIDE, sizeof(real) * KO * B * L);
+    real *stacked = scratch_get(SLOT_STACKED, sizeof(real) * KO * R);
+    if (!col || !Y || !stacked) return -1;
+    for (int k = 0; k < K; k++) memcpy(stacked + (size_t)k * O * R, t_W + (size_t)k * ldw, sizeof(real) * O * R);
+    for (int b0 = 0; b0 < N; b0 += B) {
+        int bn = N - b0 < B ? N - b0 : B, nc = bn * (int)L;
+        FN(gather_cols)(col, in + b0 * in_size, in_size, bn, s);
+        FN(gemm)(0, 0, (int)KO, nc, R, 1, stacked, R, col, nc, 0, Y, nc);
+        for (int k = 0; k < K; k++)
+            FN(scatter_out)(t_out + ((size_t)b0 * K + k) * out_size, K * out_size, Y + (size_t)k * O * nc, bn, O, L, 1);
+    }
+    return 0;
+}
+
+/* The R-operator of the backward pass without the bias (see conv2d_tangent_backward):
+ *   td_in[n,k] = conv^T(td_out[n,k], W) + conv^T(d_out[n], t_W[k])
+ *   td_W[k]   += td_out[:,k] (x) col(in) + d_out (x) col(t_in[:,k])   (when td_W != NULL) */
+static int FN(batched_tangent_backward)(real *td_in, real *td_W, size_t ldw, const real *td_out, const real *d_out,
+                                        const real *t_in, const real *t_W, const real *in, const real *W, int K, int N,
+                                        const ConvShape *s) {
+    int R = s->C * s->kh * s->kw, O = s->O;
+    size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
+    int cross_in = d_out && t_W && td_in, cross_w = d_out && t_in;
+    if (td_in) HS_TRY(FN(batched_backward_data)(td_in, td_out, W, (long)N * K, s));
+    if (!td_W) return 0;
+    int B = FN(batch_size)(s, N, (size_t)(R > O ? R : O));
+    real *col = scratch_get(SLOT_COL, sizeof(real) * (size_t)R * B * L);
+    real *Y = scratch_get(SLOT_WIDE, sizeof(real) * (size_t)O * B * L);
+    real *col2 = (cross_in || cross_w) ? scratch_get(SLOT_COL2, sizeof(real) * (size_t)R * B * L) : col;
+    if (!col || !Y || !col2) return -1;
+    for (int b0 = 0; b0 < N; b0 += B) {
+        int bn = N - b0 < B ? N - b0 : B, nc = bn * (int)L;
+        FN(gather_cols)(col, in + b0 * in_size, in_size, bn, s);
+        for (int k = 0; k < K; k++) {
+            FN(gather_out)(Y, td_out + ((size_t)b0 * K + k) * out_size, K * out_size, bn, O, L);
+            FN(gemm)(0, 1, O, R, nc, 1, Y, nc, col, nc, 1, td_W + (size_t)k * ldw, R);
+        }
+        if (!cross_in && !cross_w) continue;
+        FN(gather_out)(Y, d_out + (size_t)b0 * out_size, out_size, bn, O, L);
+        for (int k = 0; k < K; k++) {
+            if (cross_w) {
+                FN(gather_cols)(col2, t_in + ((size_t)b0 * K + k) * in_size, K * in_size, bn, s);
+                FN(gemm)(0, 1, O, R, nc, 1, Y, nc, col2, nc, 1, td_W + (size_t)k * ldw, R);
+            }
+            if (cross_in) {
+                FN(gemm)(1, 0, R, nc, O, 1, t_W + (size_t)k * ldw, R, Y, nc, 0, col2, nc);
+                FN(scatter_cols)(td_in + ((size_t)b0 * K + k) * in_size, K * in_size, col2, bn, s, 1);
+            }
+        }
+    }
+    return 0;
+}
+
 /* ---- convolution and its transpose over many images ---- */
 
 /* out = conv(in, W) (+ bias) for `count` images. */
@@ -293,6 +517,15 @@ static int FN(conv_apply)(real *out, const real *in, const real *weight, const r
                           const ConvShape *s) {
     Patches p = patches_for(s);
     int failed = 0;
+    if (FN(batched)(s)) {
+        HS_TRY(FN(batched_forward)(out, in, weight, count, s));
+        if (!bias) return 0;
+#pragma omp parallel for schedule(static) if (count * (long)p.out_size > PARALLEL_MIN)
+        for (long n = 0; n < count; n++)
+            for (int o = 0; o < s->O; o++)
+                for (int l = 0; l < p.L; l++) out[(size_t)n * p.out_size + (size_t)o * p.L + l] += bias[o];
+        return 0;
+    }
 #pragma omp parallel
     {
         ConvBuffers b;
@@ -316,6 +549,7 @@ static int FN(conv_apply)(real *out, const real *in, const real *weight, const r
 /* d_in = conv^T(d_out, W) for `count` images. */
 static int FN(conv_apply_transposed)(real *d_in, const real *d_out, const real *weight, long count,
                                      const ConvShape *s) {
+    if (FN(batched)(s)) return FN(batched_backward_data)(d_in, d_out, weight, count, s);
     Patches p = patches_for(s);
     int failed = 0;
 #pragma omp parallel
@@ -361,7 +595,9 @@ int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weig
     } else {
         memset(t_out, 0, sizeof(real) * p.out_size * (size_t)N * K);
     }
-    if (t_weight) {
+    if (t_weight && FN(batched)(s)) {
+        HS_TRY(FN(batched_tangent_weights)(t_out, t_weight, ldw, in, K, N, s));
+    } else if (t_weight) {
         /* Stack the K weight tangents into one (K*O, Rg) matrix; when few entries are non-zero (unit directions,
          * as the exact Hessian uses), add their patch rows directly instead of multiplying by zeros. */
         size_t total = (size_t)K * O * R, nnz = 0;
@@ -439,6 +675,22 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
     if (ldw == 0) ldw = wsize; /* K == 1 primal call */
     int cross_in = d_out && t_weight && td_in, cross_w = d_out && t_in;
 
+    if (FN(batched)(s)) {
+        HS_TRY(FN(batched_tangent_backward)(td_in, td_weight, ldw, td_out, d_out, t_in, t_weight, in, weight, K, N,
+                                            s));
+        if (!td_weight || !td_bias) return 0;
+        /* per (direction, channel), samples in order */
+#pragma omp parallel for schedule(static) if ((long)N * K * (long)p.out_size > PARALLEL_MIN)
+        for (int ko = 0; ko < K * O; ko++) {
+            real sum = 0;
+            for (int n = 0; n < N; n++) {
+                const real *row = td_out + ((size_t)n * K * O + ko) * L;
+                for (int l = 0; l < L; l++) sum += row[l];
+            }
+            td_bias[(size_t)(ko / O) * ldw + ko % O] += sum;
+        }
+        return 0;
+    }
     if (td_in) HS_TRY(FN(conv_apply_transposed)(td_in, td_out, weight, (long)N * K, s));
     if (!td_weight) return 0; /* activation gradients only (a backward pass for an HVP) */
 
