@@ -172,4 +172,13 @@ void FN(avgpool_tangent_backward)(real *td_in /* (N,K,C,HW) */, const real *td_o
  * input's gradient from several consumers is summed with it too). ---- */
 void FN(add_forward)(real *out /* (n) */, const real *a /* (n) */, const real *b /* (n) */, size_t n);
 
+/* ---- squared error: loss = scale * sum_n sum_j (z_nj - y_nj)^2 on outputs z (N,C), real targets y (N,C).
+ * With scale = 1/N: PyTorch's MSELoss(reduction='mean') times C. The loss's Hessian is 2 scale I, so the
+ * tangent pass is the same for the Hessian and the Gauss-Newton matrix. ---- */
+void FN(mse_forward)(double *loss, const real *z /* (N,C) */, const real *y /* (N,C) */, double scale, int N, int C);
+void FN(mse_backward)(real *d_z /* (N,C) */, const real *z /* (N,C) */, const real *y /* (N,C) */, double scale,
+                      int N, int C);
+void FN(mse_tangent_backward)(real *td_z /* (N,K,C) */, const real *t_z /* (N,K,C) */, double scale, int K, int N,
+                              int C);
+
 #endif
