@@ -66,9 +66,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_cnn: --samples must be > 0 and --repeats in 1..64\n");
         return 2;
     }
-    Cifar10 train;
+    SampleSource train;
     Model *m;
-    if (cifar10_load(dir, CIFAR10_TRAIN, &train) != 0) return fail("data");
+    if (samples_from_cifar10(dir, CIFAR10_TRAIN, &train) != 0) return fail("data");
     if (FN(model_create)("cnn", 0, &m) != 0 || (ckpt && FN(model_load)(m, ckpt, 0, NULL, 0) != 0)) return fail("model");
     size_t P = m->num_params;
     int *idx = malloc(sizeof(int) * (size_t)samples);
@@ -109,6 +109,6 @@ int main(int argc, char **argv) {
     free(hv);
     free(idx);
     FN(model_free)(m);
-    cifar10_free(&train);
+    samples_free(&train);
     return 0;
 }

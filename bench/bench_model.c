@@ -44,9 +44,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_model DIR --model M --task step|grad|hvp [--samples N] [--repeats R]\n");
         return 2;
     }
-    Cifar10 train;
+    SampleSource train;
     Model *m;
-    if (cifar10_load(dir, CIFAR10_TRAIN, &train) != 0) return fail("data");
+    if (samples_from_cifar10(dir, CIFAR10_TRAIN, &train) != 0) return fail("data");
     if (FN(model_create)(arch, 0, &m) != 0) return fail("model");
     size_t P = m->num_params;
     int *idx = malloc(sizeof(int) * (size_t)samples);
@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
     int32_t *y = malloc(sizeof(int32_t) * (size_t)samples);
     double *gd = malloc(sizeof(double) * P), *v = malloc(sizeof(double) * P), *hv = malloc(sizeof(double) * P);
     if (!idx || !x || !g || !buf || !y || !gd || !v || !hv) return fail("memory");
-    FN(samples_fill)(&train, idx, samples, x, y);
+    if (FN(samples_fill)(&train, idx, samples, x, y) != 0) return fail("data");
     for (size_t i = 0; i < P; i++) v[i] = sin(0.1 * (double)i);
     SampleSet set = {&train, idx, samples, samples};
     Sgd opt = {0.1, 0.9, 5e-4, 0};

@@ -130,7 +130,9 @@ int main(void) {
     }
     int idx[64];
     for (int i = 0; i < 64; i++) idx[i] = i;
-    SampleSet set = {&data, idx, 64, 32};
+    SampleSource src;
+    CHECK(samples_wrap_cifar10(&data, "golden", &src) == 0, "source: %s", hs_last_error());
+    SampleSet set = {&src, idx, 64, 32};
     Model *m = NULL;
     if (FN(model_create)("cnn", 0, &m) != 0 || FN(model_load)(m, GOLDEN "cnn_init.safetensors", 0, NULL, 0) != 0) {
         CHECK(0, "model: %s", hs_last_error());
@@ -197,6 +199,7 @@ done:
     npy_free(&g32);
     npy_free(&hv32);
     FN(model_free)(m);
+    samples_free(&src);
     cifar10_free(&data);
     return check_summary(CHECK_NAME("test_golden"));
 }

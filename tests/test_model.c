@@ -23,7 +23,9 @@ int main(void) {
     Cifar10 data = synthetic_data(7, 7);
     int idx[7];
     for (int i = 0; i < 7; i++) idx[i] = i;
-    SampleSet set = {&data, idx, 7, 3}; /* chunks of 3, 3, 1: exercises accumulation */
+    SampleSource src;
+    CHECK(samples_wrap_cifar10(&data, "synthetic", &src) == 0, "source: %s", hs_last_error());
+    SampleSet set = {&src, idx, 7, 3}; /* chunks of 3, 3, 1: exercises accumulation */
     Model *m;
     if (model_create_f64("cnn", 3, &m) != 0) {
         CHECK(0, "create: %s", hs_last_error());
@@ -200,6 +202,7 @@ int main(void) {
     model_free_f64(m);
     free(g); free(gp); free(gm); free(v); free(w); free(hv); free(hw); free(fd); free(theta); free(vw); free(hvw);
     free(H);
+    samples_free(&src);
     cifar10_free(&data);
     return check_summary("test_model");
 }

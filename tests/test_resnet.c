@@ -211,10 +211,10 @@ static void test_hvp(Model *m, const SampleSet *set, const char *mode, int late,
         CHECK(curv_hvp_f64(m, set, w, 1, CURVATURE_HESSIAN, hw, NULL) == 0, "%s hvp late: %s", mode, hs_last_error());
         /* one chunk with start_layer, as curv_exact runs it */
         int n = set->count;
-        double *x = malloc(sizeof(double) * (size_t)n * CIFAR10_PIXELS), *g = calloc(P, sizeof(double));
+        double *x = malloc(sizeof(double) * (size_t)n * m->in_size), *g = calloc(P, sizeof(double));
         double *hs_ = calloc(P, sizeof(double));
         int32_t *y = malloc(sizeof(int32_t) * (size_t)n);
-        samples_fill_f64(set->data, set->indices, n, x, y);
+        CHECK(samples_fill_f64(set->source, set->indices, n, x, y) == 0, "fill: %s", hs_last_error());
         double part;
         int rc = model_forward_f64(m, x, n);
         if (rc == 0) rc = model_loss_f64(m, y, 1.0 / n, &part, NULL);
@@ -356,7 +356,9 @@ int main(void) {
      * it at any step. Batch mode and training mode therefore use 4 images. */
     Cifar10 data = synthetic_data(4, 5);
     int idx[4] = {0, 1, 2, 3};
-    SampleSet set = {&data, idx, 2, 2}, set4 = {&data, idx, 4, 4};
+    SampleSource src;
+    CHECK(samples_wrap_cifar10(&data, "synthetic", &src) == 0, "source: %s", hs_last_error());
+    SampleSet set = {&src, idx, 2, 2}, set4 = {&src, idx, 4, 4};
     Model *m = NULL;
     CHECK(model_create_f64("resnet18", 3, &m) == 0, "create: %s", hs_last_error());
     if (!m) return check_summary("test_resnet");
@@ -412,6 +414,7 @@ int main(void) {
         model_free_f32(m32);
     }
     model_free_f64(m);
+    samples_free(&src);
     cifar10_free(&data);
     printf("test_resnet: %.1f s\n", hs_seconds() - t0);
     return check_summary("test_resnet");

@@ -32,7 +32,7 @@ int model_forward_f32(Model *m, const float *x, int N);
 int curv_loss_grad_f32(Model *m, const SampleSet *set, double *loss, double *accuracy, double *grad);
 int curv_hvp_f32(Model *m, const SampleSet *set, const double *v, int K, Curvature curvature, double *hv,
                  double *loss);
-void samples_fill_f32(const Cifar10 *data, const int *indices, int count, float *x, int32_t *labels);
+int samples_fill_f32(const SampleSource *s, const int *indices, int count, float *x, void *targets);
 
 /* ---------------------------------------------------------------- the weight formula (see the script) */
 
@@ -264,7 +264,7 @@ static void same_bits_at_other_thread_counts(Model *m, const SampleSet *set, con
     free(g2), free(hv2);
 }
 
-static void run(int f32, const Golden *gd, const Cifar10 *data) {
+static void run(int f32, const Golden *gd, const SampleSource *data) {
     Model *m = NULL;
     int rc = f32 ? model_create_f32("resnet50", 0, &m) : model_create_f64("resnet50", 0, &m);
     CHECK(rc == 0, "create: %s", hs_last_error());
@@ -404,8 +404,11 @@ int main(void) {
         double labels[4];
         CHECK(json_numbers(json, "labels", labels, 4) == 4, "golden labels");
         for (int i = 0; i < 4; i++) CHECK(labels[i] == data.labels[i], "image %d: label %d, PyTorch %g", i, data.labels[i], labels[i]);
-        run(0, &gd, &data);
-        run(1, &gd, &data);
+        SampleSource src;
+        CHECK(samples_wrap_cifar10(&data, "golden", &src) == 0, "source: %s", hs_last_error());
+        run(0, &gd, &src);
+        run(1, &gd, &src);
+        samples_free(&src);
         printf("test_resnet_golden: largest relative error f64 %.2e, f32 %.2e\n", worst[0], worst[1]);
         cifar10_free(&data);
     }

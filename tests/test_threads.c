@@ -60,7 +60,7 @@ static double *compute(const Case *c, Model *m, const SampleSet *set, const doub
     return out;
 }
 
-static void run_case(const Case *c, const Cifar10 *data) {
+static void run_case(const Case *c, const SampleSource *data) {
     Model *m = NULL;
     int rc = c->f32 ? model_create_f32(c->arch, 7, &m) : model_create_f64(c->arch, 7, &m);
     CHECK(rc == 0, "create %s: %s", c->arch, hs_last_error());
@@ -104,8 +104,11 @@ int main(void) {
         {"resnet18", 0, 1, 0, 7},
     };
     int threads = omp_get_max_threads();
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], &data);
+    SampleSource src;
+    CHECK(samples_wrap_cifar10(&data, "synthetic", &src) == 0, "source: %s", hs_last_error());
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], &src);
     omp_set_num_threads(threads);
+    samples_free(&src);
     cifar10_free(&data);
     return check_summary("test_threads");
 }

@@ -25,6 +25,7 @@ static const Command commands[] = {
     {"lanczos", cmd_lanczos_f32, cmd_lanczos_f64, "Lanczos: top-k / bottom-k eigenvalues with residuals"},
     {"trace", cmd_trace_f32, cmd_trace_f64, "trace by Hutchinson and Hutch++ with standard errors"},
     {"density", cmd_density_f32, cmd_density_f64, "spectral density by stochastic Lanczos quadrature"},
+    {"info", cmd_info_f32, cmd_info_f64, "a model's parameter table, buffers, input shape and output count"},
 };
 
 static void usage(FILE *fp) {
@@ -37,6 +38,7 @@ static void usage(FILE *fp) {
                 "Models: cnn (the study's 5,100-parameter CNN), resnet18, resnet50.\n"
                 "Second-order commands (hvp, exact, power, lanczos, trace, density) need --checkpoint FILE, or\n"
                 "--random-init SEED to study freshly initialised weights.\n"
+                "Data: --data DIR (CIFAR-10), or your own arrays: --inputs X.npy --targets Y.npy [--loss mse].\n"
                 "\nExit status: 0 success; 1 failure while running (missing or malformed input file, unwritable\n"
                 "output, numerical error); 2 usage error (unknown, repeated, missing, malformed, out-of-range or\n"
                 "conflicting options), reported before any work is done.\n");

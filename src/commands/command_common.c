@@ -40,19 +40,20 @@ int FN(command_open_model)(const char *arch, const char *checkpoint, uint64_t se
     return 0;
 }
 
-int FN(command_selection)(const Cifar10 *train, const char *samples, int offset, int **indices, int *count) {
-    int n;
+int FN(command_selection)(const SampleSource *src, const char *samples, int offset, int **indices, int *count) {
+    int n, total = (int)src->count;
+    const char *noun = strcmp(src->unit, "images") == 0 ? "training images" : "samples";
     if (offset < 0) return hs_error("--offset must be >= 0 (got %d)", offset);
-    if (offset >= train->n) return hs_error("--offset %d is past the %d training images", offset, train->n);
+    if (offset >= total) return hs_error("--offset %d is past the %d %s", offset, total, noun);
     if (!samples || strcmp(samples, "all") == 0) {
-        n = train->n - offset;
+        n = total - offset;
     } else {
         int x;
         if (args_parse_int(samples, &x) != 0 || x <= 0)
             return hs_error("--samples must be a positive integer or 'all' (got '%s')", samples);
-        if (x > train->n - offset)
-            return hs_error("--samples %d with --offset %d needs %lld training images, only %d exist", x, offset,
-                            (long long)x + offset, train->n);
+        if (x > total - offset)
+            return hs_error("--samples %d with --offset %d needs %lld %s, only %d exist", x, offset,
+                            (long long)x + offset, noun, total);
         n = x;
     }
     *indices = hs_malloc(sizeof(int) * (size_t)n);
@@ -60,6 +61,36 @@ int FN(command_selection)(const Cifar10 *train, const char *samples, int offset,
     for (int i = 0; i < n; i++) (*indices)[i] = offset + i;
     *count = n;
     return 0;
+}
+
+int FN(command_data_options)(int argc, char **argv, const char *data_dir, const char *inputs, const char *targets,
+                             const char *loss_name, LossKind *loss) {
+    HS_TRY(args_check_exclusive(argc, argv, "--data", "--inputs",
+                                "CIFAR-10 from a folder, or your own arrays from .npy files"));
+    if (targets && !inputs) return hs_error("--targets needs --inputs FILE (the inputs the targets belong to)");
+    if (inputs && !targets)
+        return hs_error("--inputs needs --targets FILE (.npy class labels (N,) or target values (N, outputs))");
+    if (!data_dir && !inputs)
+        return hs_error("needs --data DIR (CIFAR-10), or --inputs FILE --targets FILE (.npy arrays)");
+    if (!loss_name || strcmp(loss_name, "cross-entropy") == 0) *loss = LOSS_CROSS_ENTROPY;
+    else if (strcmp(loss_name, "mse") == 0) *loss = LOSS_MSE;
+    else return hs_error("--loss must be cross-entropy or mse (got '%s')", loss_name);
+    if (*loss == LOSS_MSE && data_dir)
+        return hs_error("--loss mse needs real-valued targets (--inputs FILE --targets FILE with float targets); "
+                        "CIFAR-10 (--data) has class labels");
+    return 0;
+}
+
+int FN(command_open_source)(const char *data_dir, Cifar10Split split, const char *inputs, const char *targets,
+                            SampleSource *src) {
+    if (data_dir) return samples_from_cifar10(data_dir, split, src);
+    return samples_from_npy(inputs, targets, src);
+}
+
+int FN(command_check_source)(Model *m, LossKind loss, const SampleSource *src, const char *options) {
+    m->loss = loss;
+    if (FN(curv_check_source)(m, src) == 0) return 0;
+    return hs_error_context("%s: ", options);
 }
 
 int FN(command_set_threads)(int threads) {
@@ -118,7 +149,9 @@ static void FN(write_data_files)(JsonWriter *w, const char *command, const char 
 }
 
 void FN(command_write_provenance)(JsonWriter *w, const char *command, const char *arch, const char *checkpoint) {
-    static const char *const input_options[] = {"--checkpoint", "--init", "--resume", "--vector", "--start", "--exact"};
+    static const char *const input_options[] = {"--checkpoint", "--init",   "--resume",      "--vector",
+                                                "--start",      "--exact",  "--inputs",      "--targets",
+                                                "--test-inputs", "--test-targets"};
     int argc;
     char **argv;
     args_get_command_line(&argc, &argv);
@@ -251,7 +284,7 @@ int FN(command_curvature)(const char *value, Curvature *c) {
     return 0;
 }
 
-int FN(hessian_operator_init)(HessianOperator *op, Model *m, const Cifar10 *data, const int *pool, int pool_count,
+int FN(hessian_operator_init)(HessianOperator *op, Model *m, const SampleSource *source, const int *pool, int pool_count,
                               int stochastic, int batch, int chunk, uint64_t seed, Curvature curvature) {
     memset(op, 0, sizeof *op);
     if (stochastic && (batch <= 0 || batch > pool_count))
@@ -260,7 +293,7 @@ int FN(hessian_operator_init)(HessianOperator *op, Model *m, const Cifar10 *data
     if (!op->pool) return -1;
     memcpy(op->pool, pool, sizeof(int) * (size_t)pool_count);
     op->model = m;
-    op->data = data;
+    op->source = source;
     op->curvature = curvature;
     op->stochastic = stochastic;
     op->pool_count = pool_count;
@@ -332,7 +365,7 @@ int FN(hessian_operator_set_block)(HessianOperator *op, const char *params) {
 
 static int FN(hessian_operator_apply)(void *ctx, const double *v, double *out, int count) {
     HessianOperator *op = ctx;
-    SampleSet set = {op->data, op->pool, op->pool_count, op->chunk};
+    SampleSet set = {op->source, op->pool, op->pool_count, op->chunk};
     if (op->stochastic) {
         if (op->position + op->batch > op->pool_count) {
             rng_shuffle(&op->rng, op->pool, op->pool_count);
@@ -412,6 +445,7 @@ int FN(common_parse)(CommonOptions *o, int argc, char **argv, const char *usage,
     if (!o->checkpoint && !args_given(argc, argv, "--random-init"))
         return hs_error("needs --checkpoint FILE (the weights to study), or --random-init SEED to study freshly "
                         "initialised weights");
+    HS_TRY(FN(command_data_options)(argc, argv, o->data_dir, o->inputs, o->targets, o->loss_name, &o->loss));
     if (o->quiet) progress_set_quiet(1);
     return 0;
 }
@@ -433,19 +467,23 @@ void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptio
     json_string(w, o->bn);
     json_key(w, "chunk");
     json_int(w, o->chunk);
+    json_key(w, "loss");
+    json_string(w, o->loss == LOSS_MSE ? "mse" : "cross-entropy");
 }
 
 int FN(setup_model)(CommandSetup *s, const CommonOptions *o, const CommandFile *outputs, int n_outputs,
                     const CommandFile *inputs, int n_inputs) {
     memset(s, 0, sizeof *s);
-    CommandFile in[8];
+    CommandFile in[10];
     if (n_inputs > 7) {
         hs_error("internal error: too many input files");
         return EXIT_ERROR;
     }
     in[0] = (CommandFile){"--checkpoint", o->checkpoint};
     if (n_inputs > 0) memcpy(in + 1, inputs, sizeof *inputs * (size_t)n_inputs);
-    int status = FN(command_check_files)(outputs, n_outputs, in, n_inputs + 1);
+    in[n_inputs + 1] = (CommandFile){"--inputs", o->inputs};
+    in[n_inputs + 2] = (CommandFile){"--targets", o->targets};
+    int status = FN(command_check_files)(outputs, n_outputs, in, n_inputs + 3);
     if (status) return status;
     if (FN(command_open_model)(o->arch, o->checkpoint, o->random_init, 0, &s->model) != 0) return EXIT_ERROR;
     if (s->model->num_buffers == 0 && args_given(o->argc, o->argv, "--bn")) {
@@ -454,6 +492,7 @@ int FN(setup_model)(CommandSetup *s, const CommonOptions *o, const CommandFile *
     }
     s->model->training = 0;
     s->model->bn_mode = strcmp(o->bn, "batch") == 0 ? BN_BATCH : BN_EVAL;
+    s->model->loss = o->loss;
     int64_t *block;
     if (FN(command_param_block)(s->model, o->params, &block, &s->d) != 0) return EXIT_USAGE;
     free(block);
@@ -496,16 +535,17 @@ int FN(setup_read_vector)(const CommandSetup *s, const char *option, const char 
 
 int FN(setup_data)(CommandSetup *s, const CommonOptions *o, int with_operator, int stochastic, int batch,
                    uint64_t seed) {
-    if (cifar10_load(o->data_dir, CIFAR10_TRAIN, &s->train) != 0 ||
-        FN(command_selection)(&s->train, o->samples, o->offset, &s->idx, &s->count) != 0)
+    if (FN(command_open_source)(o->data_dir, CIFAR10_TRAIN, o->inputs, o->targets, &s->source) != 0 ||
+        FN(command_check_source)(s->model, o->loss, &s->source, o->data_dir ? "--data" : "--inputs/--targets") != 0 ||
+        FN(command_selection)(&s->source, o->samples, o->offset, &s->idx, &s->count) != 0)
         return EXIT_ERROR;
     if (!with_operator) return 0;
     if (stochastic && batch > s->count) {
-        hs_error("--batch %d is larger than the %d images selected (--samples %s, --offset %d)", batch, s->count,
-                 o->samples, o->offset);
+        hs_error("--batch %d is larger than the %d %s selected (--samples %s, --offset %d)", batch, s->count,
+                 s->source.unit, o->samples, o->offset);
         return EXIT_USAGE;
     }
-    if (FN(hessian_operator_init)(&s->hop, s->model, &s->train, s->idx, s->count, stochastic, batch, o->chunk, seed,
+    if (FN(hessian_operator_init)(&s->hop, s->model, &s->source, s->idx, s->count, stochastic, batch, o->chunk, seed,
                                   o->curvature) != 0)
         return EXIT_ERROR;
     s->hop_ready = 1;
@@ -517,7 +557,7 @@ int FN(setup_data)(CommandSetup *s, const CommonOptions *o, int with_operator, i
 void FN(setup_close)(CommandSetup *s) {
     if (s->hop_ready) FN(hessian_operator_free)(&s->hop);
     free(s->idx);
-    cifar10_free(&s->train);
+    samples_free(&s->source);
     FN(model_free)(s->model);
 }
 

@@ -12,6 +12,7 @@
 #include "../core/rng.h"
 #include "../curvature/curvature.h"
 #include "../data/cifar10.h"
+#include "../data/samples.h"
 #include "../io/atomic_file.h"
 #include "../io/json_writer.h"
 #include "../io/npy.h"
@@ -34,8 +35,19 @@ int FN(command_report)(const char *command, int status);
 /* Creates the model and loads the checkpoint (if any); prints the classifier-swap note. */
 int FN(command_open_model)(const char *arch, const char *checkpoint, uint64_t seed, int allow_swap, Model **m);
 
-/* Selection "N" or "all", starting at offset, within the training set: indices offset..offset+N-1. */
-int FN(command_selection)(const Cifar10 *train, const char *samples, int offset, int **indices, int *count);
+/* Selection "N" or "all", starting at offset, within the source's samples: indices offset..offset+N-1. */
+int FN(command_selection)(const SampleSource *src, const char *samples, int offset, int **indices, int *count);
+
+/* The data options every data command shares: CIFAR-10 (--data DIR) or the user's arrays (--inputs X.npy
+ * --targets Y.npy), exactly one of the two; --loss cross-entropy|mse (NULL: cross-entropy), which needs class
+ * labels (CIFAR-10, or integer targets) or real targets respectively. 0, or -1 (usage error, message set). */
+int FN(command_data_options)(int argc, char **argv, const char *data_dir, const char *inputs, const char *targets,
+                             const char *loss_name, LossKind *loss);
+/* Opens the samples: split `split` of CIFAR-10 in data_dir, or the arrays inputs/targets (data_dir NULL). */
+int FN(command_open_source)(const char *data_dir, Cifar10Split split, const char *inputs, const char *targets,
+                            SampleSource *src);
+/* Sets the model's loss and checks the source against the model (curv_check_source), naming the options. */
+int FN(command_check_source)(Model *m, LossKind loss, const SampleSource *src, const char *options);
 
 /* Sets the OpenMP thread count (0: leave as is; at most HS_MAX_THREADS); BLAS runs inside OpenMP regions
  * single-threaded. */
@@ -62,10 +74,10 @@ int FN(command_check_files)(const CommandFile *outputs, int n_outputs, const Com
  *               (unaugmented), reshuffled when the pool is used up. */
 typedef struct {
     Model *model;
-    const Cifar10 *data;
+    const SampleSource *source;
     Curvature curvature;
     int stochastic;
-    int *pool;        /* (pool_count) image indices */
+    int *pool;        /* (pool_count) sample indices */
     int pool_count;
     int batch, position, chunk;
     Rng rng;
@@ -81,7 +93,7 @@ typedef struct {
     struct Progress *progress; /* optional: updated after every product */
 } HessianOperator;
 
-int FN(hessian_operator_init)(HessianOperator *op, Model *m, const Cifar10 *data, const int *pool, int pool_count,
+int FN(hessian_operator_init)(HessianOperator *op, Model *m, const SampleSource *source, const int *pool, int pool_count,
                               int stochastic, int batch, int chunk, uint64_t seed, Curvature curvature);
 void FN(hessian_operator_free)(HessianOperator *op);
 /* Restricts the operator to the parameters named in a comma-separated list: a tensor name ("0.weight") or a
@@ -95,6 +107,8 @@ LinOp FN(hessian_operator_linop)(HessianOperator *op);
 /* Options every second-order command shares (COMMON_SPECS lists them for args_parse). */
 typedef struct {
     const char *arch, *checkpoint, *data_dir, *samples, *precision, *curvature_name, *json, *params, *bn;
+    const char *inputs, *targets, *loss_name; /* --inputs X.npy --targets Y.npy instead of --data; --loss */
+    LossKind loss;
     int offset, chunk, threads, quiet;
     uint64_t random_init; /* --random-init SEED: weights from model_create's initialisation (no checkpoint) */
     Curvature curvature;
@@ -107,9 +121,15 @@ typedef struct {
         {"--checkpoint FILE", ARG_STRING, &(o).checkpoint, "safetensors checkpoint (this or --random-init)", 0}, \
         {"--random-init SEED", ARG_U64, &(o).random_init,                                                       \
          "no checkpoint: freshly initialised weights from this seed (default: none; needs one of the two)", 0},  \
-        {"--data DIR", ARG_STRING, &(o).data_dir, "folder with cifar-10-batches-bin/", 1},                       \
-        {"--samples N|all", ARG_STRING, &(o).samples, "training images used", 0},                               \
-        {"--offset N", ARG_INT, &(o).offset, "first training image (file order, data_batch_1 first)", 0},       \
+        {"--data DIR", ARG_STRING, &(o).data_dir, "folder with cifar-10-batches-bin/ (or --inputs/--targets)", 0}, \
+        {"--inputs FILE", ARG_STRING, &(o).inputs, ".npy inputs X (N, ...) float32/float64, instead of --data", 0}, \
+        {"--targets FILE", ARG_STRING, &(o).targets, ".npy targets: int labels (N,) or float values (N, outputs)", \
+         0},                                                                                                      \
+        {"--loss cross-entropy|mse", ARG_STRING, &(o).loss_name, "cross-entropy (int labels) or mse (float targets) "         \
+                                                    "(default cross-entropy)", 0},                                \
+        {"--samples N|all", ARG_STRING, &(o).samples, "training samples used", 0},                              \
+        {"--offset N", ARG_INT, &(o).offset, "first training sample (file order; CIFAR-10: data_batch_1 first)", \
+         0},                                                                                                      \
         {"--chunk N", ARG_INT, &(o).chunk, "samples per pass, memory vs. speed (default 0: automatic)", 0},    \
         {"--curvature hessian|ggn", ARG_STRING, &(o).curvature_name, "the Hessian or the generalised Gauss-Newton " \
                                                                       "matrix", 0},                               \
@@ -137,7 +157,7 @@ typedef struct {
     Model *model;
     int64_t d;
     char d_text[160]; /* "model cnn has 5100 parameters" or "the --params block 9 has 310 parameters" */
-    Cifar10 train;
+    SampleSource source; /* the training samples */
     int *idx, count;
     HessianOperator hop;
     int hop_ready;

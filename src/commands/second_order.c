@@ -26,9 +26,10 @@ int FN(cmd_hvp)(int argc, char **argv) {
         {"--out FILE", ARG_STRING, &out, ".npy file for Hv (written in the working precision)", 1},
     };
     int parsed = FN(common_parse)(&o, argc, argv,
-                                  "usage: hessian hvp --checkpoint FILE|--random-init SEED --data DIR --vector FILE "
+                                  "usage: hessian hvp --checkpoint FILE|--random-init SEED "
+                                  "--data DIR|--inputs X --targets Y --vector FILE "
                                   "--out FILE [options]\n"
-                                  "Exact Hessian-vector product (forward-over-reverse) of the mean cross-entropy.\n"
+                                  "Exact Hessian-vector product (forward-over-reverse) of the mean loss.\n"
                                   "example: hessian hvp --model cnn --checkpoint cnn.safetensors --data data "
                                   "--samples 1000 --vector v.npy --out hv.npy --json hv.json",
                                   specs, (int)(sizeof specs / sizeof specs[0]));
@@ -162,7 +163,8 @@ int FN(cmd_exact)(int argc, char **argv) {
         {"--plot FILE", ARG_STRING, &plot, "write an SVG histogram of all eigenvalues (symmetric-log axis)", 0},
     };
     int parsed = FN(common_parse)(&o, argc, argv,
-                                  "usage: hessian exact --checkpoint FILE|--random-init SEED --data DIR [options]\n"
+                                  "usage: hessian exact --checkpoint FILE|--random-init SEED "
+                                  "--data DIR|--inputs X --targets Y [options]\n"
                                   "The full Hessian from batched exact HVPs, and all its eigenvalues (LAPACKE).\n"
                                   "example: hessian exact --model cnn --checkpoint cnn.safetensors --data data "
                                   "--samples 1000 --offset 0 --k 5 --save-eigenvalues E.npy --plot spectrum.svg "
@@ -201,7 +203,7 @@ int FN(cmd_exact)(int argc, char **argv) {
     H = hs_malloc(sizeof(double) * rows * rows);
     eig = hs_malloc(sizeof(double) * rows);
     if (!H || !eig) goto done;
-    SampleSet set = {&cs.train, cs.idx, count, o.chunk};
+    SampleSet set = {&cs.source, cs.idx, count, o.chunk};
     Progress pr;
     int chunk = o.chunk > 0 ? o.chunk : 64;
     progress_begin(&pr, "Hessian", "dir", (int64_t)rows * ((count + chunk - 1) / chunk));
@@ -379,7 +381,8 @@ int FN(cmd_power)(int argc, char **argv) {
         {"--csv FILE", ARG_STRING, &csv, "write step, lambda, residual as CSV", 0},
     };
     int parsed = FN(common_parse)(&o, argc, argv,
-                                  "usage: hessian power --checkpoint FILE|--random-init SEED --data DIR [options]\n"
+                                  "usage: hessian power --checkpoint FILE|--random-init SEED "
+                                  "--data DIR|--inputs X --targets Y [options]\n"
                                   "Power iteration for the top Hessian eigenvalue. Default: stochastic, a new "
                                   "mini-batch of --batch images (from a shuffled, unaugmented pass over the "
                                   "selection) at every step; --fixed: the Hessian of the whole selection.\n"

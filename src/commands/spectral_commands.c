@@ -62,7 +62,8 @@ int FN(cmd_lanczos)(int argc, char **argv) {
         STOCHASTIC_SPECS,
     };
     int parsed = FN(common_parse)(&o, argc, argv,
-                                  "usage: hessian lanczos --checkpoint FILE|--random-init SEED --data DIR [options]\n"
+                                  "usage: hessian lanczos --checkpoint FILE|--random-init SEED "
+                                  "--data DIR|--inputs X --targets Y [options]\n"
                                   "Lanczos with full reorthogonalisation (float64) on the Hessian of a fixed sample "
                                   "set: extreme eigenvalues with true residuals ||Hv - lambda v||.\n"
                                   "example: hessian lanczos --model cnn --checkpoint cnn.safetensors --data data "
@@ -166,7 +167,8 @@ int FN(cmd_trace)(int argc, char **argv) {
         STOCHASTIC_SPECS,
     };
     int parsed = FN(common_parse)(&o, argc, argv,
-                                  "usage: hessian trace --checkpoint FILE|--random-init SEED --data DIR [options]\n"
+                                  "usage: hessian trace --checkpoint FILE|--random-init SEED "
+                                  "--data DIR|--inputs X --targets Y [options]\n"
                                   "Trace of the Hessian of a fixed sample set: Hutchinson (Rademacher probes) and "
                                   "Hutch++, each with its standard error, for the same number of products.\n"
                                   "example: hessian trace --model cnn --checkpoint cnn.safetensors --data data "
@@ -255,7 +257,8 @@ int FN(cmd_density)(int argc, char **argv) {
         STOCHASTIC_SPECS,
     };
     int parsed = FN(common_parse)(&o, argc, argv,
-                                  "usage: hessian density --checkpoint FILE|--random-init SEED --data DIR [options]\n"
+                                  "usage: hessian density --checkpoint FILE|--random-init SEED "
+                                  "--data DIR|--inputs X --targets Y [options]\n"
                                   "Spectral density by stochastic Lanczos quadrature with Gaussian smoothing.\n"
                                   "example: hessian density --model cnn --checkpoint cnn.safetensors --data data "
                                   "--samples 1000 --runs 4 --steps 80 --plot density.svg --exact E.npy --json "

@@ -1,6 +1,7 @@
-/* train.c: `hessian train` and `hessian eval`: SGD training with the study's augmentation, a checkpoint
- * after every epoch (and on Ctrl-C or SIGTERM), one result line per epoch, JSON history and CSV loss curve;
- * evaluation of a checkpoint on the test set.
+/* train.c: `hessian train` and `hessian eval`: SGD training (CIFAR-10 with the study's augmentation, or the
+ * user's .npy arrays in shuffled batches, never augmented), a checkpoint after every epoch (and on Ctrl-C or
+ * SIGTERM), one result line per epoch, JSON history and CSV loss curve; evaluation of a checkpoint on a test
+ * set.
  *
  * Beside the checkpoint OUT, the training state OUT.optimizer.safetensors holds what --resume needs to go on
  * exactly as an uninterrupted run would: the momentum buffer, the finished epochs' history, the loss curve,
@@ -144,9 +145,9 @@ static int FN(run_settings)(RunSettings *s, const char *arch, double lr, double 
     return FN(num_text)(s->text[8], "%d", log_every);
 }
 
-/* Test-set loss and accuracy in chunks of 500. */
-static int FN(evaluate)(Model *m, const Cifar10 *test, int limit, double *loss, double *acc) {
-    int n = limit > 0 && limit < test->n ? limit : test->n;
+/* Test-set loss and accuracy (NaN for squared error) in chunks of 500. */
+static int FN(evaluate)(Model *m, const SampleSource *test, int limit, double *loss, double *acc) {
+    int n = limit > 0 && limit < test->count ? limit : (int)test->count;
     int *idx = hs_malloc(sizeof(int) * (size_t)n);
     if (!idx) return -1;
     for (int i = 0; i < n; i++) idx[i] = i;
@@ -156,8 +157,9 @@ static int FN(evaluate)(Model *m, const Cifar10 *test, int limit, double *loss, 
     return rc;
 }
 
+/* has_acc: accuracies are meaningful (cross-entropy); has_test: a test set was evaluated. Else null. */
 static int FN(write_history)(const char *path, const Table *history, const char *arch, const char *init, int batch,
-                             double lr, double momentum, double wd, uint64_t seed) {
+                             double lr, double momentum, double wd, uint64_t seed, int has_acc, int has_test) {
     static const char *const keys[H_COLS] = {"epoch",    "train_loss", "train_acc",   "test_loss",
                                              "test_acc", "seconds",    "eval_seconds"};
     AtomicFile af;
@@ -188,7 +190,10 @@ static int FN(write_history)(const char *path, const Table *history, const char 
         json_int(&w, (int64_t)r[H_EPOCH]);
         for (int c = H_EPOCH + 1; c < H_COLS; c++) {
             json_key(&w, keys[c]);
-            json_double(&w, r[c]);
+            int known = (has_acc || (c != H_TRAIN_ACC && c != H_TEST_ACC)) &&
+                        (has_test || (c != H_TEST_LOSS && c != H_TEST_ACC && c != H_EVAL_SECONDS));
+            if (known) json_double(&w, r[c]);
+            else json_null(&w);
         }
         json_object_end(&w);
     }
@@ -264,8 +269,8 @@ static int FN(write_sharpness)(const Table *log, const SharpnessPlan *sp) {
     return rc;
 }
 
-static int FN(record_sharpness)(Table *log, const SharpnessPlan *sp, Model *m, const Cifar10 *train, int n_train,
-                                int epoch) {
+static int FN(record_sharpness)(Table *log, const SharpnessPlan *sp, Model *m, const SampleSource *train,
+                                int n_train, int epoch) {
     int *pool = hs_malloc(sizeof(int) * (size_t)n_train);
     if (!pool) return -1;
     for (int i = 0; i < n_train; i++) pool[i] = i;
@@ -292,8 +297,8 @@ static int FN(record_sharpness)(Table *log, const SharpnessPlan *sp, Model *m, c
     double row[S_COLS] = {epoch, res.lambda, (double)res.products};
     power_result_free(&res);
     HS_TRY(FN(table_add)(log, row));
-    printf("Sharpness at epoch %d: lambda_max = %.4f (power iteration, %d steps of %d images, beta %g; 2/lr = %g) "
-           "| %.1f s\n", epoch, row[S_LAMBDA], sp->iters, batch, sp->beta, 2 / sp->lr, hs_seconds() - t0);
+    printf("Sharpness at epoch %d: lambda_max = %.4f (power iteration, %d steps of %d %s, beta %g; 2/lr = %g) "
+           "| %.1f s\n", epoch, row[S_LAMBDA], sp->iters, batch, train->unit, sp->beta, 2 / sp->lr, hs_seconds() - t0);
     fflush(stdout);
     return FN(write_sharpness)(log, sp);
 }
@@ -496,6 +501,9 @@ static int FN(check_outputs)(const char *const *labels, const char *const *paths
 int FN(cmd_train)(int argc, char **argv) {
     const char *arch = "cnn", *data_dir = NULL, *out = NULL, *init = NULL, *json = NULL, *precision = "f32";
     const char *csv = NULL, *resume = NULL, *sharp_at = NULL;
+    const char *inputs = NULL, *targets = NULL, *test_inputs = NULL, *test_targets = NULL, *loss_name = NULL;
+    int no_augment = 0;
+    LossKind loss_kind = LOSS_CROSS_ENTROPY;
     SharpnessPlan sp = {.every = 0, .iters = 100, .batch = 1000, .beta = 0.7};
     int log_every = 50;
     int epochs = 2, batch = 100, threads = 0, train_samples = 0, test_samples = 0, quiet = 0;
@@ -503,7 +511,14 @@ int FN(cmd_train)(int argc, char **argv) {
     uint64_t seed = 50;
     ArgSpec specs[] = {
         {"--model", ARG_STRING, &arch, "architecture: cnn, resnet18, resnet50", 0},
-        {"--data", ARG_STRING, &data_dir, "folder with cifar-10-batches-bin/", 1},
+        {"--data", ARG_STRING, &data_dir, "folder with cifar-10-batches-bin/ (or --inputs/--targets)", 0},
+        {"--inputs", ARG_STRING, &inputs, ".npy training inputs X (N, ...) float32/float64, instead of --data", 0},
+        {"--targets", ARG_STRING, &targets, ".npy training targets: int labels (N,) or float values (N, outputs)", 0},
+        {"--test-inputs", ARG_STRING, &test_inputs, ".npy test inputs evaluated after every epoch (with --inputs)", 0},
+        {"--test-targets", ARG_STRING, &test_targets, ".npy test targets (with --test-inputs)", 0},
+        {"--loss cross-entropy|mse", ARG_STRING, &loss_name,
+         "cross-entropy (int labels) or mse (float targets) (default cross-entropy)", 0},
+        {"--no-augment", ARG_FLAG, &no_augment, "CIFAR-10 without random crop and flip (.npy data never is)", 0},
         {"--epochs", ARG_INT, &epochs, "training epochs (in all, also with --resume)", 0},
         {"--batch", ARG_INT, &batch, "mini-batch size", 0},
         {"--lr", ARG_DOUBLE, &lr, "learning rate", 0},
@@ -514,8 +529,8 @@ int FN(cmd_train)(int argc, char **argv) {
         {"--init", ARG_STRING, &init,
          "start from these weights (e.g. ImageNet weights; a classifier with another number of outputs is replaced)",
          0},
-        {"--train-samples", ARG_INT, &train_samples, "use only the first N training images (0: all)", 0},
-        {"--test-samples", ARG_INT, &test_samples, "evaluate on the first N test images (0: all)", 0},
+        {"--train-samples", ARG_INT, &train_samples, "use only the first N training samples (0: all)", 0},
+        {"--test-samples", ARG_INT, &test_samples, "evaluate on the first N test samples (0: all)", 0},
         {"--threads", ARG_INT, &threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)", 0},
         {"--json", ARG_STRING, &json, "write the per-epoch history as JSON", 0},
         {"--csv", ARG_STRING, &csv, "write the training curve (step, epoch, mean loss of the last --log-every batches)", 0},
@@ -533,8 +548,10 @@ int FN(cmd_train)(int argc, char **argv) {
         {"--quiet", ARG_FLAG, &quiet, "no progress bar", 0},
     };
     int parsed = args_parse(argc, argv,
-                            "usage: hessian train --model cnn|resnet18|resnet50 --data DIR --out CKPT [options]\n"
-                            "Trains with SGD (PyTorch semantics), random crop (padding 4) and horizontal flip.\n"
+                            "usage: hessian train --model cnn|resnet18|resnet50 --data DIR|--inputs X --targets Y "
+                            "--out CKPT [options]\n"
+                            "Trains with SGD (PyTorch semantics); on CIFAR-10 with random crop (padding 4) and "
+                            "horizontal flip.\n"
                             "example: hessian train --model cnn --data data --epochs 2 --batch 100 --lr 0.01 "
                             "--momentum 0.9 --out cnn.safetensors --json train.json",
                             specs, (int)(sizeof specs / sizeof specs[0]));
@@ -554,6 +571,10 @@ int FN(cmd_train)(int argc, char **argv) {
           args_check_unused(argc, argv, "--sharpness-csv", "without --sharpness-at or --sharpness-every") ||
           args_check_unused(argc, argv, "--sharpness-plot", "without --sharpness-at or --sharpness-every"))) ||
         (sharp_at && FN(parse_epoch_list)(sharp_at, sp.epochs, &sp.count, 256) != 0) ||
+        FN(command_data_options)(argc, argv, data_dir, inputs, targets, loss_name, &loss_kind) ||
+        (test_inputs && !inputs && hs_error("--test-inputs goes with --inputs (--data evaluates on CIFAR-10's test set)")) ||
+        (test_targets && !test_inputs && hs_error("--test-targets needs --test-inputs FILE")) ||
+        (test_inputs && !test_targets && hs_error("--test-inputs needs --test-targets FILE")) ||
         FN(command_set_threads)(threads)) {
         fprintf(stderr, "hessian train: %s\n", hs_last_error());
         return EXIT_USAGE;
@@ -570,11 +591,12 @@ int FN(cmd_train)(int argc, char **argv) {
     if (!sp.csv) sp.csv = sharp_csv;
     if (!sp.plot) sp.plot = sharp_plot;
 
-    Cifar10 train = {0}, test = {0};
+    SampleSource train = {0}, test = {0};
+    int has_test = data_dir || test_inputs;
     Model *m = NULL;
     real *x = NULL, *grad = NULL, *buf = NULL;
-    int32_t *y = NULL;
-    Cifar10Loader loader = {0};
+    void *y = NULL;
+    SampleLoader loader = {0};
     Model **replicas = NULL;
     int replica_count = 0;
     real *grads = NULL;
@@ -591,26 +613,36 @@ int FN(cmd_train)(int argc, char **argv) {
         goto fail;
     }
     status = EXIT_ERROR;
-    if (cifar10_load(data_dir, CIFAR10_TRAIN, &train) != 0 || cifar10_load(data_dir, CIFAR10_TEST, &test) != 0 ||
-        FN(command_open_model)(arch, resume ? resume : init, seed, resume ? 0 : 1, &m) != 0)
+    const CommandFile data_files[] = {{"--inputs", inputs}, {"--targets", targets}, {"--test-inputs", test_inputs},
+                                      {"--test-targets", test_targets}};
+    status = FN(command_check_files)(NULL, 0, data_files, 4);
+    if (status != EXIT_OK) goto fail;
+    status = EXIT_ERROR;
+    if (FN(command_open_model)(arch, resume ? resume : init, seed, resume ? 0 : 1, &m) != 0 ||
+        FN(command_open_source)(data_dir, CIFAR10_TRAIN, inputs, targets, &train) != 0 ||
+        FN(command_check_source)(m, loss_kind, &train, data_dir ? "--data" : "--inputs/--targets") != 0 ||
+        (has_test && (FN(command_open_source)(data_dir, CIFAR10_TEST, test_inputs, test_targets, &test) != 0 ||
+                      FN(command_check_source)(m, loss_kind, &test, data_dir ? "--data (test set)"
+                                                                             : "--test-inputs/--test-targets") != 0)))
         goto fail;
-    int n_train = train_samples > 0 && train_samples < train.n ? train_samples : train.n;
+    int n_train = train_samples > 0 && train_samples < train.count ? train_samples : (int)train.count;
     if (batch > n_train) {
-        hs_error("--batch %d is larger than the %d training images", batch, n_train);
+        hs_error("--batch %d is larger than the %d training %s", batch, n_train, train.unit);
         goto fail;
     }
+    int augment = data_dir && !no_augment, has_acc = loss_kind == LOSS_CROSS_ENTROPY;
     if (FN(run_settings)(&run.settings, arch, lr, momentum, wd, seed, batch, n_train, test_samples, log_every) != 0)
         goto fail;
     size_t P = m->num_params;
-    x = hs_malloc(sizeof(real) * (size_t)batch * CIFAR10_PIXELS);
-    y = hs_malloc(sizeof(int32_t) * (size_t)batch);
+    x = hs_malloc(sizeof(real) * (size_t)batch * train.in_size);
+    y = hs_malloc(FN(model_target_bytes)(m) * (size_t)batch);
     grad = hs_malloc(sizeof(real) * P);
     buf = hs_calloc(P, sizeof(real));
     if (!x || !y || !grad || !buf) goto fail;
-    if (cifar10_loader_init(&loader, &train, 0, n_train, batch, 1, 1, seed) != 0) goto fail;
+    if (sample_loader_init(&loader, &train, 0, n_train, batch, 1, augment, seed) != 0) goto fail;
     /* Batch norm cannot normalise a batch of one image (PyTorch refuses it too): drop such a last batch. */
     if (m->num_buffers > 0 && n_train % batch == 1) loader.drop_last = 1;
-    int nb = cifar10_loader_batches(&loader);
+    int nb = sample_loader_batches(&loader);
     /* Without batch norm, the threads run whole passes on shares of the batch (one parallel region per step
      * instead of one per op); with batch norm the batch must stay whole for its statistics. */
     int split = TRAIN_SHARES; /* fixed, not the thread count: the same bits for any --threads */
@@ -632,7 +664,7 @@ int FN(cmd_train)(int argc, char **argv) {
         /* Replay the loader's shuffles and augmentation draws of the finished epochs, so the run continues
          * exactly as an uninterrupted one would. */
         for (int e = 1; e <= run.done.epoch; e++)
-            while (cifar10_loader_next(&loader, x, (int)sizeof(real), y) > 0) {
+            while (sample_loader_next(&loader, x, sizeof(real), y) > 0) {
             }
         if (run.done.interrupted)
             fprintf(stderr, "resuming %s: epoch %d again, from the parameters saved when it was interrupted\n", resume,
@@ -650,8 +682,8 @@ int FN(cmd_train)(int argc, char **argv) {
         !(log->rows > 0 && log->v[(log->rows - 1) * S_COLS + S_EPOCH] == first_epoch - 1) &&
         FN(record_sharpness)(&run.sharpness, &sp, m, &train, n_train, first_epoch - 1) != 0)
         goto fail;
-    fprintf(stderr, "training %s (%zu parameters) on %d images, %d epochs, batch %d, lr %g, momentum %g, wd %g\n",
-            arch, P, n_train, epochs, batch, lr, momentum, wd);
+    fprintf(stderr, "training %s (%zu parameters) on %d %s, %d epochs, batch %d, lr %g, momentum %g, wd %g\n",
+            arch, P, n_train, train.unit, epochs, batch, lr, momentum, wd);
     struct sigaction on;
     memset(&on, 0, sizeof on);
     on.sa_handler = FN(on_signal);
@@ -668,7 +700,7 @@ int FN(cmd_train)(int argc, char **argv) {
         snprintf(label, sizeof label, "Epoch %d/%d", epoch, epochs);
         progress_begin(&pr, label, "batch", nb);
         int b = 0, n = 0;
-        while (!FN(interrupted) && (n = cifar10_loader_next(&loader, x, (int)sizeof(real), y)) > 0) {
+        while (!FN(interrupted) && (n = sample_loader_next(&loader, x, sizeof(real), y)) > 0) {
             double loss;
             int correct;
             memset(grad, 0, sizeof(real) * P);
@@ -697,7 +729,8 @@ int FN(cmd_train)(int argc, char **argv) {
             }
             seen += n;
             b++;
-            snprintf(msg, sizeof msg, "loss %.4f, acc %.1f%%", loss_sum / seen, 100.0 * right / seen);
+            if (has_acc) snprintf(msg, sizeof msg, "loss %.4f, acc %.1f%%", loss_sum / seen, 100.0 * right / seen);
+            else snprintf(msg, sizeof msg, "loss %.4f", loss_sum / seen);
             progress_update(&pr, b, msg);
         }
         progress_end(&pr);
@@ -714,12 +747,20 @@ int FN(cmd_train)(int argc, char **argv) {
         }
         double t1 = hs_seconds(), record[H_COLS] = {epoch, loss_sum / seen, (double)right / seen, 0, 0, t1 - t0, 0};
         m->training = 0;
-        if (FN(evaluate)(m, &test, test_samples, &record[H_TEST_LOSS], &record[H_TEST_ACC]) != 0) goto fail;
-        record[H_EVAL_SECONDS] = hs_seconds() - t1;
+        if (has_test && FN(evaluate)(m, &test, test_samples, &record[H_TEST_LOSS], &record[H_TEST_ACC]) != 0) goto fail;
+        if (!has_acc) record[H_TEST_ACC] = 0; /* NaN from evaluate: no accuracy for squared error */
+        record[H_EVAL_SECONDS] = has_test ? hs_seconds() - t1 : 0;
         if (FN(table_add)(&run.history, record) != 0) goto fail;
-        printf("Epoch %d/%d | Train Loss: %.4f | Train Acc: %.1f%% | Test Loss: %.4f | Test Acc: %.1f%% | %.1f s\n",
-               epoch, epochs, record[H_TRAIN_LOSS], 100 * record[H_TRAIN_ACC], record[H_TEST_LOSS],
-               100 * record[H_TEST_ACC], record[H_SECONDS]);
+        char line[512];
+        size_t used = (size_t)snprintf(line, sizeof line, "Epoch %d/%d | Train Loss: %.4f", epoch, epochs,
+                                       record[H_TRAIN_LOSS]);
+        if (has_acc && used < sizeof line)
+            used += (size_t)snprintf(line + used, sizeof line - used, " | Train Acc: %.1f%%", 100 * record[H_TRAIN_ACC]);
+        if (has_test && used < sizeof line)
+            used += (size_t)snprintf(line + used, sizeof line - used, " | Test Loss: %.4f", record[H_TEST_LOSS]);
+        if (has_test && has_acc && used < sizeof line)
+            used += (size_t)snprintf(line + used, sizeof line - used, " | Test Acc: %.1f%%", 100 * record[H_TEST_ACC]);
+        printf("%s | %.1f s\n", line, record[H_SECONDS]);
         fflush(stdout);
         run.done = (RunPoint){epoch, step, window, window_loss, run.curve.rows, 0};
         /* A measurement after the save is saved with the state again, so a resume does not repeat it. */
@@ -728,7 +769,7 @@ int FN(cmd_train)(int argc, char **argv) {
              (FN(record_sharpness)(&run.sharpness, &sp, m, &train, n_train, epoch) != 0 ||
               FN(save_state)(&run, buf, P, &run.done) != 0)) ||
             (json && FN(write_history)(json, &run.history, arch, resume ? resume : init, batch, lr, momentum, wd,
-                                       seed) != 0) ||
+                                       seed, has_acc, has_test) != 0) ||
             (csv && FN(write_curve)(csv, &run.curve) != 0))
             goto fail;
     }
@@ -739,11 +780,11 @@ fail:
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
     }
-    cifar10_loader_free(&loader);
+    sample_loader_free(&loader);
     FN(model_free_replicas)(replicas, replica_count);
     free(grads);
-    cifar10_free(&train);
-    cifar10_free(&test);
+    samples_free(&train);
+    samples_free(&test);
     FN(model_free)(m);
     free(x);
     free(y);
@@ -760,30 +801,43 @@ fail:
 
 int FN(cmd_eval)(int argc, char **argv) {
     const char *arch = "cnn", *data_dir = NULL, *ckpt = NULL, *json = NULL, *precision = "f32";
+    const char *inputs = NULL, *targets = NULL, *loss_name = NULL;
     int threads = 0;
+    LossKind loss_kind = LOSS_CROSS_ENTROPY;
     ArgSpec specs[] = {
         {"--model", ARG_STRING, &arch, "architecture: cnn", 0},
         {"--checkpoint", ARG_STRING, &ckpt, "safetensors checkpoint", 1},
-        {"--data", ARG_STRING, &data_dir, "folder with cifar-10-batches-bin/", 1},
+        {"--data", ARG_STRING, &data_dir, "folder with cifar-10-batches-bin/ (its test set; or --inputs/--targets)", 0},
+        {"--inputs", ARG_STRING, &inputs, ".npy inputs X (N, ...) float32/float64, instead of --data", 0},
+        {"--targets", ARG_STRING, &targets, ".npy targets: int labels (N,) or float values (N, outputs)", 0},
+        {"--loss cross-entropy|mse", ARG_STRING, &loss_name,
+         "cross-entropy (int labels) or mse (float targets) (default cross-entropy)", 0},
         {"--threads", ARG_INT, &threads, "OpenMP threads (0: default)", 0},
         {"--json", ARG_STRING, &json, "write the result as JSON", 0},
         {"--precision", ARG_STRING, &precision, "f32 or f64", 0},
     };
-    int parsed = args_parse(argc, argv, "usage: hessian eval --model cnn --checkpoint CKPT --data DIR [--json FILE]",
+    int parsed = args_parse(argc, argv,
+                            "usage: hessian eval --model cnn --checkpoint CKPT --data DIR|--inputs X --targets Y "
+                            "[--json FILE]",
                             specs, (int)(sizeof specs / sizeof specs[0]));
     if (parsed == 1) return EXIT_OK;
-    if (parsed < 0 || FN(command_set_threads)(threads)) {
+    if (parsed < 0 || FN(command_data_options)(argc, argv, data_dir, inputs, targets, loss_name, &loss_kind) ||
+        FN(command_set_threads)(threads)) {
         fprintf(stderr, "hessian eval: %s\n", hs_last_error());
         return EXIT_USAGE;
     }
-    Cifar10 test = {0};
+    SampleSource test = {0};
     Model *m = NULL;
     double loss, acc;
     int status = EXIT_ERROR;
-    if (cifar10_load(data_dir, CIFAR10_TEST, &test) != 0 || FN(command_open_model)(arch, ckpt, 0, 0, &m) != 0 ||
+    if (FN(command_open_model)(arch, ckpt, 0, 0, &m) != 0 ||
+        FN(command_open_source)(data_dir, CIFAR10_TEST, inputs, targets, &test) != 0 ||
+        FN(command_check_source)(m, loss_kind, &test, data_dir ? "--data" : "--inputs/--targets") != 0 ||
         FN(evaluate)(m, &test, 0, &loss, &acc) != 0)
         goto done;
-    printf("Test Loss: %.4f | Test Acc: %.2f%% | %d images\n", loss, 100 * acc, test.n);
+    int has_acc = loss_kind == LOSS_CROSS_ENTROPY;
+    if (has_acc) printf("Test Loss: %.4f | Test Acc: %.2f%% | %ld %s\n", loss, 100 * acc, test.count, test.unit);
+    else printf("Test Loss: %.6g | %ld %s\n", loss, test.count, test.unit);
     if (json) {
         AtomicFile af;
         if (atomic_file_open(&af, json) != 0) goto done;
@@ -791,12 +845,15 @@ int FN(cmd_eval)(int argc, char **argv) {
         json_begin(&w, af.fp);
         json_object_begin(&w);
         FN(command_write_provenance)(&w, "eval", arch, ckpt);
+        json_key(&w, "loss");
+        json_string(&w, has_acc ? "cross-entropy" : "mse");
         json_key(&w, "test_loss");
         json_double(&w, loss);
         json_key(&w, "test_acc");
-        json_double(&w, acc);
-        json_key(&w, "images");
-        json_int(&w, test.n);
+        if (has_acc) json_double(&w, acc);
+        else json_null(&w);
+        json_key(&w, data_dir ? "images" : "samples");
+        json_int(&w, test.count);
         json_object_end(&w);
         json_end(&w);
         if (atomic_file_commit(&af) != 0) goto done;
@@ -804,7 +861,7 @@ int FN(cmd_eval)(int argc, char **argv) {
     status = EXIT_OK;
 done:
     if (status != EXIT_OK) FN(command_fail)("eval");
-    cifar10_free(&test);
+    samples_free(&test);
     FN(model_free)(m);
     return status;
 }

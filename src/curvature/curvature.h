@@ -1,26 +1,37 @@
 /* curvature.h: loss, gradient, Hessian-vector products and the exact Hessian of a model over a set of
  * samples (precision-generic). Samples are processed in chunks; chunk results are accumulated in double in
  * a fixed order, and every reduction in the kernels has an order fixed by the shapes alone, so the same inputs
- * give the same bits for any thread count (tests/test_threads.c). The loss is the mean
- * cross-entropy over the whole set.
+ * give the same bits for any thread count (tests/test_threads.c). The loss is the mean over the whole set
+ * of the model's per-sample loss (m->loss: cross-entropy with class labels, or squared error with real
+ * targets); samples come from a SampleSource (src/data/samples.h), whose input shape and targets must suit
+ * the model (curv_check_source; every function here checks it first).
  *
  * Curvature is the Hessian, or the generalised Gauss-Newton matrix (CURVATURE_GGN, positive semi-definite).
  * "No silent zeros": results that come out non-finite, or exactly zero for a non-zero direction, are errors. */
 #ifndef HS_CURVATURE_H
 #define HS_CURVATURE_H
 
-#include "../data/cifar10.h"
+#include "../data/samples.h"
 #include "../models/model.h"
 
-/* The samples a computation runs on: images indices[0..count) of data, never augmented. */
+/* The samples a computation runs on: samples indices[0..count) of source, never augmented. */
 typedef struct {
-    const Cifar10 *data;
+    const SampleSource *source;
     const int *indices; /* (count) */
     int count;
     int chunk;          /* samples per pass (memory vs. speed); <= 0: 250 */
 } SampleSet;
 
-/* Loss (mean), accuracy (fraction correct) and gradient (P, may be NULL) over the set. */
+/* Whether the source's samples fit the model: the same per-sample input shape; cross-entropy needs class
+ * labels below m->classes, squared error real targets of m->classes values per sample. 0, or -1 with a
+ * message naming the files and both shapes. */
+int FN(curv_check_source)(const Model *m, const SampleSource *s);
+
+/* Bytes of one sample's targets in the working precision: 4 (int32 label) or sizeof(real) * target_size. */
+size_t FN(curv_target_bytes)(const SampleSource *s);
+
+/* Loss (mean), accuracy (fraction correct; NaN for a squared-error loss) and gradient (P, may be NULL) over
+ * the set. */
 int FN(curv_loss_grad)(Model *m, const SampleSet *set, double *loss, double *accuracy, double *grad);
 
 /* hv (K,P) = C v for K directions v (K,P), C = Hessian or GGN of the mean loss over the set. Also returns the
@@ -50,7 +61,8 @@ int FN(curv_exact)(Model *m, const SampleSet *set, Curvature curvature, double *
 int FN(curv_exact_block)(Model *m, const SampleSet *set, Curvature curvature, const int64_t *sel, int64_t n,
                          double *B, ExactInfo *info, ExactProgress progress, void *user);
 
-/* Fills (count) normalised images (count,3,32,32) and labels for indices. */
-void FN(samples_fill)(const Cifar10 *data, const int *indices, int count, real *x, int32_t *labels);
+/* Fills inputs x (count, in_size) and targets (int32 labels (count) or reals (count, target_size)) of samples
+ * indices (count), unaugmented. */
+int FN(samples_fill)(const SampleSource *s, const int *indices, int count, real *x, void *targets);
 
 #endif

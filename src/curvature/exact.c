@@ -18,6 +18,7 @@
 static int FN(exact_rows)(Model *m, const SampleSet *set, Curvature curvature, const int64_t *sel, size_t n,
                           double *B, ExactInfo *info, ExactProgress progress, void *user) {
     if (set->count <= 0) return hs_error("no samples selected");
+    HS_TRY(FN(curv_check_source)(m, set->source));
     double t0 = hs_seconds();
     size_t P = m->num_params;
     int L = m->num_layers;
@@ -36,8 +37,8 @@ static int FN(exact_rows)(Model *m, const SampleSet *set, Curvature curvature, c
     int chunk = set->chunk > 0 ? set->chunk : 64;
     if (chunk > set->count) chunk = set->count;
     int Kmax = EXACT_MAX_DIRECTIONS;
-    real *x = hs_malloc(sizeof(real) * (size_t)chunk * CIFAR10_PIXELS);
-    int32_t *y = hs_malloc(sizeof(int32_t) * (size_t)chunk);
+    real *x = hs_malloc(sizeof(real) * (size_t)chunk * set->source->in_size);
+    void *y = hs_malloc(FN(curv_target_bytes)(set->source) * (size_t)chunk);
     real *grad = hs_malloc(sizeof(real) * P);
     real *V = hs_calloc(P * (size_t)Kmax, sizeof(real));
     real *HV = hs_malloc(sizeof(real) * P * (size_t)Kmax);
@@ -48,9 +49,9 @@ static int FN(exact_rows)(Model *m, const SampleSet *set, Curvature curvature, c
 
     for (int start = 0; start < set->count && rc == 0; start += chunk) {
         int count = set->count - start < chunk ? set->count - start : chunk;
-        FN(samples_fill)(set->data, set->indices + start, count, x, y);
         double part;
-        rc = FN(model_forward)(m, x, count);
+        rc = FN(samples_fill)(set->source, set->indices + start, count, x, y);
+        if (rc == 0) rc = FN(model_forward)(m, x, count);
         if (rc == 0) rc = FN(model_loss)(m, y, scale, &part, NULL);
         if (rc == 0) rc = FN(model_backward)(m, y, scale, m->arch->grad_optional ? NULL : grad);
         if (rc != 0) break;

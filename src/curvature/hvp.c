@@ -1,22 +1,63 @@
 /* hvp.c: loss, gradient and Hessian/GGN-vector products over a sample set, chunk by chunk, accumulated in
  * double (see curvature.h). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/scratch.h"
 #include "curvature.h"
 
-void FN(samples_fill)(const Cifar10 *data, const int *indices, int count, real *x, int32_t *labels) {
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < count; i++) {
-#if defined(HS_F64)
-        cifar10_image_f64(data, indices[i], 4, 4, 0, x + (size_t)i * CIFAR10_PIXELS);
-#else
-        cifar10_image_f32(data, indices[i], 4, 4, 0, x + (size_t)i * CIFAR10_PIXELS);
-#endif
-        labels[i] = data->labels[indices[i]];
+int FN(samples_fill)(const SampleSource *s, const int *indices, int count, real *x, void *targets) {
+    return s->fill(s, indices, NULL, count, x, sizeof(real), targets);
+}
+
+size_t FN(curv_target_bytes)(const SampleSource *s) {
+    return s->target_kind == TARGET_LABELS ? sizeof(int32_t) : sizeof(real) * s->target_size;
+}
+
+static void FN(model_shape_text)(const Model *m, char *out, size_t size) {
+    size_t used = 0;
+    int n = snprintf(out, size, "(");
+    used = n > 0 ? (size_t)n : 0;
+    for (int d = 0; d < m->in_ndim && used < size; d++) {
+        n = snprintf(out + used, size - used, "%s%lld", d ? "," : "", (long long)m->in_shape[d]);
+        used += n > 0 ? (size_t)n : 0;
     }
+    if (used < size) snprintf(out + used, size - used, ")");
+}
+
+int FN(curv_check_source)(const Model *m, const SampleSource *s) {
+    int same = s->in_ndim == m->in_ndim && s->in_size == m->in_size;
+    for (int d = 0; same && d < s->in_ndim; d++) same = s->in_shape[d] == m->in_shape[d];
+    if (!same) {
+        char have[160], want[160];
+        samples_shape_text(s, s->count, have, sizeof have);
+        FN(model_shape_text)(m, want, sizeof want);
+        return hs_error("inputs %s have shape %s but the model %s takes %s per sample", s->inputs_name, have,
+                        m->arch->name, want);
+    }
+    char ts[160];
+    samples_target_shape_text(s, ts, sizeof ts);
+    if (m->loss == LOSS_CROSS_ENTROPY) {
+        if (s->target_kind != TARGET_LABELS)
+            return hs_error("the cross-entropy loss needs integer class labels (int32 or int64, shape (N,)), but the "
+                            "targets %s are real values of shape %s (for regression targets use the mse loss)",
+                            s->targets_name, ts);
+        if (s->num_classes > m->classes)
+            return hs_error("the targets %s hold class labels up to %d, but the model %s has %d outputs (classes "
+                            "0 to %d)",
+                            s->targets_name, s->num_classes - 1, m->arch->name, m->classes, m->classes - 1);
+    } else {
+        if (s->target_kind != TARGET_VALUES)
+            return hs_error("the mse loss needs real targets (float32 or float64, shape (N,%d)), but the targets %s "
+                            "are integer class labels (for class labels use the cross-entropy loss)",
+                            m->classes, s->targets_name);
+        if (s->target_size != (size_t)m->classes)
+            return hs_error("the targets %s have shape %s: %zu values per sample, but the model %s has %d outputs",
+                            s->targets_name, ts, s->target_size, m->arch->name, m->classes);
+    }
+    return 0;
 }
 
 /* acc (n) = or += part (n): the first chunk assigns, so the double buffer is written once, not cleared first. */
@@ -38,8 +79,8 @@ static int chunk_size(const SampleSet *set) {
 /* Buffers for one chunk of samples. They live in the calling thread's scratch slots (grow-only), so repeated
  * products (power iteration, Lanczos, training-time sharpness) allocate nothing after the first. */
 typedef struct {
-    real *x;        /* (chunk,3,32,32) */
-    int32_t *y;     /* (chunk) */
+    real *x;        /* (chunk, in_size) */
+    void *y;        /* (chunk) int32 labels or (chunk, target_size) reals */
     real *grad;     /* (P) */
     real *vr;       /* (K,P) directions in working precision */
     real *hv;       /* (K,P) */
@@ -47,10 +88,10 @@ typedef struct {
 
 enum { SLOT_X = 8, SLOT_Y, SLOT_GRAD, SLOT_V, SLOT_HV };
 
-static int FN(chunk_alloc)(ChunkBuffers *b, int chunk, size_t P, int K) {
+static int FN(chunk_alloc)(ChunkBuffers *b, const SampleSource *s, int chunk, size_t P, int K) {
     memset(b, 0, sizeof *b);
-    b->x = scratch_get(SLOT_X, sizeof(real) * (size_t)chunk * CIFAR10_PIXELS);
-    b->y = scratch_get(SLOT_Y, sizeof(int32_t) * (size_t)chunk);
+    b->x = scratch_get(SLOT_X, sizeof(real) * (size_t)chunk * s->in_size);
+    b->y = scratch_get(SLOT_Y, FN(curv_target_bytes)(s) * (size_t)chunk);
     b->grad = scratch_get(SLOT_GRAD, sizeof(real) * P);
     if (K > 0) {
         b->vr = scratch_get(SLOT_V, sizeof(real) * P * (size_t)K);
@@ -62,19 +103,20 @@ static int FN(chunk_alloc)(ChunkBuffers *b, int chunk, size_t P, int K) {
 
 int FN(curv_loss_grad)(Model *m, const SampleSet *set, double *loss, double *accuracy, double *grad) {
     if (set->count <= 0) return hs_error("no samples selected");
+    HS_TRY(FN(curv_check_source)(m, set->source));
     size_t P = m->num_params;
     int chunk = chunk_size(set);
     ChunkBuffers b;
-    HS_TRY(FN(chunk_alloc)(&b, chunk, P, 0));
+    HS_TRY(FN(chunk_alloc)(&b, set->source, chunk, P, 0));
     double total = 0, scale = 1.0 / set->count;
     long right = 0;
     int rc = 0;
     for (int start = 0; start < set->count && rc == 0; start += chunk) {
         int n = set->count - start < chunk ? set->count - start : chunk;
-        FN(samples_fill)(set->data, set->indices + start, n, b.x, b.y);
         double part;
-        int correct;
-        rc = FN(model_forward)(m, b.x, n);
+        int correct = 0;
+        rc = FN(samples_fill)(set->source, set->indices + start, n, b.x, b.y);
+        if (rc == 0) rc = FN(model_forward)(m, b.x, n);
         if (rc == 0) rc = FN(model_loss)(m, b.y, scale, &part, &correct);
         if (rc != 0) break;
         total += part;
@@ -86,7 +128,7 @@ int FN(curv_loss_grad)(Model *m, const SampleSet *set, double *loss, double *acc
     }
     if (rc != 0) return -1;
     if (loss) *loss = total;
-    if (accuracy) *accuracy = (double)right / set->count;
+    if (accuracy) *accuracy = m->loss == LOSS_CROSS_ENTROPY ? (double)right / set->count : NAN;
     if (grad) {
         double sum = 0;
 #pragma omp parallel for schedule(static) reduction(+ : sum) if (P > 100000)
@@ -103,21 +145,22 @@ int FN(curv_hvp)(Model *m, const SampleSet *set, const double *v, int K, Curvatu
     if (set->count <= 0) return hs_error("no samples selected");
     if (K <= 0) return hs_error("no directions given");
     size_t P = m->num_params;
+    HS_TRY(FN(curv_check_source)(m, set->source));
     for (int k = 0; k < K; k++)
         for (size_t i = 0; i < P; i++)
             if (!isfinite(v[(size_t)k * P + i])) return hs_error("direction %d is not finite at index %zu", k, i);
     int chunk = chunk_size(set);
     ChunkBuffers b;
-    HS_TRY(FN(chunk_alloc)(&b, chunk, P, K));
+    HS_TRY(FN(chunk_alloc)(&b, set->source, chunk, P, K));
 #pragma omp parallel for schedule(static) if (P * (size_t)K > 100000)
     for (size_t i = 0; i < P * (size_t)K; i++) b.vr[i] = (real)v[i];
     double total = 0, scale = 1.0 / set->count;
     int rc = 0;
     for (int start = 0; start < set->count && rc == 0; start += chunk) {
         int n = set->count - start < chunk ? set->count - start : chunk;
-        FN(samples_fill)(set->data, set->indices + start, n, b.x, b.y);
         double part;
-        rc = FN(model_forward)(m, b.x, n);
+        rc = FN(samples_fill)(set->source, set->indices + start, n, b.x, b.y);
+        if (rc == 0) rc = FN(model_forward)(m, b.x, n);
         if (rc == 0) rc = FN(model_loss)(m, b.y, scale, &part, NULL);
         if (rc == 0) rc = FN(model_backward)(m, b.y, scale, m->arch->grad_optional ? NULL : b.grad);
         if (rc != 0) break;

@@ -1,10 +1,10 @@
 /* npy.c: NumPy .npy reader (format versions 1.0, 2.0 and 3.0) and writer (version 1.0) for little-endian
- * float32/float64 arrays in C order (see npy.h). The file is the magic "\x93NUMPY", a major and minor
+ * float32/float64 arrays in C order (see npy.h); npy_read_raw also reads int32/int64 arrays, as stored. The file is the magic "\x93NUMPY", a major and minor
  * version byte, a little-endian header length (u16 for 1.0, u32 for 2.0/3.0), an ASCII (3.0: UTF-8) Python
  * dict literal such as {'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), } padded with spaces and
  * a final '\n', then the raw data. The reader parses that dict with a small strict parser (keys descr,
  * fortran_order and shape, each exactly once, nothing else), accepts only '<f4' and '<f8' with
- * fortran_order False, checks the data length exactly against the file size before allocating (truncation
+ * fortran_order False (npy_read_raw also '<i4' and '<i8'), checks the data length exactly against the file size before allocating (truncation
  * and trailing bytes are errors; only regular files are read) and rejects NaN or infinite values, naming the
  * element. Every message names the file. The writer pads the header so the total header length is a multiple
  * of 64 bytes, as NumPy does, and writes atomically. The host must be little-endian (checked at compile
@@ -29,6 +29,16 @@
 #define NPY_MAX_HEADER (1u << 20) /* larger headers are certainly not plain arrays */
 
 /* ---------------------------------------------------------------- header dict parser */
+
+/* Header fields shared by both readers. */
+typedef struct {
+    int ndim;
+    int64_t shape[NPY_MAX_DIMS];
+    int64_t numel;
+    NpyDtype dtype;
+    int word_size;
+} NpyHeader;
+
 
 typedef struct {
     const char *p, *end;
@@ -80,7 +90,7 @@ static int dp_bool(DictParser *d, int *out) {
 }
 
 /* A shape tuple: (), (n,), (a, b), (a, b, ) ... */
-static int dp_shape(DictParser *d, NpyArray *arr) {
+static int dp_shape(DictParser *d, NpyHeader *arr) {
     HS_TRY(dp_expect(d, '(', "to start the shape tuple"));
     arr->ndim = 0;
     for (;;) {
@@ -115,7 +125,8 @@ static int dp_shape(DictParser *d, NpyArray *arr) {
     }
 }
 
-static int parse_header_dict(const char *path, const char *text, size_t len, NpyArray *arr) {
+/* allow_int: also accept '<i4' and '<i8' (npy_read_raw). */
+static int parse_header_dict(const char *path, const char *text, size_t len, int allow_int, NpyHeader *arr) {
     DictParser d = {text, text + len, path};
     int have_descr = 0, have_order = 0, have_shape = 0, fortran = 0;
     char descr[32] = "";
@@ -157,18 +168,19 @@ static int parse_header_dict(const char *path, const char *text, size_t len, Npy
     if (!have_descr || !have_order || !have_shape)
         return hs_error("%s: malformed header: missing key '%s'", path,
                         !have_descr ? "descr" : !have_order ? "fortran_order" : "shape");
-    if (strcmp(descr, "<f4") == 0)
-        arr->word_size = 4;
-    else if (strcmp(descr, "<f8") == 0)
-        arr->word_size = 8;
-    else if (descr[0] == '>' && (strcmp(descr + 1, "f4") == 0 || strcmp(descr + 1, "f8") == 0))
-        return hs_error("%s: dtype '%s' is big-endian; only little-endian float32 ('<f4') or float64 ('<f8') is "
-                        "supported (convert with arr.astype('<f8'))",
-                        path, descr);
+    const char *supported = allow_int ? "little-endian float32 ('<f4'), float64 ('<f8'), int32 ('<i4') or int64 "
+                                        "('<i8')"
+                                      : "little-endian float32 ('<f4') or float64 ('<f8')";
+    int is_int = descr[0] && (strcmp(descr + 1, "i4") == 0 || strcmp(descr + 1, "i8") == 0);
+    int is_float = descr[0] && (strcmp(descr + 1, "f4") == 0 || strcmp(descr + 1, "f8") == 0);
+    if (descr[0] == '<' && (is_float || (is_int && allow_int))) {
+        arr->word_size = descr[2] - '0';
+        arr->dtype = is_float ? (arr->word_size == 4 ? NPY_F32 : NPY_F64) : (arr->word_size == 4 ? NPY_I32 : NPY_I64);
+    } else if (descr[0] == '>' && (is_float || (is_int && allow_int)))
+        return hs_error("%s: dtype '%s' is big-endian; only %s is supported (convert with arr.astype('<%s'))", path,
+                        descr, supported, descr + 1);
     else
-        return hs_error("%s: unsupported dtype '%s'; only little-endian float32 ('<f4') or float64 ('<f8') is "
-                        "supported",
-                        path, descr);
+        return hs_error("%s: unsupported dtype '%s'; only %s is supported", path, descr, supported);
     if (fortran)
         return hs_error("%s: fortran_order True is not supported; save a C-ordered array "
                         "(np.ascontiguousarray)",
@@ -185,7 +197,7 @@ void npy_free(NpyArray *arr) {
 }
 
 /* Formats the multi-index of flat element k, e.g. "[1, 3]". */
-static void format_index(char *buf, size_t size, const NpyArray *arr, int64_t k) {
+static void format_index(char *buf, size_t size, const NpyHeader *arr, int64_t k) {
     int64_t idx[NPY_MAX_DIMS];
     for (int d = arr->ndim - 1; d >= 0; d--) {
         idx[d] = arr->shape[d] ? k % arr->shape[d] : 0;
@@ -204,7 +216,7 @@ static void format_index(char *buf, size_t size, const NpyArray *arr, int64_t k)
 
 /* The element count of arr's shape; -1 when the product of its non-zero dimensions times 8 bytes overflows
  * int64 (so the answer does not depend on where a zero dimension sits). */
-static int64_t shape_numel(const NpyArray *arr) {
+static int64_t shape_numel(const NpyHeader *arr) {
     int64_t n = 1;
     int empty = 0;
     for (int d = 0; d < arr->ndim; d++) {
@@ -218,8 +230,10 @@ static int64_t shape_numel(const NpyArray *arr) {
     return empty ? 0 : n;
 }
 
-int npy_read(const char *path, NpyArray *arr) {
+/* Reads the header and the raw data bytes (malloc'd into *raw) of path; on failure *raw is NULL. */
+static int read_file(const char *path, int allow_int, NpyHeader *arr, unsigned char **raw_out) {
     memset(arr, 0, sizeof *arr);
+    *raw_out = NULL;
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         int e = errno;
@@ -268,7 +282,7 @@ int npy_read(const char *path, NpyArray *arr) {
         goto done;
     }
     header[header_len] = '\0';
-    if (parse_header_dict(path, header, header_len, arr) != 0) goto done;
+    if (parse_header_dict(path, header, header_len, allow_int, arr) != 0) goto done;
     /* Compare the data size the shape implies with what the file holds before allocating anything, so a
      * hostile shape can never make the reader allocate more than the file size. */
     int64_t numel = shape_numel(arr);
@@ -285,7 +299,7 @@ int npy_read(const char *path, NpyArray *arr) {
                  (long long)numel, have);
         goto done;
     }
-    unsigned char *raw = hs_malloc(nbytes);
+    unsigned char *raw = hs_malloc(nbytes ? nbytes : 1);
     if (!raw) goto done;
     size_t n = fread(raw, 1, nbytes, fp);
     if (n != nbytes) {
@@ -299,13 +313,28 @@ int npy_read(const char *path, NpyArray *arr) {
         hs_error("%s: unexpected data after the %lld elements the header declares", path, (long long)numel);
         goto done;
     }
-    arr->data = hs_malloc((size_t)numel * sizeof(double));
+    *raw_out = raw;
+    rc = 0;
+done:
+    free(header);
+    fclose(fp);
+    if (rc != 0) memset(arr, 0, sizeof *arr);
+    return rc;
+}
+
+int npy_read(const char *path, NpyArray *arr) {
+    memset(arr, 0, sizeof *arr);
+    NpyHeader h;
+    unsigned char *raw;
+    HS_TRY(read_file(path, 0, &h, &raw));
+    int64_t numel = h.numel;
+    arr->data = hs_malloc((size_t)(numel ? numel : 1) * sizeof(double));
     if (!arr->data) {
         free(raw);
-        goto done;
+        return -1;
     }
     for (int64_t k = 0; k < numel; k++) {
-        if (arr->word_size == 4) {
+        if (h.word_size == 4) {
             float f;
             memcpy(&f, raw + 4 * k, 4);
             arr->data[k] = f;
@@ -317,18 +346,48 @@ int npy_read(const char *path, NpyArray *arr) {
     for (int64_t k = 0; k < numel; k++) {
         if (!isfinite(arr->data[k])) {
             char idx[200];
-            format_index(idx, sizeof idx, arr, k);
+            format_index(idx, sizeof idx, &h, k);
             hs_error("%s: element %lld (index %s) is %s; the array must hold finite values", path, (long long)k, idx,
                      isnan(arr->data[k]) ? "NaN" : "infinite");
-            goto done;
+            npy_free(arr);
+            return -1;
         }
     }
-    rc = 0;
-done:
-    free(header);
-    fclose(fp);
-    if (rc != 0) npy_free(arr);
-    return rc;
+    arr->ndim = h.ndim;
+    memcpy(arr->shape, h.shape, sizeof h.shape);
+    arr->numel = numel;
+    arr->word_size = h.word_size;
+    return 0;
+}
+
+int npy_read_raw(const char *path, NpyRaw *arr) {
+    memset(arr, 0, sizeof *arr);
+    NpyHeader h;
+    unsigned char *raw;
+    HS_TRY(read_file(path, 1, &h, &raw));
+    arr->ndim = h.ndim;
+    memcpy(arr->shape, h.shape, sizeof h.shape);
+    arr->numel = h.numel;
+    arr->dtype = h.dtype;
+    arr->word_size = h.word_size;
+    arr->data = raw;
+    return 0;
+}
+
+void npy_raw_free(NpyRaw *arr) {
+    if (!arr) return;
+    free(arr->data);
+    memset(arr, 0, sizeof *arr);
+}
+
+const char *npy_dtype_name(NpyDtype dtype) {
+    switch (dtype) {
+    case NPY_F32: return "float32";
+    case NPY_F64: return "float64";
+    case NPY_I32: return "int32";
+    case NPY_I64: return "int64";
+    }
+    return "?";
 }
 
 /* ---------------------------------------------------------------- writer */

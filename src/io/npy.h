@@ -21,6 +21,24 @@ typedef struct {
 int npy_read(const char *path, NpyArray *arr);
 void npy_free(NpyArray *arr);
 
+typedef enum { NPY_F32, NPY_F64, NPY_I32, NPY_I64 } NpyDtype;
+
+typedef struct {
+    int ndim;
+    int64_t shape[NPY_MAX_DIMS];
+    int64_t numel;
+    NpyDtype dtype;
+    int word_size;  /* 4 or 8 */
+    void *data;     /* (numel) values as stored: little-endian, C order, dtype; malloc'd */
+} NpyRaw;
+
+/* Reads a float32, float64, int32 or int64 array as stored (no conversion). The same checks as npy_read,
+ * except that values are not checked (the caller checks what it needs, e.g. finiteness or label ranges). */
+int npy_read_raw(const char *path, NpyRaw *arr);
+void npy_raw_free(NpyRaw *arr);
+/* "float32", "float64", "int32", "int64". */
+const char *npy_dtype_name(NpyDtype dtype);
+
 /* Writes atomically (temporary file then rename). */
 int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape);
 int npy_write_f64(const char *path, const double *data, int ndim, const int64_t *shape);

@@ -394,15 +394,25 @@ int FN(model_forward)(Model *m, const real *x, int N) {
     return m->arch->forward(m, x, N);
 }
 
-int FN(model_loss)(Model *m, const int32_t *labels, double scale, double *loss, int *correct) {
-    HS_TRY(FN(cross_entropy_forward)(loss, m->probs, correct, m->logits, labels, scale, m->N, m->classes));
+size_t FN(model_target_bytes)(const Model *m) {
+    return m->loss == LOSS_MSE ? sizeof(real) * (size_t)m->classes : sizeof(int32_t);
+}
+
+int FN(model_loss)(Model *m, const void *targets, double scale, double *loss, int *correct) {
+    if (m->loss == LOSS_MSE) {
+        FN(mse_forward)(loss, m->logits, targets, scale, m->N, m->classes);
+        if (correct) *correct = 0;
+    } else {
+        HS_TRY(FN(cross_entropy_forward)(loss, m->probs, correct, m->logits, targets, scale, m->N, m->classes));
+    }
     if (!isfinite(*loss)) return hs_error("the loss is not finite (%g): diverged or bad input", *loss);
     return 0;
 }
 
-int FN(model_backward)(Model *m, const int32_t *labels, double scale, real *grad) {
+int FN(model_backward)(Model *m, const void *targets, double scale, real *grad) {
     m->scale = scale;
-    FN(cross_entropy_backward)(m->d_logits, m->probs, labels, scale, m->N, m->classes);
+    if (m->loss == LOSS_MSE) FN(mse_backward)(m->d_logits, m->logits, targets, scale, m->N, m->classes);
+    else FN(cross_entropy_backward)(m->d_logits, m->probs, targets, scale, m->N, m->classes);
     return m->arch->backward(m, grad);
 }
 
@@ -423,7 +433,8 @@ int FN(model_hvp_chunk)(Model *m, const real *v, int K, int start_layer, Curvatu
         m->direction_active[t] = (unsigned char)active;
     }
     HS_TRY(m->arch->tangent_forward(m, v, K, start_layer));
-    FN(cross_entropy_tangent_backward)(m->td_logits, m->t_logits, m->probs, m->scale, K, m->N, m->classes);
+    if (m->loss == LOSS_MSE) FN(mse_tangent_backward)(m->td_logits, m->t_logits, m->scale, K, m->N, m->classes);
+    else FN(cross_entropy_tangent_backward)(m->td_logits, m->t_logits, m->probs, m->scale, K, m->N, m->classes);
     return m->arch->tangent_backward(m, v, K, start_layer, curvature, hv);
 }
 
@@ -456,6 +467,7 @@ int FN(model_create_replicas)(Model *m, int count, Model ***replicas) {
         memcpy(c->buffer_values, m->buffer_values, sizeof(real) * m->num_buffer_values);
         c->training = m->training;
         c->bn_mode = m->bn_mode;
+        c->loss = m->loss;
         (*replicas)[r] = c;
     }
     return 0;
@@ -467,7 +479,7 @@ void FN(model_free_replicas)(Model **replicas, int count) {
     free(replicas);
 }
 
-int FN(model_parallel_gradient)(Model **replicas, int count, const real *x, const int32_t *labels, int N,
+int FN(model_parallel_gradient)(Model **replicas, int count, const real *x, const void *targets, int N,
                                 double scale, real *grads, real *grad, double *loss, int *correct) {
     size_t P = replicas[0]->num_params;
     double losses[256];
@@ -483,9 +495,9 @@ int FN(model_parallel_gradient)(Model **replicas, int count, const real *x, cons
         rights[r] = 0;
         if (hi <= lo) continue;
         Model *m = replicas[r];
+        const void *t = (const char *)targets + (size_t)lo * FN(model_target_bytes)(m);
         if (FN(model_forward)(m, x + (size_t)lo * m->in_size, hi - lo) != 0 ||
-            FN(model_loss)(m, labels + lo, scale, &losses[r], &rights[r]) != 0 ||
-            FN(model_backward)(m, labels + lo, scale, g) != 0) {
+            FN(model_loss)(m, t, scale, &losses[r], &rights[r]) != 0 || FN(model_backward)(m, t, scale, g) != 0) {
 #pragma omp critical(replica_error)
             if (!failed) {
                 failed = 1;

@@ -4,7 +4,8 @@
  * Every vector that lives in parameter space (gradient, momentum, v, Hv) uses the same layout, so index i
  * names the same parameter everywhere, also in PyTorch's torch.cat([p.reshape(-1) for p in parameters()]).
  *
- * Usage (one chunk of N samples; the loss is scale * sum of per-sample losses, scale = 1/total samples):
+ * Usage (one chunk of N samples; the loss is scale * sum of per-sample losses, scale = 1/total samples;
+ * targets y are int32 labels (N) for LOSS_CROSS_ENTROPY, reals (N, classes) for LOSS_MSE):
  *   model_forward(m, x, N); model_loss(m, y, scale, &loss, &correct);
  *   model_backward(m, y, scale, grad);                        grad += dL/dtheta (NULL if arch->grad_optional)
  *   model_hvp_chunk(m, v, K, start_layer, curvature, hv);     hv (K,P) += H v  (needs the two calls above)
@@ -110,10 +111,12 @@ int FN(model_save)(const Model *m, const char *path, const char *const *meta_key
                    int meta_count);
 int FN(model_load)(Model *m, const char *path, int allow_classifier_swap, char *note, size_t note_size);
 
-/* Passes over one chunk (see the usage comment above). */
-int FN(model_forward)(Model *m, const real *x, int N);
-int FN(model_loss)(Model *m, const int32_t *labels, double scale, double *loss, int *correct);
-int FN(model_backward)(Model *m, const int32_t *labels, double scale, real *grad);
+/* Passes over one chunk (see the usage comment above). targets: int32 labels (N) for cross-entropy, reals
+ * (N, classes) for squared error (m->loss). correct (may be NULL): samples whose largest output is their
+ * label; 0 for squared error. The tangent pass needs no targets (the backward pass keeps what it needs). */
+int FN(model_forward)(Model *m, const real *x /* (N, in_size) */, int N);
+int FN(model_loss)(Model *m, const void *targets, double scale, double *loss, int *correct);
+int FN(model_backward)(Model *m, const void *targets, double scale, real *grad);
 int FN(model_hvp_chunk)(Model *m, const real *v, int K, int start_layer, Curvature curvature, real *hv);
 
 /* Data parallelism over threads: `count` replicas share m's parameters (not copied) and each keeps its own
@@ -121,10 +124,12 @@ int FN(model_hvp_chunk)(Model *m, const real *v, int K, int start_layer, Curvatu
  * training mode must not be split this way (batch statistics would change). */
 int FN(model_create_replicas)(Model *m, int count, Model ***replicas);
 void FN(model_free_replicas)(Model **replicas, int count);
+/* Bytes of one sample's targets: 4 (an int32 label) or sizeof(real) * classes. */
+size_t FN(model_target_bytes)(const Model *m);
 /* Loss and gradient of one batch split into `count` shares, one per replica, run in parallel by the threads:
  * grad (P) = the sum of the parts in share order, the loss scaled by `scale` per sample. grads: (count, P)
  * scratch. The same bits for a given count, whatever the number of threads. */
-int FN(model_parallel_gradient)(Model **replicas, int count, const real *x, const int32_t *labels, int N,
+int FN(model_parallel_gradient)(Model **replicas, int count, const real *x, const void *targets, int N,
                                 double scale, real *grads, real *grad, double *loss, int *correct);
 
 /* Appends a tensor to the parameter table (weights, biases) or the buffer table (running statistics);

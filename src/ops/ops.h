@@ -307,5 +307,13 @@ void FN(matmul_tangent_backward)(real *td_in /* (N,K,In) or NULL */, real *td_we
                                  const real *t_in /* (N,K,In) or NULL */, const real *t_weight /* (K,ldw) or NULL */,
                                  const real *in /* (N,In) */, const real *weight /* (In,O) */, int K, int N, int In,
                                  int O);
+/* ---- squared error: loss = scale * sum_n sum_j (z_nj - y_nj)^2 on outputs z (N,C), real targets y (N,C).
+ * With scale = 1/N: PyTorch's MSELoss(reduction='mean') times C. The loss's Hessian is 2 scale I, so the
+ * tangent pass is the same for the Hessian and the Gauss-Newton matrix. ---- */
+void FN(mse_forward)(double *loss, const real *z /* (N,C) */, const real *y /* (N,C) */, double scale, int N, int C);
+void FN(mse_backward)(real *d_z /* (N,C) */, const real *z /* (N,C) */, const real *y /* (N,C) */, double scale,
+                      int N, int C);
+void FN(mse_tangent_backward)(real *td_z /* (N,K,C) */, const real *t_z /* (N,K,C) */, double scale, int K, int N,
+                              int C);
 
 #endif
