@@ -57,7 +57,7 @@ OBJ := $(GENERIC_SRC:%.c=$(BUILD)/f32/%.o) $(GENERIC_SRC:%.c=$(BUILD)/f64/%.o) $
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/plain/%.o) $(CMD_SRC:%.c=$(BUILD)/f32/%.o) $(CMD_SRC:%.c=$(BUILD)/f64/%.o)
 LIB := $(BUILD)/libhessian.a
 # Tests are built -DHS_F64; these are also built -DHS_F32 as $(BUILD)/tests/NAME_f32.
-F32_TESTS := test_ops test_batchnorm test_golden test_ops_elementwise
+F32_TESTS := test_ops test_batchnorm test_golden test_ops_elementwise test_onnx_golden
 TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(F32_TESTS:%=$(BUILD)/tests/%_f32)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f32) $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f64)
 

@@ -6,9 +6,9 @@
  *   full Hessian (P products with unit directions, K at a time, then LAPACK);
  *   the train-mode variant: gradient and H v with batch statistics (bn_mode BN_BATCH), and the running
  *   statistics after one training forward pass.
- * Tolerances. float64: logits and loss 1e-12, gradient and H v 1e-10 relative (norm of the difference over the
- * norm), eigenvalues 1e-8 of the largest |eigenvalue|: PyTorch's float64 and ours differ only by rounding
- * (measured about 1e-15 on these inputs). float32: PyTorch's own float32 error on the same inputs (written by the
+ * Tolerances. float64: logits, loss, gradient and H v 1e-10 relative (norm of the difference over the norm),
+ * eigenvalues 1e-8 of the largest |eigenvalue|: PyTorch's float64 and ours differ only by rounding, measured
+ * 1e-16 to 4e-13 and, with batch statistics (vgg_train: a variance of 8 samples per channel), up to 1.3e-11. float32: PyTorch's own float32 error on the same inputs (written by the
  * script as torch_f32_rel_err) times 20 plus 1e-6: two f32 computations that sum in different orders differ by a
  * few times either's error; eigenvalues are checked in float64 only. */
 #include <math.h>
@@ -114,7 +114,7 @@ static void check_network(const char *name) {
     size_t P = m->num_params;
     CHECK((double)P == json_number(json, "num_params"), "%s: %zu parameters, golden %g", name, P,
           json_number(json, "num_params"));
-    int64_t nx, ny, nv;
+    int64_t nx = 0, ny = 0, nv = 0;
     double *x64 = read_doubles(name, "x", &nx), *v64 = read_doubles(name, "v", &nv);
     double *logits = read_doubles(name, "logits", NULL), *grad = read_doubles(name, "grad", NULL);
     double *hv_gold = read_doubles(name, "hv", NULL);
@@ -146,7 +146,7 @@ static void check_network(const char *name) {
     if (train) m->bn_mode = BN_BATCH;
     double f64 = sizeof(real) == 8;
     double f32_grad = 20 * json_number(json, "grad") + 1e-6, f32_hv = 20 * json_number(json, "hv") + 1e-6;
-    double tol_out = f64 ? 1e-12 : f32_grad, tol_grad = f64 ? 1e-10 : f32_grad, tol_hv = f64 ? 1e-10 : f32_hv;
+    double tol_out = f64 ? 1e-10 : f32_grad, tol_grad = f64 ? 1e-10 : f32_grad, tol_hv = f64 ? 1e-10 : f32_hv;
     double loss;
     int correct;
     int ok = FN(model_forward)(m, x, N) == 0 && FN(model_loss)(m, targets, 1.0 / N, &loss, &correct) == 0 &&
@@ -183,7 +183,7 @@ static void check_network(const char *name) {
         }
         free(eig_gold);
         if (train) { /* one training forward pass updates the running statistics as PyTorch's did */
-            int64_t nr;
+            int64_t nr = 0;
             double *running = read_doubles(name, "running", &nr);
             m->training = 1;
             CHECK(running && (size_t)nr == m->num_buffer_values && FN(model_forward)(m, x, N) == 0,

@@ -601,6 +601,27 @@ static int op_dropout(Ctx *c, Node *n) {
     return op_identity(c, n);
 }
 
+/* Pad: only the zero padding PyTorch emits in front of some average pools (all pads 0, mode constant): an
+ * identity. Real padding is refused (Conv and the pools take their own pads). */
+static int op_pad(Ctx *c, Node *n) {
+    const Onnx__AttributeProto *mode = attr(n, "mode");
+    if (mode && !(mode->has_s && mode->s.len == 8 && memcmp(mode->s.data, "constant", 8) == 0))
+        return NERR("%s", "only mode 'constant' is supported");
+    const Onnx__AttributeProto *pads_attr = attr(n, "pads"); /* opset < 11 */
+    int nonzero = 0;
+    if (pads_attr) {
+        for (size_t k = 0; k < pads_attr->n_ints; k++) nonzero |= pads_attr->ints[k] != 0;
+    } else if (n->n_input > 1 && *in_name(n, 1)) {
+        Static pads;
+        HS_TRY(int_vector_of(c, n, 1, &pads));
+        for (size_t k = 0; k < pads.numel; k++) nonzero |= pads.v[k] != 0;
+        static_free(&pads);
+    }
+    if (nonzero)
+        return NERR("%s", "nonzero padding as a separate node is not supported (use the Conv's or the pool's pads)");
+    return op_identity(c, n);
+}
+
 static int op_cast(Ctx *c, Node *n) {
     int64_t to;
     HS_TRY(attr_int(c, n, "to", 0, 0, 64, &to));
@@ -1047,6 +1068,7 @@ static const OpDef ops[] = {
     {"Reshape", op_reshape, " allowzero "},
     {"Identity", op_identity, " "},
     {"Dropout", op_dropout, " ratio is_test seed "},
+    {"Pad", op_pad, " mode pads value "},
     {"Concat", op_concat, " axis "},
     /* evaluated here (constants and shapes) */
     {"Constant", op_constant, NULL},
@@ -1060,7 +1082,8 @@ static const OpDef ops[] = {
 
 static const char supported_list[] =
     "Conv, Gemm, MatMul, Add, Sub, Mul, Div, Relu, LeakyRelu, Clip, Sigmoid, Tanh, Softplus, Erf, MaxPool, "
-    "AveragePool, GlobalAveragePool, BatchNormalization, Flatten, Reshape, Identity, Dropout, Concat; and for "
+    "AveragePool, GlobalAveragePool, BatchNormalization, Flatten, Reshape, Identity, Dropout, Concat, Pad (zero); "
+    "and for "
     "constants and shapes Constant, Shape, Gather, Unsqueeze, Squeeze, Cast, Transpose (of a weight)";
 
 /* ---------------------------------------------------------------- passes */
