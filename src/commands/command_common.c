@@ -442,7 +442,10 @@ int FN(common_parse)(CommonOptions *o, int argc, char **argv, const char *usage,
         return hs_error("--bn must be eval or batch (got '%s')", o->bn);
     HS_TRY(args_check_exclusive(argc, argv, "--checkpoint", "--random-init",
                                 "a checkpoint's weights or freshly initialised ones"));
-    if (!o->checkpoint && !args_given(argc, argv, "--random-init"))
+    size_t len = strlen(o->arch);
+    int onnx = len > 5 && strcmp(o->arch + len - 5, ".onnx") == 0; /* carries its weights */
+    o->random_init_given = args_given(argc, argv, "--random-init");
+    if (!o->checkpoint && !o->random_init_given && !onnx)
         return hs_error("needs --checkpoint FILE (the weights to study), or --random-init SEED to study freshly "
                         "initialised weights");
     HS_TRY(FN(command_data_options)(argc, argv, o->data_dir, o->inputs, o->targets, o->loss_name, &o->loss));
@@ -453,7 +456,7 @@ int FN(common_parse)(CommonOptions *o, int argc, char **argv, const char *usage,
 void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptions *o, int count) {
     FN(command_write_provenance)(w, command, o->arch, o->checkpoint);
     json_key(w, "random_init");
-    if (o->checkpoint) json_null(w);
+    if (o->checkpoint || !o->random_init_given) json_null(w);
     else json_uint(w, o->random_init);
     json_key(w, "samples");
     json_int(w, count);

@@ -111,6 +111,7 @@ typedef struct {
     LossKind loss;
     int offset, chunk, threads, quiet;
     uint64_t random_init; /* --random-init SEED: weights from model_create's initialisation (no checkpoint) */
+    int random_init_given; /* --random-init was on the command line (an ONNX model needs neither option) */
     Curvature curvature;
     int argc;             /* the command's arguments (for args_given) */
     char **argv;
