@@ -52,11 +52,11 @@ static void scaled_direction(const Model *m, double *v, uint64_t seed) {
 
 static void check_names(const Model *m, const char *const *first, int nfirst, const char *const *last, int nlast) {
     for (int i = 0; i < nfirst; i++)
-        CHECK(strcmp(m->tensors[i].name, first[i]) == 0, "%s tensor %d is '%s', expected '%s'", m->arch->name, i,
+        CHECK(strcmp(m->tensors[i].name, first[i]) == 0, "%s tensor %d is '%s', expected '%s'", m->name, i,
               m->tensors[i].name, first[i]);
     for (int i = 0; i < nlast; i++) {
         int t = m->num_tensors - nlast + i;
-        CHECK(strcmp(m->tensors[t].name, last[i]) == 0, "%s tensor %d is '%s', expected '%s'", m->arch->name, t,
+        CHECK(strcmp(m->tensors[t].name, last[i]) == 0, "%s tensor %d is '%s', expected '%s'", m->name, t,
               m->tensors[t].name, last[i]);
     }
     size_t offset = 0;
@@ -66,7 +66,7 @@ static void check_names(const Model *m, const char *const *first, int nfirst, co
         if (t > 0 && m->tensors[t].layer < m->tensors[t - 1].layer) ordered = 0;
         offset += m->tensors[t].numel;
     }
-    CHECK(ordered && offset == m->num_params, "%s: tensor offsets or layers not in parameter order", m->arch->name);
+    CHECK(ordered && offset == m->num_params, "%s: tensor offsets or layers not in parameter order", m->name);
 }
 
 /* Names, shapes, order and initialisation; m: a fresh resnet18. */

@@ -334,7 +334,7 @@ int FN(command_param_block)(const Model *m, const char *params, int64_t **indice
                 used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", t ? ", " : "", m->tensors[t].name);
             free(chosen);
             return hs_error("--params: '%.*s' names no parameter of model %s (its tensors: %s%s)", (int)len, p,
-                            m->arch->name, list, used + 100 >= sizeof list ? ", ..." : "");
+                            m->name, list, used + 100 >= sizeof list ? ", ..." : "");
         }
         p += len + (end ? 1 : 0);
     }
@@ -417,9 +417,9 @@ void FN(common_defaults)(CommonOptions *o, const char *samples) {
 }
 
 static int FN(check_model_name)(const char *arch) {
-    const ModelArch *known[] = {&FN(cnn_arch), &FN(resnet18_arch), &FN(resnet50_arch)};
+    static const char *const known[] = {"cnn", "resnet18", "resnet50"};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (strcmp(arch, known[i]->name) == 0) return 0;
+        if (strcmp(arch, known[i]) == 0) return 0;
     size_t n = strlen(arch);
     if (n > 5 && strcmp(arch + n - 5, ".onnx") == 0) return 0; /* read (and checked) by model_create */
     return hs_error("--model must be cnn, resnet18, resnet50 or an ONNX file NAME.onnx (got '%s')", arch);

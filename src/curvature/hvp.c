@@ -35,7 +35,7 @@ int FN(curv_check_source)(const Model *m, const SampleSource *s) {
         samples_shape_text(s, s->count, have, sizeof have);
         FN(model_shape_text)(m, want, sizeof want);
         return hs_error("inputs %s have shape %s but the model %s takes %s per sample", s->inputs_name, have,
-                        m->arch->name, want);
+                        m->name, want);
     }
     char ts[160];
     samples_target_shape_text(s, ts, sizeof ts);
@@ -47,7 +47,7 @@ int FN(curv_check_source)(const Model *m, const SampleSource *s) {
         if (s->num_classes > m->classes)
             return hs_error("the targets %s hold class labels up to %d, but the model %s has %d outputs (classes "
                             "0 to %d)",
-                            s->targets_name, s->num_classes - 1, m->arch->name, m->classes, m->classes - 1);
+                            s->targets_name, s->num_classes - 1, m->name, m->classes, m->classes - 1);
     } else {
         if (s->target_kind != TARGET_VALUES)
             return hs_error("the mse loss needs real targets (float32 or float64, shape (N,%d)), but the targets %s "
@@ -55,7 +55,7 @@ int FN(curv_check_source)(const Model *m, const SampleSource *s) {
                             m->classes, s->targets_name);
         if (s->target_size != (size_t)m->classes)
             return hs_error("the targets %s have shape %s: %zu values per sample, but the model %s has %d outputs",
-                            s->targets_name, ts, s->target_size, m->arch->name, m->classes);
+                            s->targets_name, ts, s->target_size, m->name, m->classes);
     }
     return 0;
 }

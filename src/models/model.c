@@ -14,12 +14,6 @@
 #include "../io/safetensors.h"
 #include "../ops/ops.h"
 
-static const ModelArch *FN(find_arch)(const char *name) {
-    static const ModelArch *const archs[] = {&FN(cnn_arch), &FN(resnet18_arch), &FN(resnet50_arch)};
-    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
-        if (strcmp(archs[i]->name, name) == 0) return archs[i];
-    return NULL;
-}
 
 int FN(model_add_tensor)(Model *m, const char *name, int ndim, const int64_t *shape, int layer, int fan_in, int kind) {
     int is_buffer = kind == TENSOR_RUNNING_MEAN || kind == TENSOR_RUNNING_VAR;
@@ -89,18 +83,16 @@ int FN(model_create)(const char *arch_name, uint64_t seed, Model **out) {
         }
         return FN(model_create_graph)(g, seed, out);
     }
-    const ModelArch *arch = FN(find_arch)(arch_name);
-    if (!arch)
+    if (strcmp(arch_name, "cnn") != 0 && strcmp(arch_name, "resnet18") != 0 && strcmp(arch_name, "resnet50") != 0)
         return hs_error("unknown model '%s' (available: cnn, resnet18, resnet50, or an ONNX file NAME.onnx)",
                         arch_name);
-    Model *m = FN(model_new)(arch);
-    if (!m) return -1;
-    if (FN(model_finish)(m, seed) != 0) {
-        FN(model_free)(m);
+    Graph *g = hs_malloc(sizeof *g);
+    if (!g) return -1;
+    if (graph_builtin(g, arch_name) != 0) {
+        free(g);
         return -1;
     }
-    *out = m;
-    return 0;
+    return FN(model_create_graph)(g, seed, out);
 }
 
 int FN(model_create_graph)(Graph *g, uint64_t seed, Model **out) {
@@ -117,6 +109,7 @@ int FN(model_create_graph)(Graph *g, uint64_t seed, Model **out) {
         return -1;
     }
     m->graph = g;
+    snprintf(m->name, sizeof m->name, "%s", g->name);
     if (FN(model_finish)(m, seed) != 0) {
         FN(model_free)(m);
         return -1;
@@ -296,7 +289,7 @@ int FN(model_load)(Model *m, const char *path, int allow_classifier_swap, char *
         }
         if (!known) {
             hs_error("checkpoint %s: unexpected tensor '%s' for model %s (is it a checkpoint of another model?)", path,
-                     name, m->arch->name);
+                     name, m->name);
             goto done;
         }
     }
@@ -442,18 +435,14 @@ int FN(model_create_replicas)(Model *m, int count, Model ***replicas) {
     *replicas = hs_calloc((size_t)count, sizeof(Model *));
     if (!*replicas) return -1;
     for (int r = 0; r < count; r++) {
-        Model *c = NULL;
-        int rc;
-        if (m->graph) {
-            c = FN(model_new)(m->arch);
-            rc = c ? 0 : -1;
-            if (c) {
-                c->graph = m->graph;
-                c->graph_borrowed = 1;
-                rc = FN(model_finish)(c, 0);
-            }
-        } else {
-            rc = FN(model_create)(m->arch->name, 0, &c);
+        Model *c = FN(model_new)(m->arch);
+        int rc = c ? 0 : -1;
+        if (c) {
+            c->graph = m->graph;
+            c->graph_borrowed = 1;
+            snprintf(c->name, sizeof c->name, "%s", m->name);
+            c->loss = m->loss;
+            rc = FN(model_finish)(c, 0);
         }
         if (rc != 0) {
             FN(model_free)(c);

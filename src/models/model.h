@@ -1,5 +1,7 @@
 /* model.h: a network with all its parameters in one contiguous buffer in PyTorch's model.parameters()
- * order, and the four passes over the whole network (precision-generic: Model holds `real`).
+ * order, and the four passes over the whole network (precision-generic: Model holds `real`). Every network
+ * is a node table (src/graph/graph.h: the built-in cnn, resnet18, resnet50, or an ONNX file) run by the one
+ * executor (executor.c).
  *
  * Every vector that lives in parameter space (gradient, momentum, v, Hv) uses the same layout, so index i
  * names the same parameter everywhere, also in PyTorch's torch.cat([p.reshape(-1) for p in parameters()]).
@@ -9,7 +11,7 @@
  *   model_forward(m, x, N); model_loss(m, y, scale, &loss, &correct);
  *   model_backward(m, y, scale, grad);                        grad += dL/dtheta (NULL if arch->grad_optional)
  *   model_hvp_chunk(m, v, K, start_layer, curvature, hv);     hv (K,P) += H v  (needs the two calls above)
- * An architecture (cnn.c, resnet.c) provides the ModelArch table. */
+ * The executor provides the ModelArch table (the four passes over the model's graph). */
 #ifndef HS_MODEL_H
 #define HS_MODEL_H
 
@@ -59,6 +61,7 @@ typedef struct {
 
 struct Model {
     const ModelArch *arch;
+    char name[96];         /* "cnn", "resnet18", "resnet50", or the ONNX file's path */
     Graph *graph;        /* the node table run by the executor (src/graph/graph.h); NULL for hand-written archs */
     int graph_borrowed;    /* a replica: the graph belongs to another model */
     int classes;           /* per-sample output count (logits, or regression outputs) */
@@ -147,9 +150,7 @@ int FN(model_alloc_buffers)(real **const *ptrs, const size_t *sizes, int count, 
 /* Grows the shared chunk buffers for N samples and K directions (architectures call it). */
 int FN(model_reserve)(Model *m, int N, int K);
 
-/* Registered architectures. */
-extern const ModelArch FN(cnn_arch);
-extern const ModelArch FN(resnet18_arch), FN(resnet50_arch); /* resnet.c: torchvision layouts, 10 classes */
-extern const ModelArch FN(executor_arch);                     /* executor.c: any Graph */
+/* The executor (executor.c): the four passes over any Graph. */
+extern const ModelArch FN(executor_arch);
 
 #endif
