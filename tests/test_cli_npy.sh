@@ -141,7 +141,7 @@ expect 1 "--samples 200 with --offset 0 needs 200 samples, only 96 exist" "$bin"
 # ---- the squared error end to end (float targets)
 expect 0 "v.Hv" "$bin" hvp "${ckf[@]}" --inputs "$X" --targets "$tmp/yreal.npy" --loss mse --samples 32 --vector "$tmp/v.npy" \
     --out "$tmp/hv_mse.npy" --json "$tmp/hv_mse.json"
-grep -q '"loss": "mse"' "$tmp/hv_mse.json" && ok || bad "hvp JSON does not name the mse loss"
+grep -q '"loss_function": "mse"' "$tmp/hv_mse.json" && ok || bad "hvp JSON does not name the mse loss"
 cmp -s "$tmp/hv_mse.npy" "$tmp/hv_d.npy" && bad "mse and cross-entropy give the same Hv" || ok
 expect 0 "converged" "$bin" lanczos "${ckf[@]}" --inputs "$X" --targets "$tmp/yreal.npy" --loss mse --samples 32 --k 1 --steps 60 --curvature ggn --json "$tmp/lz_mse.json"
 lmin=$(jnum "$tmp/lz_mse.json" eigenvalues)

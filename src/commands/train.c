@@ -845,7 +845,7 @@ int FN(cmd_eval)(int argc, char **argv) {
         json_begin(&w, af.fp);
         json_object_begin(&w);
         FN(command_write_provenance)(&w, "eval", arch, ckpt);
-        json_key(&w, "loss");
+        json_key(&w, "loss_function");
         json_string(&w, has_acc ? "cross-entropy" : "mse");
         json_key(&w, "test_loss");
         json_double(&w, loss);
