@@ -470,7 +470,7 @@ void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptio
     json_string(w, o->bn);
     json_key(w, "chunk");
     json_int(w, o->chunk);
-    json_key(w, "loss");
+    json_key(w, "loss_function");
     json_string(w, o->loss == LOSS_MSE ? "mse" : "cross-entropy");
 }
 

@@ -90,7 +90,7 @@ int FN(cmd_info)(int argc, char **argv) {
             json_int(&w, (int64_t)m->in_size);
             json_key(&w, "outputs");
             json_int(&w, m->classes);
-            json_key(&w, "loss");
+            json_key(&w, "loss_function");
             json_string(&w, m->loss == LOSS_MSE ? "mse" : "cross-entropy");
             json_key(&w, "num_params");
             json_int(&w, (int64_t)m->num_params);

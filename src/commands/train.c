@@ -180,6 +180,8 @@ static int FN(write_history)(const char *path, const Table *history, const char 
     json_double(&w, wd);
     json_key(&w, "seed");
     json_int(&w, (int64_t)seed);
+    json_key(&w, "loss_function");
+    json_string(&w, has_acc ? "cross-entropy" : "mse");
     json_object_end(&w);
     json_key(&w, "epochs");
     json_array_begin(&w);
@@ -845,7 +847,7 @@ int FN(cmd_eval)(int argc, char **argv) {
         json_begin(&w, af.fp);
         json_object_begin(&w);
         FN(command_write_provenance)(&w, "eval", arch, ckpt);
-        json_key(&w, "loss");
+        json_key(&w, "loss_function");
         json_string(&w, has_acc ? "cross-entropy" : "mse");
         json_key(&w, "test_loss");
         json_double(&w, loss);

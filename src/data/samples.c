@@ -30,7 +30,8 @@ static void shape_text(int ndim, const int64_t *shape, long count, char *out, si
         n = snprintf(out + used, size - used, "%s%lld", d ? "," : "", (long long)shape[d]);
         used += n > 0 ? (size_t)n : 0;
     }
-    if (used < size) snprintf(out + used, size - used, ")");
+    /* a 1-tuple is written as Python writes it: (50,) */
+    if (used < size) snprintf(out + used, size - used, "%s)", count < 0 && ndim == 1 ? "," : "");
 }
 
 void samples_shape_text(const SampleSource *s, long count, char *out, size_t size) {

@@ -42,6 +42,9 @@ def npy_corpus():
     put("npy", "truncated", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", f8[:20]))
     put("npy", "fortran", npy("{'descr': '<f8', 'fortran_order': True, 'shape': (3, 2), }", f8))
     put("npy", "bigendian", npy("{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }", b"\0\0\0\0"))
+    put("npy", "labels_i4", npy("{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }", struct.pack("<3i", 2, 0, 7)))
+    put("npy", "labels_i8_neg", npy("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", struct.pack("<2q", 1, -4)))
+    put("npy", "targets_2x5", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 5), }", struct.pack("<10f", *range(10))))
     put("npy", "huge_shape", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000, 1000000000), }", f8))
 
 
