@@ -181,37 +181,93 @@ void FN(binary_tangent_forward)(real *t_out, const real *t_a, const real *t_b, s
         if (t_a) TA = t_a + (op->a_batched ? nk * op->a_size : k * ldw) + ao, ita = ia;
         if (t_b) TB = t_b + (op->b_batched ? nk * op->b_size : k * ldw) + bo, itb = ib;
         real *o = t_out + nk * op->out_size + r * L;
-        if (op->kind == BIN_ADD) {
+        switch (op->kind) {
+        case BIN_ADD:
             for (size_t i = 0; i < L; i++) o[i] = TA[i * ita] + TB[i * itb];
-        } else {
+            break;
+        case BIN_SUB:
+            for (size_t i = 0; i < L; i++) o[i] = TA[i * ita] - TB[i * itb];
+            break;
+        case BIN_MUL:
             for (size_t i = 0; i < L; i++)
-                o[i] = (real)bin_tangent(op->kind, A[i * ia], B[i * ib], TA[i * ita], TB[i * itb]);
+                o[i] = (real)((double)TA[i * ita] * B[i * ib] + (double)A[i * ia] * TB[i * itb]);
+            break;
+        case BIN_DIV:
+            for (size_t i = 0; i < L; i++) o[i] = (real)bin_tangent(BIN_DIV, A[i * ia], B[i * ib], TA[i * ita], TB[i * itb]);
+            break;
         }
     }
 }
 
 /* ---------------------------------------------------------------- gradients into one operand */
 
-/* Everything a gradient entry depends on. Kd directions: 1 in backward (G (N,out)), K in tangent backward
- * (G (N,K,out), dx batched (N,K,x) or unbatched rows of (K,ldw)). */
+/* A run of output positions: each operand's first entry and stride (0: broadcast along the run, or absent:
+ * a NULL tangent reads zero_entry). g: the incoming gradient (d_out or td_out); d: d_out in tangent backward,
+ * NULL otherwise (then the tangents are not read). */
 typedef struct {
-    BinaryKind kind;
+    const real *a, *b, *ta, *tb, *g, *d;
+    size_t sa, sb, sta, stb, sg, sd;
+} Run;
+
+/* The gradient terms (bin_grad) of L positions into x = a (side 0) or b (side 1): written to out[i] when out
+ * is not NULL, else summed (in double) and returned. The kind is resolved outside the loops. */
+static double FN(grad_run)(BinaryKind kind, int side, const Run *r, size_t L, real *out) {
+    const real *A = r->a, *B = r->b, *TA = r->ta, *TB = r->tb, *G = r->g, *D = r->d;
+    const size_t sa = r->sa, sb = r->sb, sta = r->sta, stb = r->stb, sg = r->sg, sd = r->sd;
+    double acc = 0;
+#define GRAD_LOOP(expr)                                                  \
+    do {                                                                 \
+        if (out)                                                         \
+            for (size_t i = 0; i < L; i++) out[i] = (real)(expr);        \
+        else                                                             \
+            for (size_t i = 0; i < L; i++) acc += (expr);                \
+    } while (0)
+    switch (kind) {
+    case BIN_ADD: GRAD_LOOP((double)G[i * sg]); break;
+    case BIN_SUB:
+        if (side) GRAD_LOOP(-(double)G[i * sg]);
+        else GRAD_LOOP((double)G[i * sg]);
+        break;
+    case BIN_MUL:
+        if (!D && side) GRAD_LOOP((double)G[i * sg] * A[i * sa]);
+        else if (!D) GRAD_LOOP((double)G[i * sg] * B[i * sb]);
+        else if (side) GRAD_LOOP((double)G[i * sg] * A[i * sa] + (double)D[i * sd] * TA[i * sta]);
+        else GRAD_LOOP((double)G[i * sg] * B[i * sb] + (double)D[i * sd] * TB[i * stb]);
+        break;
+    case BIN_DIV:
+        if (!D && side) GRAD_LOOP(bin_grad(BIN_DIV, 1, A[i * sa], B[i * sb], G[i * sg], 0, 0, 0));
+        else if (!D) GRAD_LOOP((double)G[i * sg] / B[i * sb]);
+        else GRAD_LOOP(bin_grad(BIN_DIV, side, A[i * sa], B[i * sb], G[i * sg], D[i * sd], TA[i * sta], TB[i * stb]));
+        break;
+    }
+#undef GRAD_LOOP
+    return acc;
+}
+
+/* Everything a gradient into one operand depends on. Kd directions: 1 in backward (G (N,out)), K in tangent
+ * backward (G (N,K,out), dx batched (N,K,x) or unbatched rows of (K,ldw)). */
+typedef struct {
     int side, Kd, N;
     const real *a, *b, *ta, *tb, *G, *D;
     size_t ldw;
     const Binary *op;
 } GradArgs;
 
-/* The gradient term at output position po of sample n, direction k, with a at offset ao and b at bo. */
-static inline double FN(grad_at)(const GradArgs *g, size_t n, size_t k, size_t ao, size_t bo, size_t po) {
+/* The run of sample n, direction k starting at output position po with a at offset ao and b at bo; strides
+ * along the run: ia, ib for a and b, io for the output. */
+static Run FN(run_at)(const GradArgs *g, size_t n, size_t k, size_t ao, size_t bo, size_t po, size_t ia, size_t ib,
+                      size_t io) {
     const Binary *op = g->op;
     size_t nk = n * (size_t)g->Kd + k;
-    double av = g->a[(op->a_batched ? n * op->a_size : 0) + ao];
-    double bv = g->b[(op->b_batched ? n * op->b_size : 0) + bo];
-    double tav = g->ta ? g->ta[(op->a_batched ? nk * op->a_size : k * g->ldw) + ao] : 0;
-    double tbv = g->tb ? g->tb[(op->b_batched ? nk * op->b_size : k * g->ldw) + bo] : 0;
-    double d = g->D ? g->D[n * op->out_size + po] : 0;
-    return bin_grad(g->kind, g->side, av, bv, g->G[nk * op->out_size + po], d, tav, tbv);
+    Run r;
+    r.a = g->a + (op->a_batched ? n * op->a_size : 0) + ao, r.sa = ia;
+    r.b = g->b + (op->b_batched ? n * op->b_size : 0) + bo, r.sb = ib;
+    r.ta = &FN(zero_entry), r.sta = 0, r.tb = &FN(zero_entry), r.stb = 0;
+    if (g->ta) r.ta = g->ta + (op->a_batched ? nk * op->a_size : k * g->ldw) + ao, r.sta = ia;
+    if (g->tb) r.tb = g->tb + (op->b_batched ? nk * op->b_size : k * g->ldw) + bo, r.stb = ib;
+    r.g = g->G + nk * op->out_size + po, r.sg = io;
+    r.d = g->D ? g->D + n * op->out_size + po : NULL, r.sd = io;
+    return r;
 }
 
 static void FN(grad_into)(real *dx, const GradArgs *g) {
@@ -226,21 +282,12 @@ static void FN(grad_into)(real *dx, const GradArgs *g) {
     if (x_batched && x_size == out_size) { /* elementwise: x has the output's layout */
         const size_t L = p.shape[p.D - 1], rows = out_size / L, jobs = N * Kd * rows;
         const size_t ia = p.st[0][p.D - 1], ib = p.st[1][p.D - 1];
-        const int plain = op->kind == BIN_ADD || op->kind == BIN_SUB;
 #pragma omp parallel for schedule(static) if (N * Kd * out_size > 65536)
         for (size_t job = 0; job < jobs; job++) {
-            size_t nk = job / rows, r = job % rows, n = nk / Kd, k = nk % Kd, ao, bo;
-            real *o = dx + nk * x_size + r * L;
-            const real *G = g->G + nk * out_size + r * L;
-            if (plain) {
-                if (op->kind == BIN_SUB && s)
-                    for (size_t i = 0; i < L; i++) o[i] = -G[i];
-                else
-                    for (size_t i = 0; i < L; i++) o[i] = G[i];
-                continue;
-            }
+            size_t nk = job / rows, r = job % rows, ao, bo;
             row_offsets(&p, r, &ao, &bo);
-            for (size_t i = 0; i < L; i++) o[i] = (real)FN(grad_at)(g, n, k, ao + i * ia, bo + i * ib, r * L + i);
+            Run run = FN(run_at)(g, nk / Kd, nk % Kd, ao, bo, r * L, ia, ib, 1);
+            FN(grad_run)(op->kind, s, &run, L, dx + nk * x_size + r * L);
         }
         return;
     }
@@ -281,7 +328,8 @@ static void FN(grad_into)(real *dx, const GradArgs *g) {
                     rq /= rshape[d];
                     po += i * ros[d], ao += i * rst[0][d], bo += i * rst[1][d];
                 }
-                for (size_t i = 0; i < Lr; i++) acc += FN(grad_at)(g, n, k, ao + i * ria, bo + i * rib, po + i * rio);
+                Run run = FN(run_at)(g, n, k, ao, bo, po, ria, rib, rio);
+                acc += FN(grad_run)(op->kind, s, &run, Lr, NULL);
             }
         if (x_batched)
             dx[nk * x_size + j] = (real)acc;
@@ -292,7 +340,7 @@ static void FN(grad_into)(real *dx, const GradArgs *g) {
 
 void FN(binary_backward)(real *d_a, real *d_b, const real *d_out, const real *a, const real *b, int N,
                          const Binary *op) {
-    GradArgs g = {op->kind, 0, 1, N, a, b, NULL, NULL, d_out, NULL, 0, op};
+    GradArgs g = {0, 1, N, a, b, NULL, NULL, d_out, NULL, 0, op};
     if (d_a) FN(grad_into)(d_a, &g);
     g.side = 1;
     if (d_b) FN(grad_into)(d_b, &g);
@@ -301,7 +349,7 @@ void FN(binary_backward)(real *d_a, real *d_b, const real *d_out, const real *a,
 void FN(binary_tangent_backward)(real *td_a, real *td_b, size_t ldw, const real *td_out, const real *d_out,
                                  const real *t_a, const real *t_b, const real *a, const real *b, int K, int N,
                                  const Binary *op) {
-    GradArgs g = {op->kind, 0, K, N, a, b, d_out ? t_a : NULL, d_out ? t_b : NULL, td_out, d_out, ldw, op};
+    GradArgs g = {0, K, N, a, b, d_out ? t_a : NULL, d_out ? t_b : NULL, td_out, d_out, ldw, op};
     if (td_a) FN(grad_into)(td_a, &g);
     g.side = 1;
     if (td_b) FN(grad_into)(td_b, &g);
