@@ -2,7 +2,7 @@
 """make_onnx_golden.py: test networks exported to ONNX, with PyTorch float64 reference values for hessian's
 ONNX path (loss, logits, gradient, H v, full-Hessian spectrum of the small ones).
 
-    /usr/bin/python3 tests/golden/make_onnx_golden.py tests/golden/onnx            (~2 minutes on 2 cores)
+    /usr/bin/python3 tests/golden/make_onnx_golden.py tests/golden/onnx     (~10 minutes, 2 shared cores)
     /usr/bin/python3 tests/golden/make_onnx_golden.py OUTDIR --only NAME            (one network)
     /usr/bin/python3 tests/golden/make_onnx_golden.py OUTDIR --large                (resnet18.onnx + its v)
 
@@ -20,6 +20,7 @@ Per network NAME (all .npy float64 unless said):
                      state_dict order (json "buffers" gives names and offsets)
   NAME.json          loss value, parameter table (names = ONNX initializer names, model.parameters() order,
                      offsets into the flat vectors), torch_f32_rel_err, onnx_ops, checks, eigenvalues
+                     (inline for P <= 600, else the .npy name)
 Every random value (weights, BN affine and running statistics, x, y, v) is exactly representable in float32,
 so the float32 .onnx and the float64 goldens describe the same function at the same point: the weights are
 PyTorch's default init in float32 (torch.manual_seed), BN gamma/beta and all data come from numpy
@@ -46,6 +47,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OPSET = 13
 HESSIAN_MAX_P = 3000
 RESNET_SAMPLES = 2000
+EIGENVALUES_INLINE_MAX_P = 600
 MSE_CONVENTION = "loss = (1/N) * sum_n sum_j (z_nj - y_nj)^2 = MSELoss(reduction='mean') * output width"
 F32_0_1 = float(np.float32(0.1))
 F32_EPS = float(np.float32(1e-5))  # BatchNormalization's epsilon attribute is a float32
@@ -525,7 +527,8 @@ def make(name, outdir):
         asym = float(np.abs(H - H.T).max() / np.abs(H).max())
         ev = np.linalg.eigvalsh(0.5 * (H + H.T))
         save("_hessian_eigenvalues.npy", ev)
-        info["eigenvalues"] = ev.tolist()
+        # inline only for small P (the committed files stay ~3 MB); the .npy holds them all in every case
+        info["eigenvalues"] = ev.tolist() if P <= EIGENVALUES_INLINE_MAX_P else f"{name}_hessian_eigenvalues.npy"
         info["hessian"] = {"trace": float(np.trace(H)), "frobenius": float(np.linalg.norm(H)),
                            "symmetry_rel": asym, "num_negative": int((ev < 0).sum()),
                            "num_abs_below_1e-10": int((np.abs(ev) < 1e-10).sum()),
