@@ -730,7 +730,7 @@ static int axes_of(Ctx *c, Node *n, int64_t *ax, int *na) {
         if (!a) return 0;
         if (a->n_ints > MAX_STATIC_DIMS) return NERR("%zu axes", a->n_ints);
         *na = (int)a->n_ints;
-        memcpy(ax, a->ints, sizeof(int64_t) * a->n_ints);
+        if (a->n_ints) memcpy(ax, a->ints, sizeof(int64_t) * a->n_ints);
         return 0;
     }
     if (attr(n, "axes")) return NERR("%s", "attribute 'axes' is an input from opset 13 on");
