@@ -216,6 +216,8 @@ static void test_refusals(void) {
     REFUSED(DIR "not_topological.onnx", "node 'relu'", "not in topological order");
     REFUSED(DIR "auto_pad_same.onnx", "node 'conv'", "auto_pad 'SAME_UPPER' is not supported");
     REFUSED(DIR "other_domain.onnx", "node 'odd'", "domain 'com.example' is not supported");
+    REFUSED(DIR "unknown_attr.onnx", "node 'conv'", "attribute 'foo' is not supported");
+    REFUSED(DIR "extra_output_used.onnx", "node 'add'", "reads 'idx'", "only the first output is supported");
     REFUSED(DIR "no_such_file.onnx", "cannot open");
 
     if (temp_dir_create("hs_test_onnx") != 0) {

@@ -751,7 +751,7 @@ static int axes_of(Ctx *c, Node *n, int64_t *ax, int *na) {
         if (!a) return 0;
         if (a->n_ints > MAX_STATIC_DIMS) return NERR("%zu axes", a->n_ints);
         *na = (int)a->n_ints;
-        memcpy(ax, a->ints, sizeof(int64_t) * a->n_ints);
+        if (a->n_ints) memcpy(ax, a->ints, sizeof(int64_t) * a->n_ints);
         return 0;
     }
     if (attr(n, "axes")) return NERR("%s", "attribute 'axes' is an input from opset 13 on");
@@ -1102,9 +1102,15 @@ static int alias_init(Ctx *c, const char **alias_name, const int *alias_init_ids
     return -1;
 }
 
+/* fan_in of a weight: the product of its dimensions from `from` on; 0 when not sensible (the tensor is
+ * checked when it is decoded). */
 static int64_t prod_dims(const Onnx__TensorProto *t, size_t from) {
     int64_t p = 1;
-    for (size_t d = from; d < t->n_dims; d++) p *= t->dims[d] > 0 && t->dims[d] < (1 << 20) ? t->dims[d] : 1;
+    for (size_t d = from; d < t->n_dims; d++) {
+        if (t->dims[d] <= 0 || t->dims[d] >= (1 << 30)) return 0;
+        p *= t->dims[d];
+        if (p >= (1 << 30)) return 0;
+    }
     return p;
 }
 

@@ -13,7 +13,9 @@
  * Tensors: every initializer a node uses as a weight, bias, scale or elementwise operand becomes a parameter
  * named like the initializer (torch's state_dict name), in the order the initializers appear in the file
  * (for torch exports with do_constant_folding=False that is state_dict order, i.e. model.parameters() order
- * with the buffers left out); batch-norm running statistics become buffers; initializers used only as shapes,
+ * with the buffers left out; with do_constant_folding=True, tensors the exporter computed, e.g. a transposed
+ * weight or, in eval exports, convolutions with batch norm folded in, are renamed "onnx::..." and moved to the
+ * end); batch-norm running statistics become buffers; initializers used only as shapes,
  * indices or Clip bounds are read as constants. All parameters and buffers carry the file's values. Float
  * attributes (momentum, epsilon, slopes) are read back as the shortest decimal that rounds to the stored
  * float (0.9f -> 0.9), and ONNX's batch-norm momentum m is converted to PyTorch's 1 - m. */

@@ -43,6 +43,7 @@ max_len() {
     case $1 in
     cifar10) echo 16384 ;; # 5 files of 1 record each (3,073 bytes) + 5 layout bytes
     safetensors) echo 8192 ;;
+    onnx) echo 32768 ;; # the torch-exported seeds in tests/onnx are up to ~22 KB
     npy) echo 4096 ;;
     *) echo 1024 ;;
     esac
@@ -60,13 +61,16 @@ for src in tests/fuzz/fuzz_*.c; do
     mkdir -p "$work" "$artifacts" "$(dirname "$log")" "tests/fuzz/corpus/$name"
     dict=()
     [[ -f tests/fuzz/$name.dict ]] && dict=(-dict="tests/fuzz/$name.dict")
+    # extra read-only seed folders: the importer's test models
+    seeds=()
+    [[ $name == onnx ]] && seeds=(tests/onnx)
     # Inputs are at most a few KB, so any allocation over 64 MB is a reader trusting a size field. Output of
     # the code under test (stdout) is discarded; libFuzzer's own report goes to stderr, into the log.
     TMPDIR=$probe_dir ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
         UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
         timeout $((seconds + 300)) "$bin" -max_total_time="$seconds" -max_len="$(max_len "$name")" \
         -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=64 -close_fd_mask=1 -print_final_stats=1 \
-        -artifact_prefix="$artifacts/" "${dict[@]}" "$work" "tests/fuzz/corpus/$name" >"$log" 2>&1
+        -artifact_prefix="$artifacts/" "${dict[@]}" "$work" "tests/fuzz/corpus/$name" "${seeds[@]}" >"$log" 2>&1
     rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     corpus=$(find "$work" -type f | wc -l)

@@ -166,6 +166,11 @@ def hand_made():
                            [w]), "not_topological.onnx")
     save(helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="conv", kernel_shape=[3, 3],
                                              auto_pad="SAME_UPPER")], "same", [inp()], [out()], [w]), "auto_pad_same.onnx")
+    save(helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="conv", kernel_shape=[3, 3], foo=2)],
+                           "attr", [inp()], [out()], [w]), "unknown_attr.onnx")
+    mp = helper.make_node("MaxPool", ["x"], ["p", "idx"], name="pool", kernel_shape=[2, 2])
+    save(helper.make_graph([mp, helper.make_node("Add", ["p", "idx"], ["y"], name="add")], "indices", [inp()], [out()]),
+         "extra_output_used.onnx")
     odd = helper.make_node("Relu", ["c"], ["y"], name="odd", domain="com.example")
     save(helper.make_graph([conv(), odd], "domain", [inp()], [out()], [w]), "other_domain.onnx")
 
