@@ -61,7 +61,7 @@ F32_TESTS := test_ops test_batchnorm test_golden test_ops_elementwise test_onnx_
 TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(F32_TESTS:%=$(BUILD)/tests/%_f32)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f32) $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f64)
 
-.PHONY: all test bench clean FORCE
+.PHONY: all test bench clean onnx-large FORCE
 all: $(HESSIAN)
 
 $(BUILD)/f32/%.o: %.c | $(ONNX_PB_H)
@@ -107,7 +107,14 @@ $(BUILD)/tests/%_f32: tests/%.c $(LIB) tests/check.h
 	$(CC) $(CFLAGS) -DHS_F32 $< $(LIB) $(LDLIBS) -o $@
 
 CLI_TESTS := $(sort $(wildcard tests/test_cli*.sh))
-test: $(TESTS) $(HESSIAN)
+# torchvision's ResNet-18 exported to ONNX (45 MB, not committed): written by the committed golden script, which
+# checks it against the committed goldens' hashes; needs python3-torch (scripts/test.sh installs it).
+ONNX_LARGE := tests/golden/onnx_large/resnet18.onnx
+$(ONNX_LARGE): tests/golden/make_onnx_golden.py
+	/usr/bin/python3 tests/golden/make_onnx_golden.py tests/golden/onnx_large --large
+onnx-large: $(ONNX_LARGE)
+
+test: $(TESTS) $(HESSIAN) $(ONNX_LARGE)
 	@OMP_NUM_THREADS=$(THREADS) OPENBLAS_NUM_THREADS=1 HESSIAN_BIN=$(HESSIAN) sh tests/run_all.sh $(TESTS) $(CLI_TESTS)
 
 $(BUILD)/bench/%_f32: bench/%.c $(LIB)

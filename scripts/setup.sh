@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # setup.sh: installs the Debian packages hessian needs to build (when missing) and builds bin/hessian.
+# With --test also what the tests need: PyTorch 1.13 and onnx (the golden script exports torchvision's ResNet-18
+# to ONNX at test time; 45 MB, not committed). hessian itself never needs them.
 # Used by scripts/study.sh, scripts/test.sh and CI. Run as root on a fresh Debian 12 machine, or as a user
 # who already has the packages.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in gcc make libc6-dev liblapacke-dev libopenblas-openmp-dev xz-utils python3-numpy python3-pil libprotobuf-c-dev protobuf-c-compiler libonnx-dev; do
+packages=(gcc make libc6-dev liblapacke-dev libopenblas-openmp-dev xz-utils python3-numpy python3-pil
+          libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
+[[ ${1:-} == --test ]] && packages+=(python3-torch python3-onnx)
+for pkg in "${packages[@]}"; do
     have "$pkg" || need+=("$pkg")
 done
 if ((${#need[@]})); then

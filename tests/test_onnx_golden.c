@@ -5,7 +5,9 @@
  *   logits, loss, gradient and H v for the golden's fixed v; for the small networks every eigenvalue of the
  *   full Hessian (P products with unit directions, K at a time, then LAPACK);
  *   the train-mode variant: gradient and H v with batch statistics (bn_mode BN_BATCH), and the running
- *   statistics after one training forward pass.
+ *   statistics after one training forward pass;
+ *   torchvision's ResNet-18 (float64 only; `make onnx-large` writes the 45 MB export): sampled goldens, and the
+ *   same results as the built-in resnet18 table with the export's weights.
  * Tolerances. float64: logits, loss, gradient and H v 1e-10 relative (norm of the difference over the norm),
  * eigenvalues 1e-8 of the largest |eigenvalue|: PyTorch's float64 and ours differ only by rounding, measured
  * 1e-16 to 4e-13 and, with batch statistics (vgg_train: a variance of 8 samples per channel), up to 1.3e-11. float32: PyTorch's own float32 error on the same inputs (written by the
@@ -22,6 +24,8 @@
 #include "check.h"
 
 #define DIR "tests/golden/onnx/"
+/* written by `make onnx-large` (make_onnx_golden.py --large): resnet18.onnx (45 MB) and its inputs and v */
+#define DIR_LARGE "tests/golden/onnx_large/"
 
 /* The number after "key": in a JSON text (the golden's flat fields), or NAN. */
 static double json_number(const char *text, const char *key) {
@@ -217,8 +221,108 @@ done:
     free(json);
 }
 
+static double *read_large(const char *file, int64_t *count) {
+    char path[256];
+    snprintf(path, sizeof path, DIR_LARGE "%s", file);
+    NpyArray a;
+    if (npy_read(path, &a) != 0) return NULL;
+    *count = a.numel;
+    return a.data;
+}
+
+/* torchvision's ResNet-18 (10-way head) exported from PyTorch: the ONNX model against the sampled float64 goldens
+ * (gradient and H v at 2000 indices, their full norms, logits, loss), and against the built-in table "resnet18"
+ * given the same weights and statistics (the same network: agreement to rounding, 1e-12). float64 only. */
+static void check_resnet18(void) {
+    Model *m = NULL, *b = NULL;
+    CHECK(FN(model_create)(DIR_LARGE "resnet18.onnx", 0, &m) == 0 && FN(model_create)("resnet18", 0, &b) == 0,
+          "resnet18: %s (run make onnx-large)", hs_last_error());
+    char *json = read_text(DIR "resnet18.json");
+    int64_t nx = 0, nv = 0, ng = 0, nh = 0, nl = 0;
+    double *x64 = read_large("resnet18_x.npy", &nx), *v64 = read_large("resnet18_v.npy", &nv);
+    double *g_gold = read_doubles("resnet18", "grad", &ng), *h_gold = read_doubles("resnet18", "hv", &nh);
+    double *logits = read_doubles("resnet18", "logits", &nl);
+    NpyRaw iraw = {0}, yraw = {0};
+    int have = npy_read_raw(DIR "resnet18_idx.npy", &iraw) == 0 && npy_read_raw(DIR_LARGE "resnet18_y.npy", &yraw) == 0;
+    int ok = m && b && json && x64 && v64 && g_gold && h_gold && logits && have && iraw.dtype == NPY_I64 &&
+             iraw.numel == ng && ng == nh && (size_t)nv == m->num_params;
+    CHECK(ok, "resnet18: golden files (%s)", hs_last_error());
+    if (ok) {
+        size_t P = m->num_params;
+        int N = (int)yraw.shape[0], same = b->num_params == P && b->num_tensors == m->num_tensors &&
+                                              b->num_buffer_values == m->num_buffer_values;
+        for (int t = 0; same && t < m->num_tensors; t++) same = strcmp(m->tensors[t].name, b->tensors[t].name) == 0;
+        CHECK(same, "resnet18: the ONNX export's parameter table differs from the built-in one");
+        memcpy(b->params, m->params, sizeof(real) * P);
+        memcpy(b->buffer_values, m->buffer_values, sizeof(real) * m->num_buffer_values);
+        double *g[2], *h[2], *z[2], loss[2];
+        int32_t *y = malloc(sizeof(int32_t) * (size_t)N);
+        for (int i = 0; i < N; i++) y[i] = ((int32_t *)yraw.data)[i];
+        for (int k = 0; k < 2 && same; k++) {
+            Model *mk = k == 0 ? m : b;
+            int correct;
+            g[k] = calloc(P, sizeof(double));
+            h[k] = calloc(P, sizeof(double));
+            z[k] = malloc(sizeof(double) * (size_t)N * 10);
+            CHECK(FN(model_forward)(mk, x64, N) == 0 && FN(model_loss)(mk, y, 1.0 / N, &loss[k], &correct) == 0 &&
+                      FN(model_backward)(mk, y, 1.0 / N, g[k]) == 0 &&
+                      FN(model_hvp_chunk)(mk, v64, 1, 0, CURVATURE_HESSIAN, h[k]) == 0,
+                  "resnet18 passes: %s", hs_last_error());
+            memcpy(z[k], mk->logits, sizeof(double) * (size_t)N * 10);
+        }
+        if (same) {
+            CHECK(rel_diff(z[1], z[0], (size_t)N * 10) <= 1e-12 && rel_diff(g[1], g[0], P) <= 1e-12 &&
+                      rel_diff(h[1], h[0], P) <= 1e-12,
+                  "resnet18: built-in table and ONNX export differ: logits %.3g, gradient %.3g, Hv %.3g",
+                  rel_diff(z[1], z[0], (size_t)N * 10), rel_diff(g[1], g[0], P), rel_diff(h[1], h[0], P));
+            double *gs = malloc(sizeof(double) * (size_t)ng), *hs = malloc(sizeof(double) * (size_t)ng);
+            double gn = 0, hn = 0;
+            for (int64_t i = 0; i < ng; i++) {
+                int64_t j = ((int64_t *)iraw.data)[i];
+                gs[i] = j >= 0 && (size_t)j < P ? g[0][j] : NAN;
+                hs[i] = j >= 0 && (size_t)j < P ? h[0][j] : NAN;
+            }
+            for (size_t i = 0; i < P; i++) {
+                gn += g[0][i] * g[0][i];
+                hn += h[0][i] * h[0][i];
+            }
+            double eg = rel_diff(gs, g_gold, (size_t)ng), eh = rel_diff(hs, h_gold, (size_t)ng);
+            double ez = rel_diff(z[0], logits, (size_t)nl);
+            CHECK(ez <= 1e-10 && eg <= 1e-10 && eh <= 1e-10,
+                  "resnet18 vs PyTorch: logits %.3g, sampled gradient %.3g, sampled Hv %.3g (tolerance 1e-10)", ez, eg,
+                  eh);
+            CHECK_CLOSE(loss[0], json_number(json, "loss_value"), 1e-10, 0);
+            CHECK_CLOSE(sqrt(gn), json_number(json, "grad_norm"), 1e-10, 0);
+            CHECK_CLOSE(sqrt(hn), json_number(json, "hv_norm"), 1e-10, 0);
+            printf("resnet18: logits %.2g, sampled gradient %.2g, sampled Hv %.2g relative to PyTorch float64; the "
+                   "built-in table agrees to %.2g\n", ez, eg, eh, rel_diff(h[1], h[0], P));
+            free(gs);
+            free(hs);
+            for (int k = 0; k < 2; k++) {
+                free(g[k]);
+                free(h[k]);
+                free(z[k]);
+            }
+        }
+        free(y);
+    }
+    npy_raw_free(&iraw);
+    npy_raw_free(&yraw);
+    free(x64);
+    free(v64);
+    free(g_gold);
+    free(h_gold);
+    free(logits);
+    free(json);
+    FN(model_free)(m);
+    FN(model_free)(b);
+}
+
 int main(void) {
     static const char *const names[] = {"tiny", "mlp", "lenet5", "vgg", "vgg_train", "mobilenet", "densenet", "cnn"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) check_network(names[i]);
+#ifdef HS_F64
+    check_resnet18();
+#endif
     return check_summary(CHECK_NAME("test_onnx_golden"));
 }

@@ -1,5 +1,6 @@
 #define _DEFAULT_SOURCE
-/* test_resnet.c: the ResNets (resnet.c) in float64 on 2 or 4 synthetic images (PyTorch comparisons: see
+/* test_resnet.c: the ResNets (built-in tables, src/graph/builtin.c, run by the executor) in float64 on 2 or 4
+ * synthetic images (PyTorch comparisons: see
  * test_resnet_golden.c):
  *   parameter counts (torchvision with 10 classes: resnet18 11,181,642, resnet50 23,528,522), names, shapes and
  *   order of the first and last tensors, buffers; default initialisation (kaiming normal fan_out convs, BN 1/0,
@@ -29,7 +30,7 @@
 int model_create_f32(const char *arch, uint64_t seed, Model **out);
 void model_free_f32(Model *m);
 int curv_loss_grad_f32(Model *m, const SampleSet *set, double *loss, double *accuracy, double *grad);
-/* resnet.c: im2col columns per grouped GEMM (default 512), and the plane size from which convolutions use
+/* conv2d.c: im2col columns per batched GEMM (default 512), and the plane size from which convolutions use
  * conv2d.c's per-sample GEMMs instead (default 64) */
 extern int conv2d_batch_columns_f64, conv2d_batch_below_f64;
 
@@ -133,7 +134,7 @@ static void test_structure(Model *m) {
               "resnet50 layer3.0.conv2.weight missing or not [256,256,3,3]");
         int fc = model_find_tensor_f64(m, "fc.weight");
         CHECK(fc >= 0 && m->tensors[fc].shape[1] == 2048, "resnet50 fc.weight [10,2048]");
-        CHECK(m->num_layers == 54, "resnet50 has %d layers, expected 53 conv/bn units + fc", m->num_layers);
+        CHECK(m->num_layers == 107, "resnet50 has %d layers, expected 53 convs, 53 batch norms and fc", m->num_layers);
         model_free_f64(m);
     }
     m = NULL;

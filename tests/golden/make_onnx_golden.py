@@ -49,7 +49,6 @@ HESSIAN_MAX_P = 3000
 RESNET_SAMPLES = 2000
 EIGENVALUES_INLINE_MAX_P = 600
 MSE_CONVENTION = "loss = (1/N) * sum_n sum_j (z_nj - y_nj)^2 = MSELoss(reduction='mean') * output width"
-F32_0_1 = float(np.float32(0.1))
 F32_EPS = float(np.float32(1e-5))  # BatchNormalization's epsilon attribute is a float32
 SQRT2_F32 = float(np.float32(np.sqrt(2.0)))  # the constant of GELU's exported Div
 log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
@@ -96,7 +95,7 @@ class MobileNet(nn.Module):
         self.block1 = InvertedResidual(8, 8, 1, 2)
         self.block2 = InvertedResidual(8, 16, 2, 3)
         self.head = nn.Conv2d(16, 24, 1)
-        self.act = nn.LeakyReLU(F32_0_1)  # the float32 attribute value, so float64 goldens match the file
+        self.act = nn.LeakyReLU(0.1)  # ONNX stores 0.1f; hessian reads float attributes back as the shortest decimal
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(24, 10)
 
@@ -346,7 +345,9 @@ def run_onnx(mp, x, dtype):
         env[t.name] = tensor(t)
     env[mp.graph.input[0].name] = x.to(dtype)
     for nd in mp.graph.node:
-        a = {at.name: helper.get_attribute_value(at) for at in nd.attribute}
+        # float attributes (stored as float32) read back as the shortest decimal, as hessian's importer does
+        a = {at.name: float(repr(np.float32(helper.get_attribute_value(at))))
+             if at.type == onnx.AttributeProto.FLOAT else helper.get_attribute_value(at) for at in nd.attribute}
         i = [env[s] if s else None for s in nd.input]
         op = nd.op_type
         if op == "Constant":
