@@ -215,24 +215,30 @@ static int broadcast(const GraphNode *nd, int na, const int64_t *a, int nb, cons
 }
 
 static int operand_shape(const Graph *g, const GraphNode *nd, int i, int *ndim, const int64_t **shape) {
+    if (graph_operand_shape(g, nd, i, ndim, shape) != 0) return NODE_ERROR("operand %d refers to no tensor", i);
+    return 0;
+}
+
+int graph_operand_shape(const Graph *g, const GraphNode *nd, int i, int *ndim, const int64_t **shape) {
     const GraphOperand *o = &nd->operand[i];
-    switch (o->kind) {
-    case OPERAND_VALUE:
+    if (o->kind == OPERAND_VALUE) {
         *ndim = graph_value_ndim(g, o->id);
         *shape = graph_value_shape(g, o->id);
         return 0;
-    case OPERAND_PARAM:
-        if (o->id < 0 || o->id >= g->num_params) break;
-        *ndim = g->params[o->id].ndim;
-        *shape = g->params[o->id].shape;
-        return 0;
-    case OPERAND_CONST:
-        if (o->id < 0 || o->id >= g->num_constants) break;
-        *ndim = g->constants[o->id].ndim;
-        *shape = g->constants[o->id].shape;
-        return 0;
     }
-    return NODE_ERROR("operand %d refers to no tensor", i);
+    const GraphTensor *t = NULL;
+    if (o->kind == OPERAND_PARAM && o->id >= 0 && o->id < g->num_params) t = &g->params[o->id];
+    if (o->kind == OPERAND_CONST && o->id >= 0 && o->id < g->num_constants) t = &g->constants[o->id];
+    if (!t) return -1;
+    int rank = 0; /* per-sample rank of the activation operands */
+    for (int j = 0; j < 2; j++)
+        if (nd->operand[j].kind == OPERAND_VALUE && graph_value_ndim(g, nd->operand[j].id) > rank)
+            rank = graph_value_ndim(g, nd->operand[j].id);
+    int skip = 0; /* leading 1s that stand for the batch dimension (a PyTorch (1,C,1,1) parameter) */
+    while (t->ndim - skip > rank && t->shape[skip] == 1) skip++;
+    *ndim = t->ndim - skip;
+    *shape = t->shape + skip;
+    return 0;
 }
 
 /* Fills nd->ndim/shape for the node's op, checking inputs and tensors. */

@@ -146,6 +146,11 @@ int graph_value_ndim(const Graph *g, int value);
 const int64_t *graph_value_shape(const Graph *g, int value);
 size_t graph_value_size(const Graph *g, int value);
 
+/* Per-sample shape of operand i (0 or 1) of a binary node: an activation's shape, or a parameter's / constant's
+ * without the leading 1s that stand for the batch dimension (a PyTorch parameter (1,C,1,1) against (C,H,W)
+ * activations reads as (C,1,1); the tensor keeps its own shape). 0, or -1 for a bad operand. */
+int graph_operand_shape(const Graph *g, const GraphNode *nd, int i, int *ndim, const int64_t **shape);
+
 const char *graph_op_name(GraphOp op); /* "Conv", "Relu", ... (ONNX names where there is one) */
 
 /* Builders for the built-in tables; `name` is the module's state_dict prefix ("layer1.0.conv1"), the tensors

@@ -943,8 +943,8 @@ static int op_concat(Ctx *c, Node *n) {
     return out_static(c, n, &o);
 }
 
-/* Drops a leading 1 from an operand of rank `rank` + 1 (ONNX) so it broadcasts per sample; parameters are
- * changed in place (the same values, one dimension fewer). */
+/* Drops a leading 1 from an operand of rank `rank` + 1 (ONNX) so it broadcasts per sample (constants are stored
+ * so; parameters keep their shape and are only checked here). */
 static int per_sample_operand(Ctx *c, Node *n, int j, int *ndim, int64_t *shape, int sample_rank) {
     if (*ndim <= sample_rank) return 0;
     if (*ndim > sample_rank + 1 || shape[0] != 1)
@@ -1003,8 +1003,11 @@ static int op_binary(Ctx *c, Node *n, GraphOp op) {
         if (x->kind == REF_DYNAMIC) {
             nd.operand[j] = (GraphOperand){OPERAND_VALUE, x->value};
         } else if (x->kind == REF_INIT && c->inits[x->init].param >= 0 && !x->transposed) {
-            GraphTensor *t = &c->g->params[c->inits[x->init].param];
-            HS_TRY(per_sample_operand(c, n, j, &t->ndim, t->shape, dyn_rank));
+            const GraphTensor *t = &c->g->params[c->inits[x->init].param];
+            int nd_copy = t->ndim; /* checked on a copy: the parameter keeps its PyTorch shape (graph_operand_shape) */
+            int64_t shape_copy[GRAPH_MAX_DIMS];
+            memcpy(shape_copy, t->shape, sizeof shape_copy);
+            HS_TRY(per_sample_operand(c, n, j, &nd_copy, shape_copy, dyn_rank));
             nd.operand[j] = (GraphOperand){OPERAND_PARAM, c->inits[x->init].param};
         } else {
             Static s;

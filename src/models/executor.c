@@ -94,16 +94,6 @@ static int can_share_gradient(const Graph *g, const NodePlan *plan, int u) {
     return is_same_shape_add(g, c) && c->inputs[0] == u && c->inputs[1] != u;
 }
 
-static const int64_t *FN(operand_shape)(const Graph *g, GraphOperand o, int *ndim) {
-    if (o.kind == OPERAND_VALUE) {
-        *ndim = graph_value_ndim(g, o.id);
-        return graph_value_shape(g, o.id);
-    }
-    const GraphTensor *t = o.kind == OPERAND_PARAM ? &g->params[o.id] : &g->constants[o.id];
-    *ndim = t->ndim;
-    return t->shape;
-}
-
 /* Shapes and kernel parameters of node i. */
 static int FN(plan_node)(const Graph *g, int i, NodePlan *p) {
     const GraphNode *n = &g->nodes[i];
@@ -146,7 +136,9 @@ static int FN(plan_node)(const Graph *g, int i, NodePlan *p) {
         static const BinaryKind kinds[] = {[GOP_ADD] = BIN_ADD, [GOP_SUB] = BIN_SUB, [GOP_MUL] = BIN_MUL,
                                            [GOP_DIV] = BIN_DIV};
         int na, nb;
-        const int64_t *sa = FN(operand_shape)(g, n->operand[0], &na), *sb = FN(operand_shape)(g, n->operand[1], &nb);
+        const int64_t *sa, *sb;
+        HS_TRY(graph_operand_shape(g, n, 0, &na, &sa));
+        HS_TRY(graph_operand_shape(g, n, 1, &nb, &sb));
         if (binary_setup(&p->bin, kinds[n->op], na, sa, n->operand[0].kind == OPERAND_VALUE, nb, sb,
                          n->operand[1].kind == OPERAND_VALUE) != 0)
             return hs_error_context("node '%s' (%s)", n->name, graph_op_name(n->op));
