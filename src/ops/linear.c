@@ -1,7 +1,11 @@
-/* linear.c: the fully connected layer out = in W^T + b and its four passes (see ops.h).
+/* linear.c: the fully connected layer and its four passes (see ops.h), for both weight layouts:
+ *   linear_*: out = in W^T + b, W stored (O,In) (PyTorch nn.Linear, ONNX Gemm with transB = 1)
+ *   matmul_*: out = in W + b,   W stored (In,O) (ONNX MatMul by an initializer, PyTorch x @ W)
+ * One implementation serves both: `t` says the weight is stored (In,O); only the BLAS transpose flags, the
+ * weight's leading dimension and the order of the weight-gradient product change.
  *
  * Tangent passes, for direction k with tangents t_in, t_W, t_b (tangents are (N,K,...), so direction k's
- * rows are a strided view with leading dimension K*width):
+ * rows are a strided view with leading dimension K*width), written for the (O,In) layout:
  *   t_out      = t_in W^T + in t_W^T + t_b
  *   td_in      = td_out W + d_out t_W
  *   td_W      += td_out^T in + d_out^T t_in
@@ -12,13 +16,6 @@
 #include "blas.h"
 #include "ops.h"
 
-void FN(linear_forward)(real *out, const real *in, const real *weight, const real *bias, int N, int In, int O) {
-    if (bias) {
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * O, bias, sizeof(real) * (size_t)O);
-    }
-    FN(gemm)(0, 1, N, O, In, 1, in, In, weight, In, bias ? 1 : 0, out, O);
-}
-
 /* acc[o] += sum over N rows of x[n*ld + o]. */
 static void FN(add_column_sums)(real *acc /* (O) += */, const real *x /* (N, ld) */, int N, int O, int ld) {
     for (int n = 0; n < N; n++) {
@@ -27,17 +24,35 @@ static void FN(add_column_sums)(real *acc /* (O) += */, const real *x /* (N, ld)
     }
 }
 
-void FN(linear_backward)(real *d_in, real *d_weight, real *d_bias, const real *d_out, const real *in,
-                         const real *weight, int N, int In, int O) {
-    if (d_in) FN(gemm)(0, 0, N, In, O, 1, d_out, O, weight, In, 0, d_in, In);
-    if (d_weight) FN(gemm)(1, 0, O, In, N, 1, d_out, O, in, In, 1, d_weight, In);
+/* dW += dout^T x in W's layout: (O,In) when !t, (In,O) when t; rows of dout (N,O) at stride ldo, x (N,In) at
+ * stride ldx. */
+static void FN(add_weight_product)(real *dW, const real *dout, int ldo, const real *x, int ldx, int N, int In, int O,
+                                   int t) {
+    if (t) FN(gemm)(1, 0, In, O, N, 1, x, ldx, dout, ldo, 1, dW, O);
+    else FN(gemm)(1, 0, O, In, N, 1, dout, ldo, x, ldx, 1, dW, In);
+}
+
+static void FN(dense_forward)(real *out, const real *in, const real *weight, const real *bias, int N, int In, int O,
+                              int t) {
+    if (bias) {
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * O, bias, sizeof(real) * (size_t)O);
+    }
+    FN(gemm)(0, !t, N, O, In, 1, in, In, weight, t ? O : In, bias ? 1 : 0, out, O);
+}
+
+static void FN(dense_backward)(real *d_in, real *d_weight, real *d_bias, const real *d_out, const real *in,
+                               const real *weight, int N, int In, int O, int t) {
+    if (d_in) FN(gemm)(0, t, N, In, O, 1, d_out, O, weight, t ? O : In, 0, d_in, In);
+    if (d_weight) FN(add_weight_product)(d_weight, d_out, O, in, In, N, In, O, t);
     if (d_bias) FN(add_column_sums)(d_bias, d_out, N, O, O);
 }
 
-void FN(linear_tangent_forward)(real *t_out, const real *t_in, const real *t_weight, const real *t_bias, size_t ldw,
-                                const real *in, const real *weight, int K, int N, int In, int O) {
+static void FN(dense_tangent_forward)(real *t_out, const real *t_in, const real *t_weight, const real *t_bias,
+                                      size_t ldw, const real *in, const real *weight, int K, int N, int In, int O,
+                                      int t) {
+    int ldW = t ? O : In;
     if (t_in) {
-        FN(gemm)(0, 1, N * K, O, In, 1, t_in, In, weight, In, 0, t_out, O);
+        FN(gemm)(0, !t, N * K, O, In, 1, t_in, In, weight, ldW, 0, t_out, O);
     } else {
         memset(t_out, 0, sizeof(real) * (size_t)N * K * O);
     }
@@ -54,11 +69,11 @@ void FN(linear_tangent_forward)(real *t_out, const real *t_in, const real *t_wei
     for (int k = 0; k < K; k++) {
         real *tk = t_out + (size_t)k * O; /* rows n at stride K*O */
         const real *tw = t_weight ? t_weight + (size_t)k * ldw : NULL;
-        if (tw && !sparse) FN(gemm)(0, 1, N, O, In, 1, in, In, tw, In, 1, tk, K * O);
+        if (tw && !sparse) FN(gemm)(0, !t, N, O, In, 1, in, In, tw, ldW, 1, tk, K * O);
         if (tw && sparse)
             for (size_t i = 0; i < wsize; i++) {
                 if (tw[i] == 0) continue;
-                size_t o = i / (size_t)In, c = i % (size_t)In;
+                size_t o = t ? i % (size_t)O : i / (size_t)In, c = t ? i / (size_t)O : i % (size_t)In;
                 for (int n = 0; n < N; n++) tk[(size_t)n * K * O + o] += tw[i] * in[(size_t)n * In + c];
             }
         if (t_bias) {
@@ -69,19 +84,56 @@ void FN(linear_tangent_forward)(real *t_out, const real *t_in, const real *t_wei
     }
 }
 
-void FN(linear_tangent_backward)(real *td_in, real *td_weight, real *td_bias, size_t ldw, const real *td_out,
-                                 const real *d_out, const real *t_in, const real *t_weight, const real *in,
-                                 const real *weight, int K, int N, int In, int O) {
-    if (td_in) FN(gemm)(0, 0, N * K, In, O, 1, td_out, O, weight, In, 0, td_in, In);
+static void FN(dense_tangent_backward)(real *td_in, real *td_weight, real *td_bias, size_t ldw, const real *td_out,
+                                       const real *d_out, const real *t_in, const real *t_weight, const real *in,
+                                       const real *weight, int K, int N, int In, int O, int t) {
+    int ldW = t ? O : In;
+    if (td_in) FN(gemm)(0, t, N * K, In, O, 1, td_out, O, weight, ldW, 0, td_in, In);
 #pragma omp parallel for schedule(static) if (K > 1)
     for (int k = 0; k < K; k++) {
         const real *tdo = td_out + (size_t)k * O; /* rows n at stride K*O */
-        real *tdw = td_weight + (size_t)k * ldw;
-        FN(gemm)(1, 0, O, In, N, 1, tdo, K * O, in, In, 1, tdw, In);
+        real *tdw = td_weight ? td_weight + (size_t)k * ldw : NULL;
+        if (tdw) FN(add_weight_product)(tdw, tdo, K * O, in, In, N, In, O, t);
         if (td_bias) FN(add_column_sums)(td_bias + (size_t)k * ldw, tdo, N, O, K * O);
         if (!d_out) continue;
         if (td_in && t_weight)
-            FN(gemm)(0, 0, N, In, O, 1, d_out, O, t_weight + (size_t)k * ldw, In, 1, td_in + (size_t)k * In, K * In);
-        if (t_in) FN(gemm)(1, 0, O, In, N, 1, d_out, O, t_in + (size_t)k * In, K * In, 1, tdw, In);
+            FN(gemm)(0, t, N, In, O, 1, d_out, O, t_weight + (size_t)k * ldw, ldW, 1, td_in + (size_t)k * In, K * In);
+        if (tdw && t_in) FN(add_weight_product)(tdw, d_out, O, t_in + (size_t)k * In, K * In, N, In, O, t);
     }
+}
+
+void FN(linear_forward)(real *out, const real *in, const real *weight, const real *bias, int N, int In, int O) {
+    FN(dense_forward)(out, in, weight, bias, N, In, O, 0);
+}
+void FN(linear_backward)(real *d_in, real *d_weight, real *d_bias, const real *d_out, const real *in,
+                         const real *weight, int N, int In, int O) {
+    FN(dense_backward)(d_in, d_weight, d_bias, d_out, in, weight, N, In, O, 0);
+}
+void FN(linear_tangent_forward)(real *t_out, const real *t_in, const real *t_weight, const real *t_bias, size_t ldw,
+                                const real *in, const real *weight, int K, int N, int In, int O) {
+    FN(dense_tangent_forward)(t_out, t_in, t_weight, t_bias, ldw, in, weight, K, N, In, O, 0);
+}
+void FN(linear_tangent_backward)(real *td_in, real *td_weight, real *td_bias, size_t ldw, const real *td_out,
+                                 const real *d_out, const real *t_in, const real *t_weight, const real *in,
+                                 const real *weight, int K, int N, int In, int O) {
+    FN(dense_tangent_backward)(td_in, td_weight, td_bias, ldw, td_out, d_out, t_in, t_weight, in, weight, K, N, In, O,
+                               0);
+}
+
+void FN(matmul_forward)(real *out, const real *in, const real *weight, const real *bias, int N, int In, int O) {
+    FN(dense_forward)(out, in, weight, bias, N, In, O, 1);
+}
+void FN(matmul_backward)(real *d_in, real *d_weight, real *d_bias, const real *d_out, const real *in,
+                         const real *weight, int N, int In, int O) {
+    FN(dense_backward)(d_in, d_weight, d_bias, d_out, in, weight, N, In, O, 1);
+}
+void FN(matmul_tangent_forward)(real *t_out, const real *t_in, const real *t_weight, const real *t_bias, size_t ldw,
+                                const real *in, const real *weight, int K, int N, int In, int O) {
+    FN(dense_tangent_forward)(t_out, t_in, t_weight, t_bias, ldw, in, weight, K, N, In, O, 1);
+}
+void FN(matmul_tangent_backward)(real *td_in, real *td_weight, real *td_bias, size_t ldw, const real *td_out,
+                                 const real *d_out, const real *t_in, const real *t_weight, const real *in,
+                                 const real *weight, int K, int N, int In, int O) {
+    FN(dense_tangent_backward)(td_in, td_weight, td_bias, ldw, td_out, d_out, t_in, t_weight, in, weight, K, N, In, O,
+                               1);
 }
