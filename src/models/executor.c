@@ -11,7 +11,10 @@
  *   two same-shape activations, run in place on their (first) input when that input has no other consumer
  *   and its producer does not need its own output later (as the hand-written ResNet did);
  * - a value whose only consumer is a view, a ReLU or (as first operand) such an Add shares that consumer's
- *   gradient storage: its gradient is computed in place.
+ *   gradient storage: its gradient is computed in place;
+ * - a value whose only consumer is the batch norm right after it (a convolution's output) keeps no gradient:
+ *   the batch norm's backward pass writes it to a scratch buffer that the producer reads next, and the tangent
+ *   backward pass recomputes it there from the batch norm's output gradient (as the hand-written ResNet did).
  * Gradients of values with several consumers (residual branches, Concat inputs) accumulate: the first
  * contribution is written, later ones are added through a scratch buffer (init flags per value).
  * Tangents: a value that no direction reaches has a NULL tangent and its ops are skipped; the tangent backward
@@ -56,6 +59,9 @@ typedef struct {
     real *a, *d;           /* (N * total), (N * dtotal) */
     real *t, *td;          /* (N*K * total), (N*K * dtotal) */
     real *tmp, *ttmp;      /* (N * max_size), (N*K * max_size) */
+    real *dscratch, *tdscratch; /* (N * max_size), (N*K * max_size): transient gradients */
+    real *scratch_g;       /* (2 * max channels): batch-norm parameter gradients thrown away */
+    int max_channels;
     int32_t *argmax;       /* (N * argmax_total) */
     real *mean, *invstd;   /* (stats_total) */
     real *consts;          /* the graph's constants in the working precision, at coff[id] */
@@ -64,7 +70,7 @@ typedef struct {
     unsigned char *init;   /* (num_nodes) gradient accumulation started */
 } ExecState;
 
-#define BN_DEFAULT_MOMENTUM 0.1
+#define TRANSIENT (-3) /* droot of a gradient kept in the scratch buffers dscratch / tdscratch */
 
 /* ---------------------------------------------------------------- the plan */
 
@@ -225,6 +231,7 @@ static int FN(executor_plan)(Model *m, ExecState *s) {
         if (node->op == GOP_BATCHNORM) {
             p->soff = s->stats_total;
             s->stats_total += (size_t)p->C;
+            if (p->C > s->max_channels) s->max_channels = p->C;
         }
     }
     /* Gradient storage, backward order (a consumer's owner is known before its input's). */
@@ -233,6 +240,9 @@ static int FN(executor_plan)(Model *m, ExecState *s) {
         NodePlan *p = &plan[i];
         if (p->upmax < 0) {
             p->droot = -1; /* no parameter upstream: no gradient */
+        } else if (i < n - 1 && p->consumers == 1 && p->consumer == i + 1 && g->nodes[i + 1].op == GOP_BATCHNORM &&
+                   plan[i + 1].droot != TRANSIENT) {
+            p->droot = TRANSIENT;
         } else if (i < n - 1 && can_share_gradient(g, plan, i)) {
             p->droot = plan[p->consumer].droot;
         } else {
@@ -250,7 +260,8 @@ static void FN(exec_free_tangents)(ExecState *s) {
     free(s->t);
     free(s->td);
     free(s->ttmp);
-    s->t = s->td = s->ttmp = NULL;
+    free(s->tdscratch);
+    s->t = s->td = s->ttmp = s->tdscratch = NULL;
     s->capacity_NK = 0;
 }
 
@@ -260,12 +271,14 @@ static int FN(exec_reserve)(ExecState *s, int N) {
     free(s->d);
     free(s->tmp);
     free(s->argmax);
+    free(s->dscratch);
     s->capacity_N = 0;
     s->a = hs_malloc(sizeof(real) * (s->total + 1) * (size_t)N);
     s->d = hs_malloc(sizeof(real) * (s->dtotal + 1) * (size_t)N);
     s->tmp = hs_malloc(sizeof(real) * s->max_size * (size_t)N);
+    s->dscratch = hs_malloc(sizeof(real) * s->max_size * (size_t)N);
     s->argmax = hs_malloc(sizeof(int32_t) * (s->argmax_total + 1) * (size_t)N);
-    if (!s->a || !s->d || !s->tmp || !s->argmax) return -1;
+    if (!s->a || !s->d || !s->tmp || !s->dscratch || !s->argmax) return -1;
     s->capacity_N = N;
     return 0;
 }
@@ -276,7 +289,8 @@ static int FN(exec_reserve_tangents)(ExecState *s, int NK) {
     s->t = hs_malloc(sizeof(real) * (s->total + 1) * (size_t)NK);
     s->td = hs_malloc(sizeof(real) * (s->dtotal + 1) * (size_t)NK);
     s->ttmp = hs_malloc(sizeof(real) * s->max_size * (size_t)NK);
-    if (!s->t || !s->td || !s->ttmp) return -1;
+    s->tdscratch = hs_malloc(sizeof(real) * s->max_size * (size_t)NK);
+    if (!s->t || !s->td || !s->ttmp || !s->tdscratch) return -1;
     s->capacity_NK = NK;
     return 0;
 }
@@ -297,10 +311,12 @@ static real *FN(tan)(const Model *m, const ExecState *s, int u) {
 }
 static const real *FN(tan_cur)(const ExecState *s, int u) { return u < 0 ? NULL : s->t_cur[u]; }
 static real *FN(grad)(const Model *m, const ExecState *s, int u) {
-    return s->d + (size_t)m->N * s->plan[s->plan[u].droot].doff;
+    int r = s->plan[u].droot;
+    return r == TRANSIENT ? s->dscratch : s->d + (size_t)m->N * s->plan[r].doff;
 }
 static real *FN(tgrad)(const Model *m, const ExecState *s, int u) {
-    return s->td + (size_t)m->N * m->K * s->plan[s->plan[u].droot].doff;
+    int r = s->plan[u].droot;
+    return r == TRANSIENT ? s->tdscratch : s->td + (size_t)m->N * m->K * s->plan[r].doff;
 }
 
 /* Where a gradient contribution of node c to input u goes: u's gradient (first contribution, or shared
@@ -656,6 +672,23 @@ static int FN(exec_tangent_forward)(Model *m, const real *v, int K, int start) {
     return 0;
 }
 
+/* The transient gradient of value i (the input of the batch norm i + 1), recomputed into dscratch from the batch
+ * norm's output gradient for node i's tangent backward pass; the parameter gradients are thrown away. */
+static void FN(recompute_gradient)(Model *m, ExecState *s, int i) {
+    const GraphNode *bn = &s->g->nodes[i + 1];
+    const NodePlan *p = &s->plan[i + 1];
+    int N = m->N;
+    real *gg = s->scratch_g, *gb = s->scratch_g + p->C;
+    memset(s->scratch_g, 0, sizeof(real) * 2 * (size_t)p->C);
+    const real *in = FN(val)(m, s, i), *d_out = FN(grad)(m, s, i + 1);
+    if (s->batch)
+        FN(batchnorm_train_backward)(s->dscratch, gg, gb, d_out, in, PRM(bn->param[0]), s->mean + p->soff,
+                                     s->invstd + p->soff, N, p->C, p->HW);
+    else
+        FN(batchnorm_eval_backward)(s->dscratch, gg, gb, d_out, in, PRM(bn->param[0]), BUF(bn->buffer[0]),
+                                    BUF(bn->buffer[1]), bn->attrs.eps, N, p->C, p->HW);
+}
+
 static int FN(exec_tangent_backward)(Model *m, const real *v, int K, int start, Curvature curvature, real *hv) {
     ExecState *s = m->state;
     const Graph *g = s->g;
@@ -669,6 +702,7 @@ static int FN(exec_tangent_backward)(Model *m, const real *v, int K, int start, 
         const GraphNode *n = &g->nodes[i];
         const NodePlan *p = &s->plan[i];
         if (p->upmax < start || !s->init[i]) continue;
+        if (p->droot == TRANSIENT && !ggn) FN(recompute_gradient)(m, s, i);
         int u = n->num_inputs ? n->inputs[0] : GRAPH_INPUT;
         int need = u >= 0 && s->plan[u].upmax >= start;
         const real *td_out = FN(tgrad)(m, s, i);
@@ -756,6 +790,7 @@ static void FN(exec_free_state)(Model *m) {
     free(s->tmp);
     free(s->argmax);
     free(s->mean);
+    free(s->scratch_g);
     free(s->invstd);
     free(s->t_cur);
     free(s->init);
@@ -823,6 +858,8 @@ static int FN(exec_init)(Model *m) {
     if (!s->consts) return -1;
     for (int c = 0; c < g->num_constants; c++)
         for (size_t j = 0; j < g->constants[c].numel; j++) s->consts[s->coff[c] + j] = (real)g->constants[c].values[j];
+    s->scratch_g = hs_malloc(sizeof(real) * (2 * (size_t)s->max_channels + 1));
+    if (!s->scratch_g) return -1;
     s->mean = hs_malloc(sizeof(real) * (s->stats_total + 1));
     s->invstd = hs_malloc(sizeof(real) * (s->stats_total + 1));
     if (!s->mean || !s->invstd) return -1;
