@@ -37,7 +37,7 @@ typedef struct {
     int consumers;     /* uses as an activation input */
     int consumer;      /* the last consumer (the only one when consumers == 1) */
     int root;          /* storage owner of the primal value and its tangent (GRAPH_INPUT: the input x) */
-    int droot;         /* storage owner of the gradient and the tangent gradient */
+    int droot;         /* storage owner of the gradient and tangent gradient; -1 none, TRANSIENT scratch */
     size_t off, doff;  /* per-sample offsets of owned storage */
     size_t aoff, soff; /* max-pool argmax offset; batch-norm statistics offset */
     ConvShape conv;
