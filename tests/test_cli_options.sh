@@ -36,7 +36,7 @@ npy "$tmp/empty.npy" "(0, 5100)"
 expect 1 "--start .*shape \(0, 5100\)" "$bin" lanczos "${common[@]}" --k 2 --steps 5 --start "$tmp/empty.npy"
 expect 1 "--vector .*shape \(0, 5100\)" "$bin" hvp "${common[@]}" --vector "$tmp/empty.npy" --out "$tmp/hv.npy"
 npy "$tmp/wide.npy" "(2, 2550)" "$tmp/v.bin"
-expect 1 "shape \(2, 2550\): expected \(5100,\) or \(1, 5100\)" "$bin" hvp "${common[@]}" --vector "$tmp/wide.npy" --out "$tmp/hv.npy"
+expect 1 "shape \(2, 2550\): expected \(5100,\) or \(K, 5100\) with 1 <= K <= 1024" "$bin" hvp "${common[@]}" --vector "$tmp/wide.npy" --out "$tmp/hv.npy"
 [[ ! -e $tmp/hv.npy ]] && ok || bad "hvp wrote output for a vector of the wrong shape"
 npy "$tmp/two.npy" "(2, 5100)" <(cat "$tmp/v.bin" "$tmp/v.bin")
 expect 0 "converged|steps" "$bin" lanczos "${common[@]}" --k 1 --steps 20 --start "$tmp/two.npy" # (K, d): first row

@@ -3,6 +3,7 @@
 #include "command_common.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,9 +41,63 @@ int FN(command_open_model)(const char *arch, const char *checkpoint, uint64_t se
     return 0;
 }
 
-int FN(command_selection)(const SampleSource *src, const char *samples, int offset, int **indices, int *count) {
+/* --indices FILE: an int32/int64 (n,) array of distinct indices in [0, total), kept in the file's order. */
+static int FN(selection_from_file)(const char *path, int total, const char *noun, int **indices, int *count) {
+    NpyRaw raw = {0};
+    if (npy_read_raw(path, &raw) != 0) return hs_error_context("--indices %s: ", path);
+    int rc = -1;
+    unsigned char *seen = NULL;
+    if (raw.dtype != NPY_I32 && raw.dtype != NPY_I64) {
+        hs_error("--indices %s holds %s values: sample indices must be int32 or int64", path,
+                 npy_dtype_name(raw.dtype));
+        goto done;
+    }
+    if (raw.ndim != 1) {
+        hs_error("--indices %s has %d dimensions: expected shape (n,), one sample index per entry", path, raw.ndim);
+        goto done;
+    }
+    if (raw.numel == 0 || raw.numel > total) {
+        hs_error("--indices %s holds %lld indices: expected 1 to %d (the %d %s, each at most once)", path,
+                 (long long)raw.numel, total, total, noun);
+        goto done;
+    }
+    int n = (int)raw.numel;
+    seen = hs_calloc((size_t)total, 1);
+    *indices = hs_malloc(sizeof(int) * (size_t)n);
+    if (!seen || !*indices) goto done;
+    for (int i = 0; i < n; i++) {
+        int64_t x = raw.dtype == NPY_I32 ? ((const int32_t *)raw.data)[i] : ((const int64_t *)raw.data)[i];
+        if (x < 0 || x >= total) {
+            hs_error("--indices %s: entry %d is %lld, outside [0, %d) (the %d %s)", path, i, (long long)x, total,
+                     total, noun);
+            goto done;
+        }
+        if (seen[x]) { /* a Hessian over a set counts each sample once */
+            hs_error("--indices %s: sample %lld appears more than once (entry %d); each sample may appear once", path,
+                     (long long)x, i);
+            goto done;
+        }
+        seen[x] = 1;
+        (*indices)[i] = (int)x;
+    }
+    *count = n;
+    rc = 0;
+done:
+    if (rc != 0) {
+        free(*indices);
+        *indices = NULL;
+    }
+    free(seen);
+    npy_raw_free(&raw);
+    return rc;
+}
+
+int FN(command_selection)(const SampleSource *src, const char *samples, int offset, const char *indices_file,
+                          int **indices, int *count) {
     int n, total = (int)src->count;
     const char *noun = strcmp(src->unit, "images") == 0 ? "training images" : "samples";
+    *indices = NULL;
+    if (indices_file) return FN(selection_from_file)(indices_file, total, noun, indices, count);
     if (offset < 0) return hs_error("--offset must be >= 0 (got %d)", offset);
     if (offset >= total) return hs_error("--offset %d is past the %d %s", offset, total, noun);
     if (!samples || strcmp(samples, "all") == 0) {
@@ -151,7 +206,7 @@ static void FN(write_data_files)(JsonWriter *w, const char *command, const char 
 void FN(command_write_provenance)(JsonWriter *w, const char *command, const char *arch, const char *checkpoint) {
     static const char *const input_options[] = {"--checkpoint", "--init",   "--resume",      "--vector",
                                                 "--start",      "--exact",  "--inputs",      "--targets",
-                                                "--test-inputs", "--test-targets"};
+                                                "--test-inputs", "--test-targets", "--indices"};
     int argc;
     char **argv;
     args_get_command_line(&argc, &argv);
@@ -448,6 +503,8 @@ int FN(common_parse)(CommonOptions *o, int argc, char **argv, const char *usage,
     if (!o->checkpoint && !o->random_init_given && !onnx)
         return hs_error("needs --checkpoint FILE (the weights to study), or --random-init SEED to study freshly "
                         "initialised weights");
+    HS_TRY(args_check_exclusive(argc, argv, "--indices", "--samples", "the sample set is the file's indices"));
+    HS_TRY(args_check_exclusive(argc, argv, "--indices", "--offset", "the sample set is the file's indices"));
     HS_TRY(FN(command_data_options)(argc, argv, o->data_dir, o->inputs, o->targets, o->loss_name, &o->loss));
     if (o->quiet) progress_set_quiet(1);
     return 0;
@@ -460,8 +517,9 @@ void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptio
     else json_uint(w, o->random_init);
     json_key(w, "samples");
     json_int(w, count);
-    json_key(w, "offset");
-    json_int(w, o->offset);
+    json_key(w, "offset"); /* null with --indices (the file, in input_files, names the samples) */
+    if (o->indices) json_null(w);
+    else json_int(w, o->offset);
     json_key(w, "curvature");
     json_string(w, o->curvature == CURVATURE_GGN ? "ggn" : "hessian");
     json_key(w, "params");
@@ -477,7 +535,7 @@ void FN(write_common_json)(JsonWriter *w, const char *command, const CommonOptio
 int FN(setup_model)(CommandSetup *s, const CommonOptions *o, const CommandFile *outputs, int n_outputs,
                     const CommandFile *inputs, int n_inputs) {
     memset(s, 0, sizeof *s);
-    CommandFile in[10];
+    CommandFile in[11];
     if (n_inputs > 7) {
         hs_error("internal error: too many input files");
         return EXIT_ERROR;
@@ -486,7 +544,8 @@ int FN(setup_model)(CommandSetup *s, const CommonOptions *o, const CommandFile *
     if (n_inputs > 0) memcpy(in + 1, inputs, sizeof *inputs * (size_t)n_inputs);
     in[n_inputs + 1] = (CommandFile){"--inputs", o->inputs};
     in[n_inputs + 2] = (CommandFile){"--targets", o->targets};
-    int status = FN(command_check_files)(outputs, n_outputs, in, n_inputs + 3);
+    in[n_inputs + 3] = (CommandFile){"--indices", o->indices};
+    int status = FN(command_check_files)(outputs, n_outputs, in, n_inputs + 4);
     if (status) return status;
     if (FN(command_open_model)(o->arch, o->checkpoint, o->random_init, 0, &s->model) != 0) return EXIT_ERROR;
     if (s->model->num_buffers == 0 && args_given(o->argc, o->argv, "--bn")) {
@@ -528,9 +587,10 @@ int FN(setup_read_vector)(const CommandSetup *s, const char *option, const char 
     size_t used = 0;
     for (int i = 0; i < v->ndim && used < sizeof shape - 24; i++)
         used += (size_t)snprintf(shape + used, sizeof shape - used, "%s%lld", i ? ", " : "", (long long)v->shape[i]);
-    char rows[48];
+    char rows[64];
     if (max_rows == 1) snprintf(rows, sizeof rows, "(1, %lld)", (long long)d);
-    else snprintf(rows, sizeof rows, "(K, %lld) with K >= 1", (long long)d);
+    else if (max_rows == INT_MAX) snprintf(rows, sizeof rows, "(K, %lld) with K >= 1", (long long)d);
+    else snprintf(rows, sizeof rows, "(K, %lld) with 1 <= K <= %d", (long long)d, max_rows);
     hs_error("%s %s has shape (%s%s): expected (%lld,) or %s, because %s", option, path, shape,
              v->ndim == 1 ? "," : "", (long long)d, rows, s->d_text);
     return EXIT_ERROR;
@@ -540,12 +600,16 @@ int FN(setup_data)(CommandSetup *s, const CommonOptions *o, int with_operator, i
                    uint64_t seed) {
     if (FN(command_open_source)(o->data_dir, CIFAR10_TRAIN, o->inputs, o->targets, &s->source) != 0 ||
         FN(command_check_source)(s->model, o->loss, &s->source, o->data_dir ? "--data" : "--inputs/--targets") != 0 ||
-        FN(command_selection)(&s->source, o->samples, o->offset, &s->idx, &s->count) != 0)
+        FN(command_selection)(&s->source, o->samples, o->offset, o->indices, &s->idx, &s->count) != 0)
         return EXIT_ERROR;
     if (!with_operator) return 0;
     if (stochastic && batch > s->count) {
-        hs_error("--batch %d is larger than the %d %s selected (--samples %s, --offset %d)", batch, s->count,
-                 s->source.unit, o->samples, o->offset);
+        if (o->indices)
+            hs_error("--batch %d is larger than the %d %s selected (--indices %s)", batch, s->count, s->source.unit,
+                     o->indices);
+        else
+            hs_error("--batch %d is larger than the %d %s selected (--samples %s, --offset %d)", batch, s->count,
+                     s->source.unit, o->samples, o->offset);
         return EXIT_USAGE;
     }
     if (FN(hessian_operator_init)(&s->hop, s->model, &s->source, s->idx, s->count, stochastic, batch, o->chunk, seed,

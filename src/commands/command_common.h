@@ -35,8 +35,11 @@ int FN(command_report)(const char *command, int status);
 /* Creates the model and loads the checkpoint (if any); prints the classifier-swap note. */
 int FN(command_open_model)(const char *arch, const char *checkpoint, uint64_t seed, int allow_swap, Model **m);
 
-/* Selection "N" or "all", starting at offset, within the source's samples: indices offset..offset+N-1. */
-int FN(command_selection)(const SampleSource *src, const char *samples, int offset, int **indices, int *count);
+/* The selection: with indices_file (--indices, NULL: none) the distinct sample indices it holds (an int32 or
+ * int64 .npy of shape (n,), each in [0, src->count), in the file's order); else "N" or "all" starting at
+ * offset within the source's samples: indices offset..offset+N-1. */
+int FN(command_selection)(const SampleSource *src, const char *samples, int offset, const char *indices_file,
+                          int **indices, int *count);
 
 /* The data options every data command shares: CIFAR-10 (--data DIR) or the user's arrays (--inputs X.npy
  * --targets Y.npy), exactly one of the two; --loss cross-entropy|mse (NULL: cross-entropy), which needs class
@@ -108,6 +111,7 @@ LinOp FN(hessian_operator_linop)(HessianOperator *op);
 typedef struct {
     const char *arch, *checkpoint, *data_dir, *samples, *precision, *curvature_name, *json, *params, *bn;
     const char *inputs, *targets, *loss_name; /* --inputs X.npy --targets Y.npy instead of --data; --loss */
+    const char *indices;  /* --indices I.npy: the sample set, instead of --samples/--offset */
     LossKind loss;
     int offset, chunk, threads, quiet;
     uint64_t random_init; /* --random-init SEED: weights from model_create's initialisation (no checkpoint) */
@@ -131,6 +135,8 @@ typedef struct {
         {"--samples N|all", ARG_STRING, &(o).samples, "training samples used", 0},                              \
         {"--offset N", ARG_INT, &(o).offset, "first training sample (file order; CIFAR-10: data_batch_1 first)", \
          0},                                                                                                      \
+        {"--indices FILE", ARG_STRING, &(o).indices, ".npy int32/int64 (n,): these distinct samples, instead of "  \
+                                                     "--samples/--offset", 0},                                     \
         {"--chunk N", ARG_INT, &(o).chunk, "samples per pass, memory vs. speed (default 0: automatic)", 0},    \
         {"--curvature hessian|ggn", ARG_STRING, &(o).curvature_name, "the Hessian or the generalised Gauss-Newton " \
                                                                       "matrix", 0},                               \

@@ -15,6 +15,9 @@
 
 /* ------------------------------------------------------------------------------------------------------ */
 
+/* Most directions one `hvp --vector` file may hold: K rows are propagated together, so memory grows with K. */
+#define HVP_MAX_DIRECTIONS 1024
+
 int FN(cmd_hvp)(int argc, char **argv) {
     CommonOptions o;
     FN(common_defaults)(&o, "1000");
@@ -22,14 +25,16 @@ int FN(cmd_hvp)(int argc, char **argv) {
     ArgSpec specs[] = {
         COMMON_SPECS(o),
         {"--vector FILE", ARG_STRING, &vector,
-         ".npy vector v, shape (d,) or (1, d), float32/float64, parameter order (d: the --params block's size)", 1},
-        {"--out FILE", ARG_STRING, &out, ".npy file for Hv (written in the working precision)", 1},
+         ".npy vector v, shape (d,), or (K, d) for K <= 1024 directions (one pass over the samples), "
+         "float32/float64, parameter order (d: the --params block's size)", 1},
+        {"--out FILE", ARG_STRING, &out, ".npy file for Hv, the shape of --vector (in the working precision)", 1},
     };
     int parsed = FN(common_parse)(&o, argc, argv,
                                   "usage: hessian hvp --checkpoint FILE|--random-init SEED "
                                   "--data DIR|--inputs X --targets Y --vector FILE "
                                   "--out FILE [options]\n"
-                                  "Exact Hessian-vector product (forward-over-reverse) of the mean loss.\n"
+                                  "Exact Hessian-vector product (forward-over-reverse) of the mean loss; a (K, d) "
+                                  "--vector gives K products, row by row.\n"
                                   "example: hessian hvp --model cnn --checkpoint cnn.safetensors --data data "
                                   "--samples 1000 --vector v.npy --out hv.npy --json hv.json",
                                   specs, (int)(sizeof specs / sizeof specs[0]));
@@ -37,47 +42,66 @@ int FN(cmd_hvp)(int argc, char **argv) {
     if (parsed < 0) return FN(command_usage_error)("hvp");
     CommandSetup cs;
     NpyArray v = {0};
-    double *hv = NULL;
+    double *hv = NULL, *vhv = NULL, *vv = NULL, *hh = NULL, *rq = NULL;
     real *hv_out = NULL;
     CommandFile outputs[] = {{"--out", out}, {"--json", o.json}}, inputs[] = {{"--vector", vector}};
     int status = FN(setup_model)(&cs, &o, outputs, 2, inputs, 1);
-    if (!status) status = FN(setup_read_vector)(&cs, "--vector", vector, 1, &v);
+    if (!status) status = FN(setup_read_vector)(&cs, "--vector", vector, HVP_MAX_DIRECTIONS, &v);
     if (!status) status = FN(setup_data)(&cs, &o, 1, 0, 0, 0);
     if (status) goto done;
     status = EXIT_ERROR;
     int64_t d = cs.d;
-    hv = hs_malloc(sizeof(double) * (size_t)d);
-    hv_out = hs_malloc(sizeof(real) * (size_t)d);
-    if (!hv || !hv_out) goto done;
+    int K = v.ndim == 2 ? (int)v.shape[0] : 1;
+    size_t n = (size_t)K * (size_t)d;
+    hv = hs_malloc(sizeof(double) * n);
+    hv_out = hs_malloc(sizeof(real) * n);
+    vhv = hs_calloc((size_t)K * 4, sizeof(double));
+    if (!hv || !hv_out || !vhv) goto done;
+    vv = vhv + K, hh = vv + K, rq = hh + K;
     double t0 = hs_seconds();
-    if (linop_apply(&cs.op, v.data, hv, 1) != 0) goto done;
-    double seconds = hs_seconds() - t0, vhv = 0, vv = 0, hh = 0, loss = cs.hop.last_loss;
-    for (int64_t i = 0; i < d; i++) {
-        vhv += v.data[i] * hv[i];
-        vv += v.data[i] * v.data[i];
-        hh += hv[i] * hv[i];
-        hv_out[i] = (real)hv[i];
+    if (linop_apply(&cs.op, v.data, hv, K) != 0) goto done; /* all K rows in one pass over the samples */
+    double seconds = hs_seconds() - t0, loss = cs.hop.last_loss;
+    for (int k = 0; k < K; k++) {
+        const double *vk = v.data + (size_t)k * (size_t)d, *hk = hv + (size_t)k * (size_t)d;
+        for (int64_t i = 0; i < d; i++) {
+            vhv[k] += vk[i] * hk[i];
+            vv[k] += vk[i] * vk[i];
+            hh[k] += hk[i] * hk[i];
+        }
+        rq[k] = vv[k] > 0 ? vhv[k] / vv[k] : 0;
+        hh[k] = sqrt(hh[k]);
     }
-    int64_t shape[1] = {d};
+    for (size_t i = 0; i < n; i++) hv_out[i] = (real)hv[i];
 #if defined(HS_F64)
-    if (npy_write_f64(out, hv_out, 1, shape) != 0) goto done;
+    if (npy_write_f64(out, hv_out, v.ndim, v.shape) != 0) goto done;
 #else
-    if (npy_write_f32(out, hv_out, 1, shape) != 0) goto done;
+    if (npy_write_f32(out, hv_out, v.ndim, v.shape) != 0) goto done;
 #endif
-    printf("loss %.8f | samples %d | |v| %.6g | v.Hv %.10g | v.Hv/v.v %.10g | |Hv| %.6g | %.3f s | wrote %s\n", loss,
-           cs.count, sqrt(vv), vhv, vv > 0 ? vhv / vv : 0, sqrt(hh), seconds, out);
+    if (K == 1)
+        printf("loss %.8f | samples %d | |v| %.6g | v.Hv %.10g | v.Hv/v.v %.10g | |Hv| %.6g | %.3f s | wrote %s\n",
+               loss, cs.count, sqrt(vv[0]), vhv[0], rq[0], hh[0], seconds, out);
+    else {
+        printf("loss %.8f | samples %d | directions %d | %.3f s | wrote %s\n", loss, cs.count, K, seconds, out);
+        for (int k = 0; k < K; k++)
+            printf("direction %d | |v| %.6g | v.Hv %.10g | v.Hv/v.v %.10g | |Hv| %.6g\n", k, sqrt(vv[k]), vhv[k],
+                   rq[k], hh[k]);
+    }
     if (o.json) {
         AtomicFile af;
         JsonWriter w;
         if (FN(setup_json_begin)(&af, &w, o.json, "hvp", &o, &cs, NULL, cs.op.applications, seconds) != 0) goto done;
         json_key(&w, "loss");
         json_double(&w, loss);
-        json_key(&w, "vHv");
-        json_double(&w, vhv);
-        json_key(&w, "rayleigh_quotient");
-        json_double(&w, vv > 0 ? vhv / vv : 0);
-        json_key(&w, "hv_norm");
-        json_double(&w, sqrt(hh));
+        json_key(&w, "directions");
+        json_int(&w, K);
+        /* One direction: numbers, as always; K > 1: arrays of K, row k of --vector first to last. */
+        const char *keys[3] = {"vHv", "rayleigh_quotient", "hv_norm"};
+        const double *values[3] = {vhv, rq, hh};
+        for (int j = 0; j < 3; j++) {
+            json_key(&w, keys[j]);
+            if (K == 1) json_double(&w, values[j][0]);
+            else json_double_array(&w, values[j], K);
+        }
         if (FN(setup_json_end)(&af, &w) != 0) goto done;
     }
     status = EXIT_OK;
@@ -86,6 +110,7 @@ done:
     npy_free(&v);
     free(hv);
     free(hv_out);
+    free(vhv);
     FN(setup_close)(&cs);
     return status;
 }
@@ -263,8 +288,11 @@ int FN(cmd_exact)(int argc, char **argv) {
         negative += eig[i] < 0;
         if (fabs(eig[i]) > smooth) smooth = fabs(eig[i]);
     }
-    printf("exact %s of %s on %d samples (offset %d): d = %zu, loss %.6f\n",
-           o.curvature == CURVATURE_GGN ? "Gauss-Newton matrix" : "Hessian", o.arch, count, o.offset, P, info.loss);
+    char from[64];
+    if (o.indices) snprintf(from, sizeof from, "--indices");
+    else snprintf(from, sizeof from, "offset %d", o.offset);
+    printf("exact %s of %s on %d samples (%s): d = %zu, loss %.6f\n",
+           o.curvature == CURVATURE_GGN ? "Gauss-Newton matrix" : "Hessian", o.arch, count, from, P, info.loss);
     printf("smallest %d:", k);
     for (int i = 0; i < k; i++) printf(" %.6g", eig[i]);
     printf("\nlargest %d: ", k);
@@ -374,7 +402,7 @@ int FN(cmd_power)(int argc, char **argv) {
         {"--variant plain|study|heavy-ball", ARG_STRING, &variant,
          "heavy-ball: De Sa et al., v' = Hv - beta v_prev (default: study with --beta, else plain)",
          0},
-        {"--fixed", ARG_FLAG, &fixed, "use one fixed sample set (--samples/--offset): a deterministic operator", 0},
+        {"--fixed", ARG_FLAG, &fixed, "use one fixed sample set (--samples/--offset or --indices): a deterministic operator", 0},
         {"--tol X", ARG_DOUBLE, &tol, "with --fixed: stop when ||Hv - lambda v|| <= tol |lambda| (0: run all --iters)",
          0},
         {"--seed N", ARG_U64, &seed, "seed for the start vector and the batch order", 0},
