@@ -13,6 +13,7 @@
 
 #include "../src/core/common.h"
 #include "../src/core/rng.h"
+#include "../src/data/samples.h"
 #include "../src/data/cifar10.h"
 #include "../src/data/cifar10_download.h"
 #include "../src/data/md5.h"
@@ -390,11 +391,11 @@ static void test_augmentation(const Cifar10 *d) {
 static int traced_index(const double *img) { return (int)lround((img[0] * std_d[0] + mean_d[0]) * 255.0); }
 
 /* Runs one epoch; writes the image order into order[] and returns the number of images (-1 on error). */
-static int run_epoch(Cifar10Loader *ld, int *order, int *sizes, int *n_batches) {
+static int run_epoch(SampleLoader *ld, int *order, int *sizes, int *n_batches) {
     static double images[64 * 3072];
     int32_t labels[64];
     int total = 0, b, nb = 0;
-    while ((b = cifar10_loader_next(ld, images, 8, labels)) > 0) {
+    while ((b = sample_loader_next(ld, images, 8, labels)) > 0) {
         if (sizes) sizes[nb] = b;
         nb++;
         for (int i = 0; i < b; i++) {
@@ -408,13 +409,15 @@ static int run_epoch(Cifar10Loader *ld, int *order, int *sizes, int *n_batches) 
 }
 
 static void test_loader(const Cifar10 *d) {
-    Cifar10Loader ld;
+    SampleSource src;
+    CHECK(samples_wrap_cifar10(d, "train", &src) == 0, "wrap: %s", hs_last_error());
+    SampleLoader ld;
     int order1[64], order2[64], order3[64], sizes[16], nb = 0;
     const int offset = 5, count = 37, batch = 8;
 
     /* Shuffled, no augmentation: every selected image exactly once per epoch, labels follow the images. */
-    CHECK(cifar10_loader_init(&ld, d, offset, count, batch, 1, 0, 42) == 0, "init: %s", hs_last_error());
-    CHECK(cifar10_loader_batches(&ld) == 5, "batches = %d", cifar10_loader_batches(&ld));
+    CHECK(sample_loader_init(&ld, &src, offset, count, batch, 1, 0, 42) == 0, "init: %s", hs_last_error());
+    CHECK(sample_loader_batches(&ld) == 5, "batches = %d", sample_loader_batches(&ld));
     int n1 = run_epoch(&ld, order1, sizes, &nb);
     CHECK(n1 == count && nb == 5 && sizes[4] == 5 && sizes[0] == 8, "epoch 1: %d images in %d batches", n1, nb);
     int seen[N_TRAIN] = {0}, once = 1;
@@ -434,69 +437,72 @@ static void test_loader(const Cifar10 *d) {
         if (seen[i] != 1) once = 0;
     CHECK(once, "every image exactly once in epoch 2");
     CHECK(ld.epoch == 2, "epoch counter %d", ld.epoch);
-    cifar10_loader_free(&ld);
+    sample_loader_free(&ld);
 
     /* Same seed, same order; another seed, another order. */
-    CHECK(cifar10_loader_init(&ld, d, offset, count, batch, 1, 0, 42) == 0, "init");
+    CHECK(sample_loader_init(&ld, &src, offset, count, batch, 1, 0, 42) == 0, "init");
     run_epoch(&ld, order3, NULL, NULL);
     CHECK(memcmp(order1, order3, sizeof(int) * count) == 0, "same seed, same order in epoch 1");
     run_epoch(&ld, order3, NULL, NULL);
     CHECK(memcmp(order2, order3, sizeof(int) * count) == 0, "same seed, same order in epoch 2");
-    cifar10_loader_free(&ld);
-    CHECK(cifar10_loader_init(&ld, d, offset, count, batch, 1, 0, 43) == 0, "init");
+    sample_loader_free(&ld);
+    CHECK(sample_loader_init(&ld, &src, offset, count, batch, 1, 0, 43) == 0, "init");
     run_epoch(&ld, order3, NULL, NULL);
     CHECK(memcmp(order1, order3, sizeof(int) * count) != 0, "another seed, another order");
-    cifar10_loader_free(&ld);
+    sample_loader_free(&ld);
 
     /* No shuffle: file order. */
-    CHECK(cifar10_loader_init(&ld, d, offset, count, batch, 0, 0, 1) == 0, "init");
+    CHECK(sample_loader_init(&ld, &src, offset, count, batch, 0, 0, 1) == 0, "init");
     run_epoch(&ld, order3, NULL, NULL);
     int in_order = 1;
     for (int i = 0; i < count; i++)
         if (order3[i] != offset + i) in_order = 0;
     CHECK(in_order, "without shuffling the images come in file order");
-    cifar10_loader_free(&ld);
+    sample_loader_free(&ld);
 
     /* drop_last. */
-    CHECK(cifar10_loader_init(&ld, d, offset, count, batch, 1, 0, 42) == 0, "init");
+    CHECK(sample_loader_init(&ld, &src, offset, count, batch, 1, 0, 42) == 0, "init");
     ld.drop_last = 1;
-    CHECK(cifar10_loader_batches(&ld) == 4, "drop_last batches = %d", cifar10_loader_batches(&ld));
+    CHECK(sample_loader_batches(&ld) == 4, "drop_last batches = %d", sample_loader_batches(&ld));
     int n = run_epoch(&ld, order3, sizes, &nb);
     CHECK(n == 32 && nb == 4 && sizes[3] == 8, "drop_last epoch: %d images in %d batches", n, nb);
     CHECK(memcmp(order1, order3, sizeof(int) * 32) == 0, "drop_last keeps the same permutation");
-    cifar10_loader_free(&ld);
+    sample_loader_free(&ld);
 
     /* restart: the next call starts a new (reshuffled) epoch. */
     static double img[8 * 3072];
     int32_t lab[8];
-    CHECK(cifar10_loader_init(&ld, d, offset, count, batch, 1, 0, 42) == 0, "init");
-    CHECK(cifar10_loader_next(&ld, img, 8, lab) == 8, "first batch");
-    cifar10_loader_restart(&ld);
+    CHECK(sample_loader_init(&ld, &src, offset, count, batch, 1, 0, 42) == 0, "init");
+    CHECK(sample_loader_next(&ld, img, 8, lab) == 8, "first batch");
+    ld.position = -1; /* the next call starts a new epoch */
     n = run_epoch(&ld, order3, NULL, NULL);
     CHECK(n == count && ld.epoch == 2 && memcmp(order3, order2, sizeof(int) * count) == 0,
           "restart starts epoch 2 (n = %d, epoch = %d)", n, ld.epoch);
-    CHECK(cifar10_loader_next(&ld, img, 3, lab) == -1 && strstr(hs_last_error(), "elem_size"), "bad elem_size: %s",
+    CHECK(sample_loader_next(&ld, img, 3, lab) == -1 && strstr(hs_last_error(), "elem_size"), "bad elem_size: %s",
           hs_last_error());
-    cifar10_loader_free(&ld);
+    sample_loader_free(&ld);
 
     /* Bad selections. */
-    CHECK(cifar10_loader_init(&ld, d, 45, 10, 8, 1, 0, 1) == -1 && strstr(hs_last_error(), "offset 45"),
+    CHECK(sample_loader_init(&ld, &src, 45, 10, 8, 1, 0, 1) == -1 && strstr(hs_last_error(), "offset 45"),
           "selection beyond the data: %s", hs_last_error());
-    CHECK(cifar10_loader_init(&ld, d, 0, 10, 0, 1, 0, 1) == -1, "batch 0 refused");
-    cifar10_loader_free(&ld);
+    CHECK(sample_loader_init(&ld, &src, 0, 10, 0, 1, 0, 1) == -1, "batch 0 refused");
+    sample_loader_free(&ld);
+    samples_free(&src);
 }
 
 /* Augmented loaders: reproducible, the documented draw sequence, f32 = f64, independent of thread count. */
 static void test_loader_augment(const Cifar10 *d) {
+    SampleSource src;
+    CHECK(samples_wrap_cifar10(d, "train", &src) == 0, "wrap: %s", hs_last_error());
     enum { B = 20, COUNT = 45, OFF = 3 };
     static double a64[B * 3072], b64[B * 3072], ref[3072];
     static float a32[B * 3072];
     int32_t la[B], lb[B], l32[B];
     const uint64_t seed = 7;
-    Cifar10Loader x, y, z;
-    CHECK(cifar10_loader_init(&x, d, OFF, COUNT, B, 1, 1, seed) == 0, "init");
-    CHECK(cifar10_loader_init(&y, d, OFF, COUNT, B, 1, 1, seed) == 0, "init");
-    CHECK(cifar10_loader_init(&z, d, OFF, COUNT, B, 1, 1, seed) == 0, "init");
+    SampleLoader x, y, z;
+    CHECK(sample_loader_init(&x, &src, OFF, COUNT, B, 1, 1, seed) == 0, "init");
+    CHECK(sample_loader_init(&y, &src, OFF, COUNT, B, 1, 1, seed) == 0, "init");
+    CHECK(sample_loader_init(&z, &src, OFF, COUNT, B, 1, 1, seed) == 0, "init");
 
     /* Replay of the documented stream: shuffle the identity, then per image dy, dx, flip. */
     Rng r;
@@ -511,11 +517,11 @@ static void test_loader_augment(const Cifar10 *d) {
         int bx, by, bz;
         for (;;) {
             omp_set_num_threads(1);
-            bx = cifar10_loader_next(&x, a64, 8, la);
+            bx = sample_loader_next(&x, a64, 8, la);
             omp_set_num_threads(4);
-            by = cifar10_loader_next(&y, b64, 8, lb);
+            by = sample_loader_next(&y, b64, 8, lb);
             omp_set_num_threads(max_threads);
-            bz = cifar10_loader_next(&z, a32, 4, l32);
+            bz = sample_loader_next(&z, a32, 4, l32);
             if (bx != by || bx != bz) same = 0;
             if (bx <= 0) break;
             if (memcmp(a64, b64, sizeof(double) * 3072 * bx) != 0 || memcmp(la, lb, sizeof(int32_t) * bx) != 0)
@@ -539,9 +545,10 @@ static void test_loader_augment(const Cifar10 *d) {
     CHECK(replay && pos == COUNT, "augmented images follow the seeded shuffle + per-image draws (%d images)", pos);
     CHECK(agree32, "f32 and f64 batches agree");
     CHECK(labels_ok, "labels agree");
-    cifar10_loader_free(&x);
-    cifar10_loader_free(&y);
-    cifar10_loader_free(&z);
+    sample_loader_free(&x);
+    sample_loader_free(&y);
+    sample_loader_free(&z);
+    samples_free(&src);
 }
 
 /* ------------------------------------------------------------------------------------------------------ */

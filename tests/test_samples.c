@@ -1,7 +1,7 @@
 /* test_samples.c: sample sources (src/data/samples.c) and their checks against a model:
  *   an .npy source holding CIFAR-10 images normalised as cifar10_image_* does (float32 and float64 files,
  *   int32 and int64 labels) fills the same bits as the CIFAR-10 source, in both precisions;
- *   the generic loader gives cifar10_loader's batches bit for bit (shuffle, augmentation, drop_last, epochs);
+ *   the loader refuses a selection past the end (its batches are tested in test_cifar10.c);
  *   .npy sources refuse fortran order, integer inputs, a sample-count mismatch, NaN/Inf (naming the sample),
  *   negative labels, labels of more than one dimension; shapes and class counts are read right;
  *   curv_check_source names both shapes on a mismatch and refuses targets that do not suit the loss. */
@@ -108,32 +108,10 @@ static void test_cifar_equivalence(const Cifar10 *data) {
     free(b64);
 }
 
-/* The generic loader over a CIFAR-10 source gives cifar10_loader's batches, bit for bit. */
+/* The loader refuses a selection past the end of its source (its batches: test_cifar10.c). */
 static void test_loader(const Cifar10 *data) {
     SampleSource cif;
     CHECK(samples_wrap_cifar10(data, "synthetic", &cif) == 0, "wrap");
-    for (int variant = 0; variant < 3; variant++) {
-        int augment = variant != 1, drop = variant == 2, batch = 6, offset = 2, count = 13;
-        Cifar10Loader ref;
-        SampleLoader ld;
-        CHECK(cifar10_loader_init(&ref, data, offset, count, batch, 1, augment, 99) == 0, "ref init");
-        CHECK(sample_loader_init(&ld, &cif, offset, count, batch, 1, augment, 99) == 0, "init: %s", hs_last_error());
-        ref.drop_last = ld.drop_last = drop;
-        CHECK(sample_loader_batches(&ld) == cifar10_loader_batches(&ref), "batches per epoch");
-        float a[6 * CIFAR10_PIXELS], b[6 * CIFAR10_PIXELS];
-        int32_t la[6], lb[6];
-        int equal = 1, batches = 0;
-        for (int call = 0; call < 10; call++) {
-            int na = cifar10_loader_next(&ref, a, 4, la), nb = sample_loader_next(&ld, b, 4, lb);
-            equal &= na == nb && (na <= 0 || (memcmp(a, b, sizeof(float) * (size_t)na * CIFAR10_PIXELS) == 0 &&
-                                               memcmp(la, lb, sizeof(int32_t) * (size_t)na) == 0));
-            batches += na > 0;
-        }
-        CHECK(equal && batches >= 6, "variant %d (augment %d, drop_last %d): same batches over epochs", variant,
-              augment, drop);
-        cifar10_loader_free(&ref);
-        sample_loader_free(&ld);
-    }
     SampleLoader ld;
     CHECK(sample_loader_init(&ld, &cif, 15, 10, 4, 1, 0, 1) != 0 && strstr(hs_last_error(), "does not fit"),
           "selection past the end refused");

@@ -1,6 +1,6 @@
 /* cifar10.c: reads CIFAR-10 in the official binary layout, normalises images as torchvision does
  * (ToTensor + Normalize), applies torchvision-style RandomCrop(32, padding=4) + RandomHorizontalFlip(0.5)
- * augmentation and serves seeded, reproducible batches (see cifar10.h). */
+ * augmentation (see cifar10.h; batches are served by samples.c's SampleLoader). */
 #define _POSIX_C_SOURCE 200809L
 #include "cifar10.h"
 
@@ -266,96 +266,4 @@ void cifar10_draw_augmentation(Rng *rng, int *dy, int *dx, int *flip) {
     *dy = (int)rng_below(rng, 9);
     *dx = (int)rng_below(rng, 9);
     *flip = rng_uniform(rng) < 0.5;
-}
-
-/* ---------------------------------------------------------------------------------------------------------
- * Loader. position == -1 means "the next call starts a new epoch" (after init, restart, or the end of an
- * epoch); epoch counts the epochs started so far. */
-
-int cifar10_loader_init(Cifar10Loader *ld, const Cifar10 *data, int offset, int count, int batch, int shuffle,
-                        int augment, uint64_t seed) {
-    memset(ld, 0, sizeof *ld);
-    if (!data || !data->labels || !data->pixels) return hs_error("cifar10 loader: no data loaded");
-    if (offset < 0 || count <= 0 || (long long)offset + count > data->n)
-        return hs_error("cifar10 loader: selection of %d images at offset %d does not fit in a data set of %d "
-                        "images",
-                        count, offset, data->n);
-    if (batch <= 0) return hs_error("cifar10 loader: batch size must be positive (got %d)", batch);
-    ld->order = hs_malloc((size_t)count * sizeof *ld->order);
-    if (!ld->order) return -1;
-    for (int i = 0; i < count; i++) ld->order[i] = i;
-    ld->data = data;
-    ld->offset = offset;
-    ld->count = count;
-    ld->batch = batch;
-    ld->shuffle = shuffle != 0;
-    ld->augment = augment != 0;
-    ld->drop_last = 0;
-    rng_seed(&ld->rng, seed);
-    ld->position = -1;
-    ld->epoch = 0;
-    return 0;
-}
-
-void cifar10_loader_free(Cifar10Loader *ld) {
-    if (!ld) return;
-    free(ld->order);
-    ld->order = NULL;
-}
-
-int cifar10_loader_batches(const Cifar10Loader *ld) {
-    if (ld->batch <= 0) return 0;
-    return ld->drop_last ? ld->count / ld->batch : (ld->count + ld->batch - 1) / ld->batch;
-}
-
-void cifar10_loader_restart(Cifar10Loader *ld) { ld->position = -1; }
-
-int cifar10_loader_next(Cifar10Loader *ld, void *images, int elem_size, int32_t *labels) {
-    if (elem_size != 4 && elem_size != 8)
-        return hs_error("cifar10_loader_next: elem_size must be 4 (float) or 8 (double), got %d", elem_size);
-    if (!ld->order || !images) return hs_error("cifar10_loader_next: loader not initialised or no output buffer");
-    if (ld->position < 0) {
-        /* New epoch: the permutation depends only on the rng state, so the same seed repeats the run. */
-        for (int i = 0; i < ld->count; i++) ld->order[i] = i;
-        if (ld->shuffle) rng_shuffle(&ld->rng, ld->order, ld->count);
-        ld->position = 0;
-        ld->epoch++;
-    }
-    int remaining = ld->count - ld->position;
-    if (remaining <= 0 || (ld->drop_last && remaining < ld->batch)) {
-        ld->position = -1;
-        return 0;
-    }
-    int b = remaining < ld->batch ? remaining : ld->batch;
-    const int *order = ld->order + ld->position;
-    const Cifar10 *data = ld->data;
-    if (labels)
-        for (int i = 0; i < b; i++) labels[i] = data->labels[ld->offset + order[i]];
-
-    /* Augmentation parameters are drawn serially, image by image, before the parallel fill, so the images do
-     * not depend on the number of threads. Chunks keep the parameter arrays small. */
-    enum { CHUNK = 256 };
-    int dys[CHUNK], dxs[CHUNK], flips[CHUNK];
-    for (int start = 0; start < b; start += CHUNK) {
-        int m = b - start < CHUNK ? b - start : CHUNK;
-        for (int i = 0; i < m; i++) {
-            if (ld->augment) {
-                cifar10_draw_augmentation(&ld->rng, &dys[i], &dxs[i], &flips[i]);
-            } else {
-                dys[i] = dxs[i] = 4;
-                flips[i] = 0;
-            }
-        }
-#pragma omp parallel for schedule(static) if (m >= 16)
-        for (int i = 0; i < m; i++) {
-            int index = ld->offset + order[start + i];
-            size_t at = (size_t)(start + i) * CIFAR10_PIXELS;
-            if (elem_size == 4)
-                cifar10_image_f32(data, index, dys[i], dxs[i], flips[i], (float *)images + at);
-            else
-                cifar10_image_f64(data, index, dys[i], dxs[i], flips[i], (double *)images + at);
-        }
-    }
-    ld->position += b;
-    return b;
 }

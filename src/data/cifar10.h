@@ -1,6 +1,7 @@
 /* cifar10.h: the CIFAR-10 data set in the official binary layout (cifar-10-batches-bin/data_batch_1..5.bin,
  * test_batch.bin: records of 1 label byte + 3,072 pixel bytes, R, G, B planes of 32x32, row-major),
- * normalisation, torchvision-style augmentation and seeded batch loaders. Errors go through hs_error(). */
+ * normalisation and torchvision-style augmentation (batches: samples.h's SampleLoader). Errors go through
+ * hs_error(). */
 #ifndef HS_CIFAR10_H
 #define HS_CIFAR10_H
 
@@ -42,35 +43,5 @@ void cifar10_image_f64(const Cifar10 *data, int index, int dy, int dx, int flip,
 
 /* Draws one augmentation (dy, dx uniform in [0, 8], flip with probability 0.5). */
 void cifar10_draw_augmentation(Rng *rng, int *dy, int *dx, int *flip);
-
-/* A loader walks over a subset of images in batches.
- *   shuffle: a new seeded permutation each epoch (epoch e uses the stream of seed, so runs repeat).
- *   augment: random crop + flip per image.
- * Selection: images offset..offset+count-1 in file order. */
-typedef struct {
-    const Cifar10 *data;
-    int offset, count;
-    int batch;
-    int shuffle, augment;
-    int drop_last; /* ignore a final partial batch (init sets 0; set it after init) */
-    Rng rng;
-    int *order; /* (count) */
-    int position; /* next index into order; -1: the next call starts a new epoch */
-    int epoch;    /* epochs started so far (0 before the first batch) */
-} Cifar10Loader;
-
-int cifar10_loader_init(Cifar10Loader *ld, const Cifar10 *data, int offset, int count, int batch, int shuffle,
-                        int augment, uint64_t seed);
-void cifar10_loader_free(Cifar10Loader *ld);
-/* Batches per epoch. */
-int cifar10_loader_batches(const Cifar10Loader *ld);
-/* Fills the next batch (float or double images, int32 labels); returns its size, 0 at the end of an epoch
- * (then the next call starts a new epoch, reshuffled). elem_size is 4 (float) or 8 (double); anything else
- * returns -1 with hs_error. labels may be NULL. Each epoch shuffles the identity permutation with the loader's
- * rng, then draws (dy, dx, flip) per image in batch order from the same rng (serially, so the result does not
- * depend on the number of OpenMP threads). */
-int cifar10_loader_next(Cifar10Loader *ld, void *images /* (B,3,32,32) */, int elem_size, int32_t *labels /* (B) */);
-/* Makes the loader start a new epoch at the next call (reshuffles). */
-void cifar10_loader_restart(Cifar10Loader *ld);
 
 #endif

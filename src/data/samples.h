@@ -73,10 +73,11 @@ void samples_shape_text(const SampleSource *s, long count, char *out, size_t siz
 /* The same for the targets: labels "(N,)", values "(N,10)". */
 void samples_target_shape_text(const SampleSource *s, char *out, size_t size);
 
-/* Batches over samples offset..offset+count-1 of a source, as cifar10_loader does (same order of random
- * draws, so a CIFAR-10 source gives the same batches bit for bit):
- *   shuffle: each epoch shuffles the identity permutation with the loader's rng;
- *   augment: then one augmentation per sample in batch order from the same rng (needs draw_augment). */
+/* Batches over samples offset..offset+count-1 of a source:
+ *   shuffle: each epoch shuffles the identity permutation with the loader's rng (seeded: runs repeat);
+ *   augment: then one augmentation per sample in batch order from the same rng (needs draw_augment), drawn
+ *   serially, so a batch does not depend on the number of OpenMP threads.
+ * Setting position to -1 makes the next call start a new (reshuffled) epoch. */
 typedef struct {
     const SampleSource *src;
     int offset, count, batch;

@@ -11,6 +11,7 @@
 
 #include "../../src/core/common.h"
 #include "../../src/data/cifar10.h"
+#include "../../src/data/samples.h"
 
 static const char *const names[6] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
                                      "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"};
@@ -25,14 +26,17 @@ static void check_loaded(const Cifar10 *d, const uint8_t *bytes, size_t total) {
         FUZZ_ASSERT(memcmp(d->pixels + (size_t)i * CIFAR10_PIXELS, rec + 1, CIFAR10_PIXELS) == 0,
                     "pixels of record %d", i);
     }
-    Cifar10Loader ld;
-    FUZZ_ASSERT(cifar10_loader_init(&ld, d, 0, d->n, 3, 1, 1, 7) == 0, "loader: %s", hs_last_error());
+    SampleSource src;
+    FUZZ_ASSERT(samples_wrap_cifar10(d, "fuzz", &src) == 0, "source: %s", hs_last_error());
+    SampleLoader ld;
+    FUZZ_ASSERT(sample_loader_init(&ld, &src, 0, d->n, 3, 1, 1, 7) == 0, "loader: %s", hs_last_error());
     static float images[3 * CIFAR10_PIXELS];
     int32_t labels[3];
-    int b = cifar10_loader_next(&ld, images, 4, labels);
+    int b = sample_loader_next(&ld, images, 4, labels);
     FUZZ_ASSERT(b == (d->n < 3 ? d->n : 3), "first batch has %d images", b);
     for (int i = 0; i < b; i++) FUZZ_ASSERT(labels[i] >= 0 && labels[i] < CIFAR10_CLASSES, "batch label");
-    cifar10_loader_free(&ld);
+    sample_loader_free(&ld);
+    samples_free(&src);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
