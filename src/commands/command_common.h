@@ -122,7 +122,7 @@ typedef struct {
 } CommonOptions;
 
 #define COMMON_SPECS(o)                                                                                           \
-    {"--model NAME", ARG_STRING, &(o).arch, "architecture: cnn, resnet18 or resnet50", 0},                      \
+    {"--model NAME", ARG_STRING, &(o).arch, "cnn, resnet18, resnet50 or an ONNX file NAME.onnx", 0},                      \
         {"--checkpoint FILE", ARG_STRING, &(o).checkpoint, "safetensors checkpoint (this or --random-init)", 0}, \
         {"--random-init SEED", ARG_U64, &(o).random_init,                                                       \
          "no checkpoint: freshly initialised weights from this seed (default: none; needs one of the two)", 0},  \

@@ -46,7 +46,7 @@ static void FN(json_table)(JsonWriter *w, const TensorInfo *t, int count, int tr
 int FN(cmd_info)(int argc, char **argv) {
     const char *arch = NULL, *json = NULL, *precision = "f32";
     ArgSpec specs[] = {
-        {"--model NAME", ARG_STRING, &arch, "architecture: cnn, resnet18 or resnet50", 1},
+        {"--model NAME", ARG_STRING, &arch, "cnn, resnet18, resnet50 or an ONNX file NAME.onnx", 1},
         {"--json FILE", ARG_STRING, &json, "write the description as JSON", 0},
         {"--precision f32|f64", ARG_STRING, &precision, "working precision", 0},
     };

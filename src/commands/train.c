@@ -512,7 +512,7 @@ int FN(cmd_train)(int argc, char **argv) {
     double lr = 0.01, momentum = 0.9, wd = 0;
     uint64_t seed = 50;
     ArgSpec specs[] = {
-        {"--model", ARG_STRING, &arch, "architecture: cnn, resnet18, resnet50", 0},
+        {"--model", ARG_STRING, &arch, "cnn, resnet18, resnet50 or an ONNX file NAME.onnx", 0},
         {"--data", ARG_STRING, &data_dir, "folder with cifar-10-batches-bin/ (or --inputs/--targets)", 0},
         {"--inputs", ARG_STRING, &inputs, ".npy training inputs X (N, ...) float32/float64, instead of --data", 0},
         {"--targets", ARG_STRING, &targets, ".npy training targets: int labels (N,) or float values (N, outputs)", 0},
@@ -550,7 +550,7 @@ int FN(cmd_train)(int argc, char **argv) {
         {"--quiet", ARG_FLAG, &quiet, "no progress bar", 0},
     };
     int parsed = args_parse(argc, argv,
-                            "usage: hessian train --model cnn|resnet18|resnet50 --data DIR|--inputs X --targets Y "
+                            "usage: hessian train --model cnn|resnet18|resnet50|NET.onnx --data DIR|--inputs X --targets Y "
                             "--out CKPT [options]\n"
                             "Trains with SGD (PyTorch semantics); on CIFAR-10 with random crop (padding 4) and "
                             "horizontal flip.\n"
