@@ -147,7 +147,7 @@ expect 2 "did you mean --epochs\?" "$bin" train --data "$data" --out "$tmp/t.saf
 
 # --help: real model names, value placeholders, true defaults, an example; exit statuses documented.
 for c in hvp exact power lanczos trace density; do
-    expect 0 "cnn, resnet18 or resnet50" "$bin" $c --help
+    expect 0 "cnn, resnet18, resnet50 or an ONNX file NAME.onnx" "$bin" $c --help
     grep -q -- "--json FILE" <<<"$out" && grep -q -- "--data DIR" <<<"$out" && grep -q -- "--threads N" <<<"$out" &&
         grep -q -- "--random-init SEED" <<<"$out" && grep -q "^example: hessian $c " <<<"$out" && ok ||
         bad "$c --help lacks placeholders or an example:"$'\n'"$out"
