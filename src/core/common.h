@@ -23,7 +23,7 @@ typedef float real;
 #define HS_PRECISION_NAME "f32"
 #endif
 
-#define HS_VERSION "0.1.0"
+#define HS_VERSION "0.2.0"
 /* The source's git commit (12 hex digits, "-dirty" when built from changed files), "unknown" outside git. */
 const char *hs_git_commit(void);
 
