@@ -174,8 +174,16 @@ INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 # What a static link needs besides libhessian.a (pkg-config --static): LDLIBS without the rpath flags, with the
 # libraries -fopenmp and the static OpenBLAS (LAPACK in Fortran) bring.
+# A fully static program (cc -static) also needs the -u list: libgfortran.a refers to these pthread functions
+# weakly, which pulls nothing out of glibc's libc.a (2.34 on: pthread is part of libc), so they would stay NULL
+# and libgfortran would call address 0 at exit. Harmless in any other link.
+comma := ,
+space := $(subst ,, )
+PC_STATIC_PTHREAD := -Wl$(subst $(space),,$(foreach f,key_create key_delete getspecific setspecific create join self \
+	mutex_init mutex_destroy mutex_lock mutex_trylock mutex_unlock cond_init cond_destroy cond_wait cond_broadcast,\
+	$(comma)-u$(comma)pthread_$(f)))
 PC_LIBS_PRIVATE := $(if $(wildcard $(OPENBLAS_OMP_DIR)/libopenblas.so),-L$(OPENBLAS_OMP_DIR)) \
-	-llapacke -lopenblas -lgfortran -lquadmath -lprotobuf-c -lgomp -lpthread -lm
+	-llapacke -lopenblas -lgfortran -lquadmath -lprotobuf-c -lgomp -lpthread -lm $(PC_STATIC_PTHREAD)
 INSTALLED := $(INCLUDEDIR)/hessian.h $(LIBDIR)/libhessian.a $(LIBDIR)/$(notdir $(SHLIB)) $(LIBDIR)/$(SONAME) \
 	$(LIBDIR)/libhessian.so $(BINDIR)/hessian $(PKGCONFIGDIR)/hessian.pc
 install: $(HESSIAN) $(SHLIB) $(DIST_LIB)
