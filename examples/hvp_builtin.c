@@ -2,7 +2,7 @@
  * 32 synthetic CIFAR-shaped samples passed in as arrays, one product Hv for a random direction v, checked
  * against central differences of the gradient, (g(theta + eps v) - g(theta - eps v)) / (2 eps).
  *
- *   cc hvp_builtin.c $(pkg-config --cflags --libs hessian) -o hvp_builtin && ./hvp_builtin
+ *   cc hvp_builtin.c $(pkg-config --cflags --libs hessian) -lm -o hvp_builtin && ./hvp_builtin
  *
  * Prints the loss, |Hv| and the relative difference; exits 0 when it is within the tolerance, 1 otherwise. */
 #include <hessian.h>
