@@ -5,15 +5,21 @@
 #   make BUILD=build_portable OPT='-O2 -march=x86-64-v2' test    a second build beside the native one
 #   make bench      benchmarks against PyTorch (needs data and python3-torch; see bench/README.md)
 #   make DEBUG=1    -O0 -g with AddressSanitizer and UndefinedBehaviorSanitizer
+#   make install [PREFIX=/usr/local] [DESTDIR=]   hessian.h, libhessian.so and .a, bin/hessian, hessian.pc
+#   make uninstall [PREFIX=...]                    removes exactly those files
 # No fast-math optimisation flags anywhere: this code computes derivatives and eigenvalues.
 
 CC ?= cc
+OBJCOPY ?= objcopy
 OPT ?= -O2 -march=native
 ifeq ($(DEBUG),1)
 OPT = -O0 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 endif
 CFLAGS ?=
 CFLAGS += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter -fopenmp $(OPT) -I/usr/include/openblas -MMD -MP
+# Every object may go into libhessian.so: position-independent, and hidden unless marked HS_API (include/hessian.h),
+# so the shared library exports the public API alone (hidden symbols also need no GOT indirection).
+CFLAGS += -fPIC -fvisibility=hidden -Iinclude
 # OpenBLAS's OpenMP build runs single-threaded inside our OpenMP regions and uses the same thread pool
 # outside them; prefer it over the pthread build when installed (scripts/setup.sh installs it).
 OPENBLAS_OMP_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
@@ -56,14 +62,26 @@ BENCH_SRC := $(wildcard bench/*.c)
 OBJ := $(GENERIC_SRC:%.c=$(BUILD)/f32/%.o) $(GENERIC_SRC:%.c=$(BUILD)/f64/%.o) $(PLAIN_SRC:%.c=$(BUILD)/plain/%.o) \
 	$(GEN)/onnx.pb-c.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/plain/%.o) $(CMD_SRC:%.c=$(BUILD)/f32/%.o) $(CMD_SRC:%.c=$(BUILD)/f64/%.o)
+# The internal static library: tests, benchmarks and the CLI link it (every symbol, hidden ones included).
 LIB := $(BUILD)/libhessian.a
+# The libraries that get installed. One version, from include/hessian.h's HS_VERSION_MAJOR/MINOR/PATCH; the
+# soname carries the major number.
+hs_version_part = $(shell sed -nE 's/^\#define HS_VERSION_$(1) +([0-9]+).*/\1/p' include/hessian.h)
+VERSION_MAJOR := $(call hs_version_part,MAJOR)
+VERSION := $(VERSION_MAJOR).$(call hs_version_part,MINOR).$(call hs_version_part,PATCH)
+SONAME := libhessian.so.$(VERSION_MAJOR)
+SHLIB := $(BUILD)/libhessian.so.$(VERSION)
+SHLIB_LINKS := $(BUILD)/$(SONAME) $(BUILD)/libhessian.so
+# The installed static library is one relocatable object whose hidden symbols are made local: like the
+# shared library it defines hs_ API names alone, so it cannot clash with a program's own symbols.
+DIST_LIB := $(BUILD)/dist/libhessian.a
 # Tests are built -DHS_F64; these are also built -DHS_F32 as $(BUILD)/tests/NAME_f32.
 F32_TESTS := test_ops test_batchnorm test_golden test_ops_elementwise test_onnx_golden
 TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(F32_TESTS:%=$(BUILD)/tests/%_f32)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f32) $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f64)
 
-.PHONY: all test bench clean onnx-large FORCE
-all: $(HESSIAN)
+.PHONY: all test bench clean onnx-large install uninstall FORCE
+all: $(HESSIAN) $(SHLIB) $(DIST_LIB)
 
 $(BUILD)/f32/%.o: %.c | $(ONNX_PB_H)
 	@mkdir -p $(dir $@)
@@ -96,6 +114,22 @@ $(LIB): $(OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+# -z defs: every symbol the library needs comes from the libraries it names. LDLIBS's rpath to OpenBLAS's OpenMP
+# build (when installed) goes into the library too, so programs linking it get that build, as the CLI does.
+$(SHLIB): $(OBJ)
+	@mkdir -p $(dir $@)
+	@test -n '$(VERSION_MAJOR)' || { echo 'no HS_VERSION_MAJOR in include/hessian.h' >&2; exit 1; }
+	$(CC) $(CFLAGS) -shared -Wl,-soname,$(SONAME) $(if $(filter 1,$(DEBUG)),,-Wl,-z,defs) $(OBJ) $(LDLIBS) -o $@
+	ln -sf $(notdir $(SHLIB)) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/libhessian.so
+$(SHLIB_LINKS): $(SHLIB)
+
+$(DIST_LIB): $(OBJ)
+	@mkdir -p $(dir $@)
+	$(LD) -r $(OBJ) -o $(BUILD)/dist/hessian.o
+	$(OBJCOPY) --localize-hidden $(BUILD)/dist/hessian.o
+	rm -f $@ && $(AR) rcs $@ $(BUILD)/dist/hessian.o
+
 $(HESSIAN): $(CLI_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
@@ -115,8 +149,10 @@ $(ONNX_LARGE): tests/golden/make_onnx_golden.py
 	/usr/bin/python3 tests/golden/make_onnx_golden.py tests/golden/onnx_large --large
 onnx-large: $(ONNX_LARGE)
 
-test: $(TESTS) $(HESSIAN) $(ONNX_LARGE)
-	@OMP_NUM_THREADS=$(THREADS) OPENBLAS_NUM_THREADS=1 HESSIAN_BIN=$(HESSIAN) sh tests/run_all.sh $(TESTS) $(CLI_TESTS)
+# BUILD and MAKE: tests/test_cli_install.sh runs `make install` of this build folder into a temporary prefix.
+test: $(TESTS) $(HESSIAN) $(SHLIB) $(DIST_LIB) $(ONNX_LARGE)
+	@OMP_NUM_THREADS=$(THREADS) OPENBLAS_NUM_THREADS=1 HESSIAN_BIN=$(HESSIAN) BUILD=$(BUILD) MAKE='$(MAKE)' \
+		sh tests/run_all.sh $(TESTS) $(CLI_TESTS)
 
 $(BUILD)/bench/%_f32: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -130,6 +166,43 @@ bench: $(HESSIAN) $(BENCHES)
 
 clean:
 	rm -rf $(BUILD) bin build_portable
+
+# Install: PREFIX goes into hessian.pc, DESTDIR (staging, packaging) only in front of the paths written.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+# What a static link needs besides libhessian.a (pkg-config --static): LDLIBS without the rpath flags, with the
+# libraries -fopenmp and the static OpenBLAS (LAPACK in Fortran) bring.
+# A fully static program (cc -static) also needs the -u list: libgfortran.a refers to these pthread functions
+# weakly, which pulls nothing out of glibc's libc.a (2.34 on: pthread is part of libc), so they would stay NULL
+# and libgfortran would call address 0 at exit. Harmless in any other link.
+comma := ,
+space := $(subst ,, )
+PC_STATIC_PTHREAD := -Wl$(subst $(space),,$(foreach f,key_create key_delete getspecific setspecific create join self \
+	mutex_init mutex_destroy mutex_lock mutex_trylock mutex_unlock cond_init cond_destroy cond_wait cond_broadcast,\
+	$(comma)-u$(comma)pthread_$(f)))
+PC_LIBS_PRIVATE := $(if $(wildcard $(OPENBLAS_OMP_DIR)/libopenblas.so),-L$(OPENBLAS_OMP_DIR)) \
+	-llapacke -lopenblas -lgfortran -lquadmath -lprotobuf-c -lgomp -lpthread -lm $(PC_STATIC_PTHREAD)
+INSTALLED := $(INCLUDEDIR)/hessian.h $(LIBDIR)/libhessian.a $(LIBDIR)/$(notdir $(SHLIB)) $(LIBDIR)/$(SONAME) \
+	$(LIBDIR)/libhessian.so $(BINDIR)/hessian $(PKGCONFIGDIR)/hessian.pc
+install: $(HESSIAN) $(SHLIB) $(DIST_LIB)
+	install -d '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(PKGCONFIGDIR)'
+	install -m 644 include/hessian.h '$(DESTDIR)$(INCLUDEDIR)/hessian.h'
+	install -m 644 $(DIST_LIB) '$(DESTDIR)$(LIBDIR)/libhessian.a'
+	install -m 755 $(SHLIB) '$(DESTDIR)$(LIBDIR)/$(notdir $(SHLIB))'
+	ln -sf $(notdir $(SHLIB)) '$(DESTDIR)$(LIBDIR)/$(SONAME)'
+	ln -sf $(SONAME) '$(DESTDIR)$(LIBDIR)/libhessian.so'
+	install -m 755 $(HESSIAN) '$(DESTDIR)$(BINDIR)/hessian'
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))' \
+		'includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))' '' 'Name: hessian' \
+		'Description: Exact Hessian-vector products and Hessian spectra of neural networks' \
+		'Version: $(VERSION)' 'Libs: -L$${libdir} -lhessian' 'Libs.private: $(strip $(PC_LIBS_PRIVATE))' \
+		'Cflags: -I$${includedir}' > '$(DESTDIR)$(PKGCONFIGDIR)/hessian.pc'
+	chmod 644 '$(DESTDIR)$(PKGCONFIGDIR)/hessian.pc'
+uninstall:
+	rm -f $(foreach f,$(INSTALLED),'$(DESTDIR)$(f)')
 
 # Fuzzing: `make fuzz [FUZZ_SECONDS=60]` runs tests/fuzz/run.sh, which installs clang and the libFuzzer runtime
 # when missing (as root), builds every tests/fuzz/fuzz_*.c harness (target fuzz-build) and runs each for

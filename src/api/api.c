@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,9 +279,12 @@ static int callback_fill(const SampleSource *s, const int *indices, const Sample
     }
     if (rc == 0) {
         int user_rc;
-        /* "Called from one thread at a time" (hessian.h). */
-#pragma omp critical(hs_data_callback)
+        /* "Called from one thread at a time" (hessian.h). A mutex, not a named omp critical: that is a global
+         * symbol (.gomp_critical_user_NAME) which libhessian.so would export. */
+        static pthread_mutex_t fill_lock = PTHREAD_MUTEX_INITIALIZER;
+        pthread_mutex_lock(&fill_lock);
         user_rc = impl->fill(impl->user, idx, n, xd, yd);
+        pthread_mutex_unlock(&fill_lock);
         if (user_rc != 0) rc = hs_error("the data callback returned %d (asked for %d samples from index %lld on)",
                                         user_rc, n, (long long)idx[0]);
     }

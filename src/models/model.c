@@ -487,11 +487,12 @@ int FN(model_parallel_gradient)(Model **replicas, int count, const real *x, cons
         const void *t = (const char *)targets + (size_t)lo * FN(model_target_bytes)(m);
         if (FN(model_forward)(m, x + (size_t)lo * m->in_size, hi - lo) != 0 ||
             FN(model_loss)(m, t, scale, &losses[r], &rights[r]) != 0 || FN(model_backward)(m, t, scale, g) != 0) {
-#pragma omp critical(replica_error)
-            if (!failed) {
-                failed = 1;
-                snprintf(message, sizeof message, "%s", hs_last_error()); /* errors are per thread */
-            }
+            /* The first failure keeps its message (errors are per thread). An atomic claim, not a named omp
+             * critical: that is a global symbol (.gomp_critical_user_NAME) which libhessian.so would export. */
+            int first;
+#pragma omp atomic capture
+            { first = failed; failed = 1; }
+            if (!first) snprintf(message, sizeof message, "%s", hs_last_error());
         }
     }
     if (failed) return hs_error("%s", message);
