@@ -1,7 +1,6 @@
 """test_cli_equal.py: the package computes what the CLI computes on the same .npy files (hvp, K directions,
 GGN, f32, Lanczos), and the gradient against central differences of the loss."""
 import json
-import os
 
 import numpy as np
 import pytest
