@@ -40,9 +40,10 @@ else
 HESSIAN := $(BUILD)/bin/hessian
 endif
 # Precision-generic sources: compiled twice (HS_F32 -> *_f32 symbols, HS_F64 -> *_f64 symbols).
-GENERIC_DIRS := src/ops src/models src/optim src/curvature
-# Precision-independent sources: compiled once.
-PLAIN_DIRS := src/core src/io src/data src/spectral src/report src/graph
+GENERIC_DIRS := src/ops src/models src/optim src/curvature src/api/generic
+# Precision-independent sources: compiled once. The public API (include/hessian.h) is src/api/api.c, which
+# calls its precision-generic half in src/api/generic/ by the model's precision.
+PLAIN_DIRS := src/core src/io src/data src/spectral src/report src/graph src/api
 
 GENERIC_SRC := $(foreach d,$(GENERIC_DIRS),$(wildcard $(d)/*.c))
 PLAIN_SRC := $(foreach d,$(PLAIN_DIRS),$(wildcard $(d)/*.c))

@@ -127,6 +127,8 @@ typedef enum {
 } hs_target_type;
 
 /* Arrays in memory (copied): inputs (N, d1..dk), 1 <= k <= 4, float32 or float64; targets with the same N.
+ * ndim and shape describe the whole array, N included (NumPy's X.ndim and X.shape: ndim = k + 1, shape[0] = N);
+ * likewise target_ndim and target_shape (labels: target_ndim 1, shape (N)).
  * Refused: N mismatch, N = 0, NaN or infinite values, negative labels. */
 HS_API int hs_data_from_arrays(const void *inputs, hs_dtype input_type, int ndim, const int64_t *shape /* (ndim) */,
                                const void *targets, hs_target_type target_type, int target_ndim,
@@ -278,7 +280,10 @@ typedef struct {
 
 HS_API hs_train_options hs_train_defaults(void);
 /* SGD with PyTorch's semantics (torch.optim.SGD, dampening 0), shuffled batches each epoch, batch norm in
- * training mode. The same options and seed give the same checkpoint as `hessian train` with that seed. */
+ * training mode. `hessian train --seed S` draws both the initialisation and the shuffling from S: a model made by
+ * hs_model_create(name, precision, S) and trained with seed S (same data, samples, batch, lr, momentum,
+ * weight_decay, epochs; augment = what the CLI does, i.e. --no-augment for augment 0 on CIFAR-10) holds the same
+ * parameters as that checkpoint. Each call starts a new run: a fresh momentum buffer and a loader seeded anew. */
 HS_API int hs_train(hs_model *m, const hs_data *d, const hs_train_options *opt, hs_train_info *info);
 
 #ifdef __cplusplus

@@ -11,6 +11,7 @@
 #include "../core/progress.h"
 #include "../core/rng.h"
 #include "../curvature/curvature.h"
+#include "../curvature/operator.h"
 #include "../data/cifar10.h"
 #include "../data/samples.h"
 #include "../io/atomic_file.h"
@@ -71,41 +72,6 @@ typedef struct {
  * message set. */
 int FN(command_check_files)(const CommandFile *outputs, int n_outputs, const CommandFile *inputs, int n_inputs);
 
-/* A Hessian (or GGN) operator on the model over samples, for src/spectral/ methods.
- *   fixed:      the same sample set for every product (deterministic operator)
- *   stochastic: a new batch of `batch` samples per product, from a seeded shuffled pass over the pool
- *               (unaugmented), reshuffled when the pool is used up. */
-typedef struct {
-    Model *model;
-    const SampleSource *source;
-    Curvature curvature;
-    int stochastic;
-    int *pool;        /* (pool_count) sample indices */
-    int pool_count;
-    int batch, position, chunk;
-    Rng rng;
-    double last_loss;
-    int64_t samples_seen;
-    /* Optional block (--params): the operator acts on these parameter indices only (the block of the
-     * Hessian with those rows and columns); vectors have block_size entries. */
-    int64_t *block;     /* (block_size) ascending indices into the parameter vector */
-    int64_t block_size;
-    double *full_v, *full_hv; /* (capacity, P) scatter/gather buffers */
-    int capacity;
-    int64_t products;   /* Hessian-vector products so far */
-    struct Progress *progress; /* optional: updated after every product */
-} HessianOperator;
-
-int FN(hessian_operator_init)(HessianOperator *op, Model *m, const SampleSource *source, const int *pool, int pool_count,
-                              int stochastic, int batch, int chunk, uint64_t seed, Curvature curvature);
-void FN(hessian_operator_free)(HessianOperator *op);
-/* Restricts the operator to the parameters named in a comma-separated list: a tensor name ("0.weight") or a
- * prefix of names followed by '.' ("7" = 7.weight and 7.bias, "layer4" = every tensor of layer4). NULL or
- * "all": every parameter. Errors name the unknown entry and list the model's tensors. */
-int FN(hessian_operator_set_block)(HessianOperator *op, const char *params);
-/* Indices selected by such a list (malloc'd), for commands that work on dense matrices. */
-int FN(command_param_block)(const Model *m, const char *params, int64_t **indices, int64_t *count);
-LinOp FN(hessian_operator_linop)(HessianOperator *op);
 
 /* Options every second-order command shares (COMMON_SPECS lists them for args_parse). */
 typedef struct {

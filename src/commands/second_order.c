@@ -216,7 +216,7 @@ int FN(cmd_exact)(int argc, char **argv) {
         hs_error("--k %d: twice that is more than the %lld eigenvalues (%s)", k, (long long)cs.d, cs.d_text);
         status = EXIT_USAGE;
     }
-    if (!status && o.params && strcmp(o.params, "all") != 0 && FN(command_param_block)(cs.model, o.params, &sel, &nsel) != 0) status = EXIT_ERROR;
+    if (!status && o.params && strcmp(o.params, "all") != 0 && FN(param_block)(cs.model, o.params, "--params", &sel, &nsel) != 0) status = EXIT_ERROR;
     if (!status) status = FN(setup_data)(&cs, &o, 0, 0, 0, 0);
     if (status) goto done;
     status = EXIT_ERROR;

@@ -24,6 +24,7 @@
 #include "../io/atomic_file.h"
 #include "../io/safetensors.h"
 #include "../optim/sgd.h"
+#include "../optim/train_epoch.h"
 #include "../report/svg_plot.h"
 #include "../spectral/spectral.h"
 #include "command_common.h"
@@ -31,10 +32,6 @@
 
 #define STATE_FORMAT "hessian train state 2"
 #define STATE_SUFFIX ".optimizer.safetensors"
-/* Models without batch norm split each batch into this many shares, run by the threads as whole passes on
- * model replicas and summed in share order: a number fixed here (not the thread count) keeps training
- * bit-identical for any --threads. */
-#define TRAIN_SHARES 8
 
 static volatile sig_atomic_t FN(interrupted); /* the signal (SIGINT or SIGTERM) that asked to stop, or 0 */
 static void FN(on_signal)(int sig) { FN(interrupted) = sig; }
@@ -500,6 +497,44 @@ static int FN(check_outputs)(const char *const *labels, const char *const *paths
     return status;
 }
 
+/* What the per-step callback of an epoch updates: the --csv curve's window and the progress bar. */
+typedef struct {
+    Run *run;
+    int epoch, nb, has_acc;
+    int64_t *step;
+    int *window;
+    double *window_loss;
+    long seen, right;
+    double loss_sum;
+    int failed;
+    Progress progress;
+} StepLog;
+
+static int FN(on_train_step)(void *user, int b, int n, double loss, int correct) {
+    StepLog *sl = user;
+    (*sl->step)++;
+    *sl->window_loss += loss;
+    if (++*sl->window == sl->run->log_every) {
+        double point[C_COLS] = {(double)*sl->step, sl->epoch - 1 + (double)(b + 1) / sl->nb,
+                                *sl->window_loss / *sl->window};
+        *sl->window = 0;
+        *sl->window_loss = 0;
+        if (FN(table_add)(&sl->run->curve, point) != 0) {
+            sl->failed = 1;
+            return 1;
+        }
+    }
+    sl->seen += n;
+    sl->right += correct;
+    sl->loss_sum += loss * n;
+    char msg[400]; /* "loss %.4f" of any finite double takes at most 316 characters */
+    if (sl->has_acc)
+        snprintf(msg, sizeof msg, "loss %.4f, acc %.1f%%", sl->loss_sum / sl->seen, 100.0 * sl->right / sl->seen);
+    else snprintf(msg, sizeof msg, "loss %.4f", sl->loss_sum / sl->seen);
+    progress_update(&sl->progress, b + 1, msg);
+    return FN(interrupted) != 0;
+}
+
 int FN(cmd_train)(int argc, char **argv) {
     const char *arch = "cnn", *data_dir = NULL, *out = NULL, *init = NULL, *json = NULL, *precision = "f32";
     const char *csv = NULL, *resume = NULL, *sharp_at = NULL;
@@ -596,12 +631,7 @@ int FN(cmd_train)(int argc, char **argv) {
     SampleSource train = {0}, test = {0};
     int has_test = data_dir || test_inputs;
     Model *m = NULL;
-    real *x = NULL, *grad = NULL, *buf = NULL;
-    void *y = NULL;
-    SampleLoader loader = {0};
-    Model **replicas = NULL;
-    int replica_count = 0;
-    real *grads = NULL;
+    Trainer trainer = {0};
     int status = EXIT_ERROR, handlers_set = 0;
     struct sigaction old_int, old_term;
     FN(interrupted) = 0;
@@ -636,37 +666,21 @@ int FN(cmd_train)(int argc, char **argv) {
     if (FN(run_settings)(&run.settings, arch, lr, momentum, wd, seed, batch, n_train, test_samples, log_every) != 0)
         goto fail;
     size_t P = m->num_params;
-    x = hs_malloc(sizeof(real) * (size_t)batch * train.in_size);
-    y = hs_malloc(FN(model_target_bytes)(m) * (size_t)batch);
-    grad = hs_malloc(sizeof(real) * P);
-    buf = hs_calloc(P, sizeof(real));
-    if (!x || !y || !grad || !buf) goto fail;
-    if (sample_loader_init(&loader, &train, 0, n_train, batch, 1, augment, seed) != 0) goto fail;
-    /* Batch norm cannot normalise a batch of one image (PyTorch refuses it too): drop such a last batch. */
-    if (m->num_buffers > 0 && n_train % batch == 1) loader.drop_last = 1;
-    int nb = sample_loader_batches(&loader);
-    /* Without batch norm, the threads run whole passes on shares of the batch (one parallel region per step
-     * instead of one per op); with batch norm the batch must stay whole for its statistics. */
-    int split = TRAIN_SHARES; /* fixed, not the thread count: the same bits for any --threads */
-    if (split > batch) split = batch;
-    if (split > 1 && m->num_buffers == 0) {
-        if (FN(model_create_replicas)(m, split, &replicas) != 0) goto fail;
-        replica_count = split;
-        grads = hs_malloc(sizeof(real) * P * (size_t)split);
-        if (!grads) goto fail;
-    }
-    Sgd opt = {lr, momentum, wd, 0};
+    /* The seed draws the initialisation (command_open_model above) and the loader's shuffles/augmentation. */
+    if (FN(trainer_init)(&trainer, m, &train, n_train, batch, augment, seed, lr, momentum, wd) != 0) goto fail;
+    int nb = trainer.batches;
+    real *buf = trainer.buf;
     if (resume) {
         if (FN(load_state)(&run, resume, nb, buf, P) != 0) goto fail;
         if (run.done.epoch >= epochs) {
             hs_error("%s has already trained %d epochs (--epochs %d)", resume, run.done.epoch, epochs);
             goto fail;
         }
-        opt.started = 1;
+        trainer.opt.started = 1;
         /* Replay the loader's shuffles and augmentation draws of the finished epochs, so the run continues
          * exactly as an uninterrupted one would. */
         for (int e = 1; e <= run.done.epoch; e++)
-            while (sample_loader_next(&loader, x, sizeof(real), y) > 0) {
+            while (sample_loader_next(&trainer.loader, trainer.x, sizeof(real), trainer.y) > 0) {
             }
         if (run.done.interrupted)
             fprintf(stderr, "resuming %s: epoch %d again, from the parameters saved when it was interrupted\n", resume,
@@ -694,49 +708,22 @@ int FN(cmd_train)(int argc, char **argv) {
     sigaction(SIGTERM, &on, &old_term);
     handlers_set = 1;
     for (int epoch = first_epoch; epoch <= epochs; epoch++) {
-        double t0 = hs_seconds(), loss_sum = 0;
-        m->training = 1;
-        long seen = 0, right = 0;
-        Progress pr;
-        char label[64], msg[400]; /* "loss %.4f" of any finite double takes at most 316 characters */
+        double t0 = hs_seconds();
+        char label[64];
         snprintf(label, sizeof label, "Epoch %d/%d", epoch, epochs);
-        progress_begin(&pr, label, "batch", nb);
-        int b = 0, n = 0;
-        while (!FN(interrupted) && (n = sample_loader_next(&loader, x, sizeof(real), y)) > 0) {
-            double loss;
-            int correct;
-            memset(grad, 0, sizeof(real) * P);
-            int rc = replicas ? FN(model_parallel_gradient)(replicas, replica_count, x, y, n, 1.0 / n, grads, grad,
-                                                            &loss, &correct)
-                              : (FN(model_forward)(m, x, n) || FN(model_loss)(m, y, 1.0 / n, &loss, &correct) ||
-                                 FN(model_backward)(m, y, 1.0 / n, grad));
-            if (rc != 0) {
-                progress_end(&pr);
-                hs_error_context("epoch %d, batch %d: ", epoch, b + 1);
-                goto fail;
-            }
-            FN(sgd_step)(&opt, m->params, grad, buf, P);
-            loss_sum += loss * n;
-            right += correct;
-            step++;
-            window_loss += loss;
-            if (++window == log_every) {
-                double point[C_COLS] = {(double)step, epoch - 1 + (double)(b + 1) / nb, window_loss / window};
-                window = 0;
-                window_loss = 0;
-                if (FN(table_add)(&run.curve, point) != 0) {
-                    progress_end(&pr);
-                    goto fail;
-                }
-            }
-            seen += n;
-            b++;
-            if (has_acc) snprintf(msg, sizeof msg, "loss %.4f, acc %.1f%%", loss_sum / seen, 100.0 * right / seen);
-            else snprintf(msg, sizeof msg, "loss %.4f", loss_sum / seen);
-            progress_update(&pr, b, msg);
+        StepLog sl = {.run = &run, .epoch = epoch, .nb = nb, .has_acc = has_acc, .step = &step, .window = &window,
+                      .window_loss = &window_loss};
+        progress_begin(&sl.progress, label, "batch", nb);
+        TrainEpochStats st = {0};
+        int rc = FN(interrupted) ? 0 : FN(trainer_epoch)(&trainer, FN(on_train_step), &sl, &st);
+        progress_end(&sl.progress);
+        if (rc != 0) {
+            hs_error_context("epoch %d, ", epoch);
+            goto fail;
         }
-        progress_end(&pr);
-        if (n < 0) goto fail;
+        if (sl.failed) goto fail;
+        long seen = st.seen, right = st.correct;
+        double loss_sum = st.loss_sum;
         if (FN(interrupted)) {
             RunPoint at = run.done;
             at.interrupted = 1;
@@ -782,16 +769,10 @@ fail:
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
     }
-    sample_loader_free(&loader);
-    FN(model_free_replicas)(replicas, replica_count);
-    free(grads);
+    FN(trainer_free)(&trainer);
     samples_free(&train);
     samples_free(&test);
     FN(model_free)(m);
-    free(x);
-    free(y);
-    free(grad);
-    free(buf);
     free(run.history.v);
     free(run.curve.v);
     free(run.sharpness.v);

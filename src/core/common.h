@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../../include/hessian.h" /* the public API: hs_last_error (declared there, exported) and its types */
+
 #if defined(HS_F64)
 typedef double real;
 #define FN(name) name##_f64
@@ -29,8 +31,7 @@ const char *hs_git_commit(void);
 
 /* Records an error message (printf-style) for the calling thread and returns -1. */
 int hs_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* The last message recorded by hs_error on this thread ("" if none). */
-const char *hs_last_error(void);
+/* hs_last_error() (include/hessian.h): the last message recorded by hs_error on this thread ("" if none). */
 /* Prefixes the current error message with context ("loading X: " + old message); returns -1. */
 int hs_error_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -213,32 +213,17 @@ static int check_finite(const NpyRaw *a, size_t width, const char *path, const c
     return 0;
 }
 
-int samples_from_npy(const char *inputs_path, const char *targets_path, SampleSource *s) {
-    memset(s, 0, sizeof *s);
-    NpyImpl *impl = hs_calloc(1, sizeof *impl);
-    if (!impl) return -1;
-    s->impl = impl;
-    s->free = npy_source_free;
-    NpyRaw *x = &impl->x, *y = &impl->y;
-    if (npy_read_raw(inputs_path, x) != 0) {
-        hs_error_context("inputs: ");
-        goto fail;
-    }
-    if (x->dtype != NPY_F32 && x->dtype != NPY_F64) {
-        hs_error("inputs %s are %s; they must be float32 or float64 (convert with X.astype(np.float32))", inputs_path,
-                 npy_dtype_name(x->dtype));
-        goto fail;
-    }
-    if (x->ndim < 2 || x->ndim > 1 + SAMPLES_MAX_DIMS) {
-        hs_error("inputs %s have %d dimensions; expected (N, ...) with 1 to %d dimensions per sample (a single "
-                 "feature per sample: shape (N, 1))",
-                 inputs_path, x->ndim, SAMPLES_MAX_DIMS);
-        goto fail;
-    }
-    if (x->shape[0] <= 0 || x->shape[0] > INT_MAX) {
-        hs_error("inputs %s hold %lld samples; expected 1 to %d", inputs_path, (long long)x->shape[0], INT_MAX);
-        goto fail;
-    }
+/* The inputs' checks and the source's input shape; the message names the inputs by inputs_path. */
+static int raw_inputs(SampleSource *s, const NpyRaw *x, const char *inputs_path) {
+    if (x->dtype != NPY_F32 && x->dtype != NPY_F64)
+        return hs_error("inputs %s are %s; they must be float32 or float64 (convert with X.astype(np.float32))",
+                        inputs_path, npy_dtype_name(x->dtype));
+    if (x->ndim < 2 || x->ndim > 1 + SAMPLES_MAX_DIMS)
+        return hs_error("inputs %s have %d dimensions; expected (N, ...) with 1 to %d dimensions per sample (a "
+                        "single feature per sample: shape (N, 1))",
+                        inputs_path, x->ndim, SAMPLES_MAX_DIMS);
+    if (x->shape[0] <= 0 || x->shape[0] > INT_MAX)
+        return hs_error("inputs %s hold %lld samples; expected 1 to %d", inputs_path, (long long)x->shape[0], INT_MAX);
     s->count = (long)x->shape[0];
     s->in_ndim = x->ndim - 1;
     s->in_size = 1;
@@ -246,68 +231,128 @@ int samples_from_npy(const char *inputs_path, const char *targets_path, SampleSo
         s->in_shape[d - 1] = x->shape[d];
         s->in_size *= (size_t)x->shape[d];
     }
-    if (s->in_size == 0) {
-        hs_error("inputs %s have no values per sample", inputs_path);
-        goto fail;
-    }
-    snprintf(s->inputs_name, sizeof s->inputs_name, "%s", inputs_path);
-    snprintf(s->targets_name, sizeof s->targets_name, "%s", targets_path);
-    if (check_finite(x, s->in_size, inputs_path, "inputs") != 0) goto fail;
+    if (s->in_size == 0) return hs_error("inputs %s have no values per sample", inputs_path);
+    return check_finite(x, s->in_size, inputs_path, "inputs");
+}
 
-    if (npy_read_raw(targets_path, y) != 0) {
-        hs_error_context("targets: ");
-        goto fail;
-    }
+/* The targets' checks (against the inputs x) and the source's target description. */
+static int raw_targets(SampleSource *s, const NpyRaw *x, const NpyRaw *y, const char *inputs_path,
+                       const char *targets_path) {
     if (y->ndim < 1 || y->shape[0] != x->shape[0]) {
         char xs[160], ys[160];
         shape_text(x->ndim, x->shape, -1, xs, sizeof xs);
         shape_text(y->ndim, y->shape, -1, ys, sizeof ys);
-        hs_error("targets %s have shape %s but the inputs %s have shape %s: they must hold the same number of "
-                 "samples (first dimension)",
-                 targets_path, ys, inputs_path, xs);
-        goto fail;
+        return hs_error("targets %s have shape %s but the inputs %s have shape %s: they must hold the same number "
+                        "of samples (first dimension)",
+                        targets_path, ys, inputs_path, xs);
     }
     if (y->dtype == NPY_I32 || y->dtype == NPY_I64) {
         if (y->ndim != 1) {
             char ys[160];
             shape_text(y->ndim, y->shape, -1, ys, sizeof ys);
-            hs_error("targets %s: integer class labels must have shape (N,), found %s", targets_path, ys);
-            goto fail;
+            return hs_error("targets %s: integer class labels must have shape (N,), found %s", targets_path, ys);
         }
         s->target_kind = TARGET_LABELS;
         s->target_size = 1;
         int64_t max = -1;
         for (long i = 0; i < s->count; i++) {
             int64_t v = raw_int(y, (size_t)i);
-            if (v < 0 || v >= INT32_MAX) {
-                hs_error("targets %s: label %lld of sample %ld is %s; class labels must be in [0, %d)", targets_path,
-                         (long long)v, i, v < 0 ? "negative" : "too large", INT32_MAX);
-                goto fail;
-            }
+            if (v < 0 || v >= INT32_MAX)
+                return hs_error("targets %s: label %lld of sample %ld is %s; class labels must be in [0, %d)",
+                                targets_path, (long long)v, i, v < 0 ? "negative" : "too large", INT32_MAX);
             if (v > max) max = v;
         }
         s->num_classes = (int)(max + 1);
-    } else {
-        if (y->ndim - 1 > SAMPLES_MAX_DIMS) {
-            hs_error("targets %s have %d dimensions; at most %d per sample are supported", targets_path, y->ndim,
-                     SAMPLES_MAX_DIMS);
-            goto fail;
-        }
-        s->target_kind = TARGET_VALUES;
-        s->target_ndim = y->ndim - 1;
-        s->target_size = 1;
-        for (int d = 1; d < y->ndim; d++) {
-            s->target_shape[d - 1] = y->shape[d];
-            s->target_size *= (size_t)y->shape[d];
-        }
-        if (s->target_size == 0) {
-            hs_error("targets %s have no values per sample", targets_path);
-            goto fail;
-        }
-        if (check_finite(y, s->target_size, targets_path, "targets") != 0) goto fail;
+        return 0;
     }
+    if (y->ndim - 1 > SAMPLES_MAX_DIMS)
+        return hs_error("targets %s have %d dimensions; at most %d per sample are supported", targets_path, y->ndim,
+                        SAMPLES_MAX_DIMS);
+    s->target_kind = TARGET_VALUES;
+    s->target_ndim = y->ndim - 1;
+    s->target_size = 1;
+    for (int d = 1; d < y->ndim; d++) {
+        s->target_shape[d - 1] = y->shape[d];
+        s->target_size *= (size_t)y->shape[d];
+    }
+    if (s->target_size == 0) return hs_error("targets %s have no values per sample", targets_path);
+    return check_finite(y, s->target_size, targets_path, "targets");
+}
+
+/* An empty source that will own an NpyImpl. */
+static NpyImpl *raw_source(SampleSource *s, const char *inputs_name, const char *targets_name) {
+    memset(s, 0, sizeof *s);
+    NpyImpl *impl = hs_calloc(1, sizeof *impl);
+    if (!impl) return NULL;
+    s->impl = impl;
+    s->free = npy_source_free;
     s->unit = "samples";
     s->fill = npy_fill;
+    snprintf(s->inputs_name, sizeof s->inputs_name, "%s", inputs_name);
+    snprintf(s->targets_name, sizeof s->targets_name, "%s", targets_name);
+    return impl;
+}
+
+int samples_from_npy(const char *inputs_path, const char *targets_path, SampleSource *s) {
+    NpyImpl *impl = raw_source(s, inputs_path, targets_path);
+    if (!impl) return -1;
+    if (npy_read_raw(inputs_path, &impl->x) != 0) {
+        hs_error_context("inputs: ");
+        goto fail;
+    }
+    if (raw_inputs(s, &impl->x, inputs_path) != 0) goto fail;
+    if (npy_read_raw(targets_path, &impl->y) != 0) {
+        hs_error_context("targets: ");
+        goto fail;
+    }
+    if (raw_targets(s, &impl->x, &impl->y, inputs_path, targets_path) != 0) goto fail;
+    return 0;
+fail:
+    samples_free(s);
+    return -1;
+}
+
+/* A copy of an array in memory as an NpyRaw (ndim <= NPY_MAX_DIMS, checked by the caller). */
+static int raw_copy(const void *data, NpyDtype dtype, int ndim, const int64_t *shape, const char *what, NpyRaw *out) {
+    memset(out, 0, sizeof *out);
+    out->ndim = ndim;
+    out->dtype = dtype;
+    out->word_size = dtype == NPY_F32 || dtype == NPY_I32 ? 4 : 8;
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0) return hs_error("%s: dimension %d is negative (%lld)", what, d, (long long)shape[d]);
+        if (shape[d] > 0 && numel > INT64_MAX / 8 / shape[d]) return hs_error("%s: the shape is too large", what);
+        out->shape[d] = shape[d];
+        numel *= shape[d];
+    }
+    out->numel = numel;
+    if (numel > 0 && !data) return hs_error("%s: no data (NULL)", what);
+    out->data = hs_malloc((size_t)numel * (size_t)out->word_size);
+    if (!out->data) return -1;
+    if (numel > 0) memcpy(out->data, data, (size_t)numel * (size_t)out->word_size);
+    return 0;
+}
+
+int samples_from_arrays(const void *x, NpyDtype x_dtype, int x_ndim, const int64_t *x_shape, const void *y,
+                        NpyDtype y_dtype, int y_ndim, const int64_t *y_shape, SampleSource *s) {
+    const char *xn = "(array)", *yn = "(array)";
+    NpyImpl *impl = raw_source(s, "the inputs array", "the targets array");
+    if (!impl) return -1;
+    if (x_ndim < 2 || x_ndim > 1 + SAMPLES_MAX_DIMS || !x_shape) {
+        hs_error("inputs %s have %d dimensions; expected (N, ...) with 1 to %d dimensions per sample", xn, x_ndim,
+                 SAMPLES_MAX_DIMS);
+        goto fail;
+    }
+    if (y_ndim < 1 || y_ndim > 1 + SAMPLES_MAX_DIMS || !y_shape) {
+        hs_error("targets %s have %d dimensions; expected (N,) labels or (N, ...) values with at most %d dimensions "
+                 "per sample",
+                 yn, y_ndim, SAMPLES_MAX_DIMS);
+        goto fail;
+    }
+    if (raw_copy(x, x_dtype, x_ndim, x_shape, "inputs", &impl->x) != 0 || raw_inputs(s, &impl->x, xn) != 0 ||
+        raw_copy(y, y_dtype, y_ndim, y_shape, "targets", &impl->y) != 0 ||
+        raw_targets(s, &impl->x, &impl->y, xn, yn) != 0)
+        goto fail;
     return 0;
 fail:
     samples_free(s);

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "../core/rng.h"
+#include "../io/npy.h"
 #include "cifar10.h"
 
 #define SAMPLES_MAX_DIMS 4
@@ -65,6 +66,10 @@ int samples_wrap_cifar10(const Cifar10 *data, const char *name, SampleSource *s)
  * kept as stored (converted per chunk by fill). Refused, with the file named: fortran_order, another dtype,
  * N mismatch, N = 0, NaN or infinite values (naming the first bad sample and its element), negative labels. */
 int samples_from_npy(const char *inputs_path, const char *targets_path, SampleSource *s);
+/* The same over arrays in memory (copied, checked the same way): inputs x (x_shape) of x_dtype NPY_F32/NPY_F64,
+ * targets y (y_shape) of y_dtype NPY_I32/NPY_I64 (labels) or NPY_F32/NPY_F64 (values). */
+int samples_from_arrays(const void *x, NpyDtype x_dtype, int x_ndim, const int64_t *x_shape, const void *y,
+                        NpyDtype y_dtype, int y_ndim, const int64_t *y_shape, SampleSource *s);
 
 void samples_free(SampleSource *s);
 
