@@ -13,7 +13,7 @@ def from_torch(module, example_input, precision="f64", checkpoint=None, **kwargs
     """A hessian.Model computing what `module` computes in eval mode (batch norm with running statistics).
 
     module: a torch.nn.Module mapping inputs (N, ...) to outputs (N, K); example_input: one batch (any N) of
-    such inputs. The module is exported to ONNX in memory (opset 13, no constant folding, eval mode) and read
+    such inputs. The module is exported to ONNX in memory (opset 13, no constant folding, an eval() copy) and read
     back by libhessian; the parameter vector then holds module's parameters exactly (float64 values, also for
     a float64 module) in module.parameters() order, with the same names as module.named_parameters().
     Batch-norm running statistics pass through the float32 export. Other keyword arguments (threads, seed)
@@ -27,7 +27,8 @@ def from_torch(module, example_input, precision="f64", checkpoint=None, **kwargs
     values = [p.detach().to(torch.float64).reshape(-1).cpu() for p in module.parameters()]
     shapes = [tuple(p.shape) for p in module.parameters()]
     m32 = copy.deepcopy(module).float().cpu().eval()
-    # torch's exporter merges initializers of equal values (e.g. two BN weights of ones) in eval mode, which
+    # PRESERVE on an eval() copy: TrainingMode.EVAL would also fold batch norm into the convolutions (torch 1.13's
+    # eval peephole), which changes the parameters. torch's exporter merges initializers of equal values (e.g. two BN weights of ones) in eval mode, which
     # would lose parameters: export distinct values, then set the true ones (exactly) through the parameter
     # vector.
     g = torch.Generator().manual_seed(1234)
@@ -37,7 +38,7 @@ def from_torch(module, example_input, precision="f64", checkpoint=None, **kwargs
     x = torch.as_tensor(np.asarray(example_input) if not torch.is_tensor(example_input) else example_input)
     buf = io.BytesIO()
     torch.onnx.export(m32, x.float().cpu(), buf, do_constant_folding=False,
-                      training=torch.onnx.TrainingMode.EVAL, keep_initializers_as_inputs=False,
+                      training=torch.onnx.TrainingMode.PRESERVE, keep_initializers_as_inputs=False,
                       input_names=["x"], output_names=["logits"],
                       dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}}, opset_version=13)
     fd, path = tempfile.mkstemp(suffix=".onnx", prefix="hessian_from_torch_")

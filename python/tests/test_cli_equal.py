@@ -39,10 +39,10 @@ def test_hvp_equals_cli(cli, ck, arrays, tmp_path, precision, curvature, K):
 
 def test_lanczos_equals_cli(cli, ck, arrays, model, tmp_path):
     d, X, y = arrays
-    run_cli(cli, "lanczos", "--checkpoint", ck, "--inputs", f"{d}/X.npy", "--targets", f"{d}/y.npy", "--samples", 48,
-            "--k", 2, "--which", "both", "--steps", 60, "--json", tmp_path / "lz.json")
+    run_cli(cli, "lanczos", "--checkpoint", ck, "--inputs", f"{d}/X.npy", "--targets", f"{d}/y.npy", "--samples", 16,
+            "--k", 2, "--which", "both", "--steps", 40, "--precision", "f64", "--json", tmp_path / "lz.json")
     want = np.array(json.load(open(tmp_path / "lz.json"))["eigenvalues"], dtype=np.float64)
-    vals, res = model.eigenvalues(X, y, k=2, which="both", max_steps=60, samples=48)
+    vals, res = model.eigenvalues(X, y, k=2, which="both", max_steps=40, samples=16)
     assert vals.shape == (4,) and res.shape == (4,)
     np.testing.assert_allclose(np.sort(vals), np.sort(want), rtol=1e-10)
 

@@ -46,7 +46,7 @@ def test_bad_names(ck):
 def test_model_description(m, tmp_path, arrays):
     _, X, y = arrays
     ps = m.parameters()
-    assert ps[0] == ("0.weight", (16, 3, 3, 3), 0) and ps[-1].name == "9.bias"
+    assert ps[0] == ("0.weight", (5, 3, 5, 5), 0) and ps[1] == ("0.bias", (5,), 375) and ps[-1].name == "9.bias"
     assert sum(int(np.prod(t.shape)) for t in ps) == m.num_params
     assert m.input_shape == (3, 32, 32) and m.num_outputs == 10 and m.precision == "f64"
     z = m.forward(X[:5])

@@ -12,7 +12,7 @@ scipy_linalg = pytest.importorskip("scipy.sparse.linalg")
 def setup(ck, arrays):
     _, X, y = arrays
     m = hessian.Model("cnn", checkpoint=ck)
-    return m, X[:32], y[:32]
+    return m, X[:8], y[:8]
 
 
 def test_products(setup):
@@ -45,7 +45,7 @@ def test_block_and_stochastic(setup):
     sizes = {t.name: int(np.prod(t.shape)) for t in m.parameters()}
     op = m.operator(X, y, params=["9.weight", "9.bias"])
     assert op.shape[0] == sizes["9.weight"] + sizes["9.bias"]
-    st = m.operator(X, y, batch=8, seed=3)
+    st = m.operator(X, y, batch=2, seed=3)
     v = np.ones(5100)
     a, b = st @ v, st @ v
     assert not np.array_equal(a, b)  # each product on a new batch
@@ -53,9 +53,9 @@ def test_block_and_stochastic(setup):
 
 def test_trace_density(setup):
     m, X, y = setup
-    t, se = m.trace(X, y, probes=20, method="hutchinson", seed=1)
-    t2, se2 = m.trace(X, y, probes=20, seed=1)
+    t, se = m.trace(X, y, probes=10, method="hutchinson", seed=1)
+    t2, se2 = m.trace(X, y, probes=12, seed=1)
     assert se > 0 and abs(t - t2) < 5 * (se + se2)
-    x, dens = m.density(X, y, runs=2, steps=30, grid=200)
+    x, dens = m.density(X, y, runs=2, steps=20, grid=200)
     assert x.shape == dens.shape == (200,)
     assert abs(np.trapz(dens, x) - 1) < 0.05

@@ -14,10 +14,10 @@ nn = torch.nn
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.bn = nn.BatchNorm2d(4)
-        self.bn2 = nn.BatchNorm2d(4)  # equal-valued initializers: from_torch must keep them apart
-        self.fc = nn.Linear(4 * 4 * 4, 5)
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+        self.bn = nn.BatchNorm2d(2)
+        self.bn2 = nn.BatchNorm2d(2)  # equal-valued initializers: from_torch must keep them apart
+        self.fc = nn.Linear(2 * 2 * 2, 5)
 
     def forward(self, x):
         x = torch.relu(self.bn2(self.bn(self.conv(x))))
@@ -30,9 +30,9 @@ def make():
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():  # non-trivial running statistics, exact in float32 (the export's precision)
         for bn in (net.bn, net.bn2):
-            bn.running_mean.copy_(torch.randn(4, generator=g).float().double())
-            bn.running_var.copy_((torch.rand(4, generator=g) + 0.5).float().double())
-    X = torch.randn(12, 3, 8, 8, generator=g, dtype=torch.float64)
+            bn.running_mean.copy_(torch.randn(2, generator=g).float().double())
+            bn.running_var.copy_((torch.rand(2, generator=g) + 0.5).float().double())
+    X = torch.randn(12, 3, 4, 4, generator=g, dtype=torch.float64)
     y = torch.randint(0, 5, (12,), generator=g)
     return net, X, y
 
@@ -68,8 +68,8 @@ def test_from_torch_hvp_ce():
     ev, mat = m.exact(Xn, yn, matrix=True)
     assert np.abs(mat - H).max() <= 1e-10 * np.abs(H).max()
     np.testing.assert_allclose(ev, np.linalg.eigvalsh((H + H.T) / 2), rtol=0, atol=1e-10 * np.abs(ev).max())
-    t, _ = m.trace(Xn, yn, probes=m.num_params + 8, method="hutch++")
-    assert abs(t - np.trace(H)) <= 1e-8 * np.abs(ev).sum()
+    t, se = m.trace(Xn, yn, probes=60, method="hutch++")
+    assert abs(t - np.trace(H)) <= 5 * se + 1e-8 * np.abs(ev).sum()
 
 
 def test_from_torch_mse_ggn_f32():
