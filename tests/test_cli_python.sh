@@ -17,7 +17,7 @@ if ! "$py" -c 'import numpy, pytest, venv, ensurepip' 2>/dev/null; then
     summary test_cli_python
     exit
 fi
-venv=$build/pyvenv
+venv=$build/pyvenv; [[ $venv == /* ]] || venv=$repo/$venv
 rm -rf "$venv"
 mkdir -p "$build"
 if ! "$py" -m venv --system-site-packages "$venv" >"$tmp/venv.log" 2>&1; then
