@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh: installs the Debian packages hessian needs to build (when missing) and builds bin/hessian.
 # With --test also what the tests need: PyTorch 1.13 and onnx (the golden script exports torchvision's ResNet-18
-# to ONNX at test time; 45 MB, not committed). hessian itself never needs them.
+# to ONNX at test time; 45 MB, not committed), and the Python package test's venv, pip, setuptools, wheel, scipy and
+# pytest (tests/test_cli_python.sh). hessian itself never needs them.
 # Used by scripts/study.sh, scripts/test.sh and CI. Run as root on a fresh Debian 12 machine, or as a user
 # who already has the packages.
 set -euo pipefail
@@ -10,7 +11,8 @@ need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 packages=(gcc make libc6-dev liblapacke-dev libopenblas-openmp-dev xz-utils python3-numpy python3-pil
           libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
-[[ ${1:-} == --test ]] && packages+=(python3-torch python3-onnx)
+[[ ${1:-} == --test ]] && packages+=(python3-torch python3-onnx python3-venv python3-pip python3-setuptools python3-wheel
+                                        python3-scipy python3-pytest)
 for pkg in "${packages[@]}"; do
     have "$pkg" || need+=("$pkg")
 done
