@@ -80,8 +80,10 @@ F32_TESTS := test_ops test_batchnorm test_golden test_ops_elementwise test_onnx_
 TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(F32_TESTS:%=$(BUILD)/tests/%_f32)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f32) $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%_f64)
 
-.PHONY: all test bench clean onnx-large install uninstall FORCE
+.PHONY: all shared test bench clean onnx-large install uninstall FORCE
 all: $(HESSIAN) $(SHLIB) $(DIST_LIB)
+# The shared library alone (the Python package's build runs `make shared`).
+shared: $(SHLIB)
 
 $(BUILD)/f32/%.o: %.c | $(ONNX_PB_H)
 	@mkdir -p $(dir $@)
