@@ -139,6 +139,7 @@ FUZZ_CC ?= clang
 FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-unknown-pragmas -MMD -MP
 FUZZ_LIB_SRC := src/core/common.c src/core/rng.c src/io/atomic_file.c src/io/npy.c src/io/safetensors.c \
+	src/io/json_reader.c src/io/json_writer.c \
 	src/data/cifar10.c src/data/samples.c src/cli/args.c src/graph/graph.c src/graph/onnx_import.c
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o) $(BUILD)/fuzz/obj/gen/onnx.pb-c.o
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))

@@ -74,9 +74,9 @@ static int hex_digit(char c) {
 
 /* Four hex digits at ps->p (just after "\u"). */
 static int hex4(Parser *ps, unsigned *out) {
-    if (ps->end - ps->p < 4) return fail_at(ps, ps->p, "truncated \\u escape");
     unsigned v = 0;
     for (int k = 0; k < 4; k++) {
+        if (ps->p + k >= ps->end) return fail_at(ps, ps->p + k, "truncated \\u escape");
         int d = hex_digit(ps->p[k]);
         if (d < 0) return fail_at(ps, ps->p + k, "bad hex digit in \\u escape");
         v = v * 16 + (unsigned)d;
