@@ -46,7 +46,8 @@ PLAIN_DIRS := src/core src/io src/data src/spectral src/report src/graph
 
 GENERIC_SRC := $(foreach d,$(GENERIC_DIRS),$(wildcard $(d)/*.c))
 PLAIN_SRC := $(foreach d,$(PLAIN_DIRS),$(wildcard $(d)/*.c))
-CLI_SRC := $(wildcard src/cli/*.c)
+# The entry point (src/main.c) and the option parser (src/cli/).
+CLI_SRC := src/main.c $(wildcard src/cli/*.c)
 # Command implementations (precision-generic, linked into the CLI only).
 CMD_SRC := $(wildcard src/commands/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
