@@ -44,8 +44,10 @@ GENERIC_DIRS := src/ops src/models src/optim src/curvature
 # Precision-independent sources: compiled once.
 PLAIN_DIRS := src/core src/io src/data src/spectral src/report src/graph
 
-GENERIC_SRC := $(foreach d,$(GENERIC_DIRS),$(wildcard $(d)/*.c))
-PLAIN_SRC := $(foreach d,$(PLAIN_DIRS),$(wildcard $(d)/*.c))
+# Precision-independent files inside the generic folders, compiled once: the ops' geometry (shapes.h).
+PLAIN_IN_GENERIC := src/ops/shapes.c
+GENERIC_SRC := $(filter-out $(PLAIN_IN_GENERIC),$(foreach d,$(GENERIC_DIRS),$(wildcard $(d)/*.c)))
+PLAIN_SRC := $(foreach d,$(PLAIN_DIRS),$(wildcard $(d)/*.c)) $(PLAIN_IN_GENERIC)
 # The entry point (src/main.c) and the option parser (src/cli/).
 CLI_SRC := src/main.c $(wildcard src/cli/*.c)
 # Command implementations (precision-generic, linked into the CLI only).

@@ -238,7 +238,8 @@ int FN(cmd_study)(int argc, char **argv) {
     double smooth = fmax(fabs(eig.data[0]), fabs(top));
     fprintf(fp, " |\n| max abs | %.4f |\n| trace | %.4f |\n| negative | %.0f of %lld |\n\n![spectrum](spectrum.svg)\n\n",
             smooth, trace, neg, (long long)d);
-    double fixed_lambda = json_get_number(&fixed_json, "lambda", 0), fixed_hvps = json_get_number(&fixed_json, "hvps", 0);
+    double fixed_lambda = json_get_number(&fixed_json, "lambda", 0);
+    double fixed_hvps = json_get_number(&fixed_json, "hvps", 0);
     fprintf(fp, "## 3. Power iteration\n\nA new mini-batch of %d images at every step (shuffled, unaugmented), plain "
                 "and with v <- normalise(0.9 v_prev + 0.1 normalise(Hv)); lambda = v^T H v per step. Study's reference: "
                 "about 45, the plain version noisy.\n\n| variant | last lambda | mean of the last 10 |\n|---|---|---|\n",

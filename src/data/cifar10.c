@@ -230,8 +230,9 @@ static void build_norm_tables(void) {
  * it copies entries of the precision's table (float or double, esize bytes each) into out, so each output value
  * is exactly a table entry whatever the element type. Inlined into both callers, where esize is a constant and
  * each memcpy becomes one load and store. */
-static inline __attribute__((always_inline)) void image_into(const Cifar10 *data, int index, int dy, int dx, int flip, const void *tables /* (C,256) */,
-                       size_t esize, void *out /* (C,32,32) */) {
+static inline __attribute__((always_inline)) void image_into(const Cifar10 *data, int index, int dy, int dx,
+                                                            int flip, const void *tables /* (C,256) */,
+                                                            size_t esize, void *out /* (C,32,32) */) {
     pthread_once(&norm_once, build_norm_tables);
     const uint8_t *src = data->pixels + (size_t)index * CIFAR10_PIXELS;
     const int pad = 4;

@@ -145,7 +145,8 @@ static int escape(Parser *ps, char *buf) {
     case 't': *buf = '\t'; return 1;
     case 'u': break;
     default:
-        if ((unsigned char)e >= 0x20 && (unsigned char)e < 0x7f) return fail_at(ps, at, "invalid escape '\\%c' in string", e);
+        if ((unsigned char)e >= 0x20 && (unsigned char)e < 0x7f)
+            return fail_at(ps, at, "invalid escape '\\%c' in string", e);
         return fail_at(ps, at, "invalid escape (byte 0x%02x after '\\') in string", (unsigned char)e);
     }
     unsigned cp;
@@ -266,7 +267,8 @@ static int parse_number(Parser *ps, JsonValue *v) {
     double x = strtod(tmp, NULL);
     int overflow = errno == ERANGE && isinf(x);
     if (tmp != small) free(tmp);
-    if (overflow) return fail_at(ps, start, "number %.*s is out of the range of a double", len > 40 ? 40 : (int)len, start);
+    if (overflow)
+        return fail_at(ps, start, "number %.*s is out of the range of a double", len > 40 ? 40 : (int)len, start);
     v->type = JSON_NUMBER;
     v->number = x;
     if (integral && fits) {
@@ -374,7 +376,8 @@ static int parse_container(Parser *ps, JsonValue *v, int is_object) {
         if (is_object) v->keys[v->count - 1] = key;
         HS_TRY(parse_value(ps, item));
         skip_ws(ps);
-        if (ps->p >= ps->end) return fail_at(ps, ps->p, "unexpected end inside %s", is_object ? "an object" : "an array");
+        if (ps->p >= ps->end)
+            return fail_at(ps, ps->p, "unexpected end inside %s", is_object ? "an object" : "an array");
         if (*ps->p == ',') {
             ps->p++;
             continue;
@@ -411,7 +414,8 @@ static int parse_value(Parser *ps, JsonValue *v) {
     case 'n': v->type = JSON_NULL; return literal(ps, "null");
     default:
         if (c == '-' || (c >= '0' && c <= '9')) return parse_number(ps, v);
-        if ((unsigned char)c >= 0x20 && (unsigned char)c < 0x7f) return fail_at(ps, ps->p, "unexpected character '%c'", c);
+        if ((unsigned char)c >= 0x20 && (unsigned char)c < 0x7f)
+            return fail_at(ps, ps->p, "unexpected character '%c'", c);
         return fail_at(ps, ps->p, "unexpected byte 0x%02x", (unsigned char)c);
     }
 }
