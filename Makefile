@@ -51,9 +51,12 @@ GENERIC_DIRS := src/ops src/models src/optim src/curvature src/api/generic
 # calls its precision-generic half in src/api/generic/ by the model's precision.
 PLAIN_DIRS := src/core src/io src/data src/spectral src/report src/graph src/api
 
-GENERIC_SRC := $(foreach d,$(GENERIC_DIRS),$(wildcard $(d)/*.c))
-PLAIN_SRC := $(foreach d,$(PLAIN_DIRS),$(wildcard $(d)/*.c))
-CLI_SRC := $(wildcard src/cli/*.c)
+# Precision-independent files inside the generic folders, compiled once: the ops' geometry (shapes.h).
+PLAIN_IN_GENERIC := src/ops/shapes.c
+GENERIC_SRC := $(filter-out $(PLAIN_IN_GENERIC),$(foreach d,$(GENERIC_DIRS),$(wildcard $(d)/*.c)))
+PLAIN_SRC := $(foreach d,$(PLAIN_DIRS),$(wildcard $(d)/*.c)) $(PLAIN_IN_GENERIC)
+# The entry point (src/main.c) and the option parser (src/cli/).
+CLI_SRC := src/main.c $(wildcard src/cli/*.c)
 # Command implementations (precision-generic, linked into the CLI only).
 CMD_SRC := $(wildcard src/commands/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -215,6 +218,7 @@ FUZZ_CC ?= clang
 FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-unknown-pragmas -MMD -MP
 FUZZ_LIB_SRC := src/core/common.c src/core/rng.c src/io/atomic_file.c src/io/npy.c src/io/safetensors.c \
+	src/io/json_reader.c src/io/json_writer.c \
 	src/data/cifar10.c src/data/samples.c src/cli/args.c src/graph/graph.c src/graph/onnx_import.c
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o) $(BUILD)/fuzz/obj/gen/onnx.pb-c.o
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))

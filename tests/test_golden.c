@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../src/curvature/curvature.h"
+#include "../src/io/json_reader.h"
 #include "../src/io/npy.h"
 #include "../src/spectral/spectral.h"
 #include "check.h"
@@ -23,17 +24,13 @@
 
 #define GOLDEN "tests/golden/"
 
+/* The number at key of a golden JSON file's top level, NAN when the file or the key is missing. */
 static double json_number(const char *path, const char *key) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NAN;
-    static char text[1 << 16];
-    size_t n = fread(text, 1, sizeof text - 1, fp);
-    text[n] = 0;
-    fclose(fp);
-    char pattern[64];
-    snprintf(pattern, sizeof pattern, "\"%s\":", key);
-    const char *p = strstr(text, pattern);
-    return p ? strtod(p + strlen(pattern), NULL) : NAN;
+    JsonValue root;
+    if (json_read_file(path, &root) != 0) return NAN;
+    double x = json_get_number(&root, key, NAN);
+    json_free(&root);
+    return x;
 }
 
 /* Reads a golden .npy of n values; a missing file or another length fails a check. */

@@ -338,7 +338,7 @@ static void test_safetensors_malformed(void) {
 
     write_st_raw(p, "{\"a\": {\"dtype\": \"F32\",, }}", data, 8);
     rc = safetensors_read(p, &st);
-    CHECK_ERR(rc, p, "bad JSON", "header byte");
+    CHECK_ERR(rc, p, "bad JSON", "expected a string key at byte 22");
 
     write_st_raw(p, "{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}", data, 8);
     rc = safetensors_read(p, &st);
@@ -350,11 +350,11 @@ static void test_safetensors_malformed(void) {
 
     write_st_raw(p, "{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}} x", data, 8);
     rc = safetensors_read(p, &st);
-    CHECK_ERR(rc, p, "bad JSON", "after the JSON object");
+    CHECK_ERR(rc, p, "bad JSON", "after the JSON value");
 
     write_st_raw(p, "{\"a\": {\"dtype\": \"F32\", \"shape\": [2.5], \"data_offsets\": [0, 8]}}", data, 8);
     rc = safetensors_read(p, &st);
-    CHECK_ERR(rc, p, "bad JSON", "non-integer");
+    CHECK_ERR(rc, p, "'a'", "shape entry 0", "not an integer");
 
     write_st_raw(p, "{\"a\xff\": {}}", data, 0);
     rc = safetensors_read(p, &st);
@@ -406,7 +406,7 @@ static void test_safetensors_malformed(void) {
                  " \"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 16]}}",
                  data, 16);
     rc = safetensors_read(p, &st);
-    CHECK_ERR(rc, p, "'a'", "twice");
+    CHECK_ERR(rc, p, "bad JSON", "'a'", "twice");
 
     /* An empty tensor name (safetensors_write refuses to write one, so no round trip could keep it). */
     write_st_raw(p, "{\"\": {\"dtype\": \"U8\", \"shape\": [1], \"data_offsets\": [0, 1]}}", data, 1);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../src/curvature/curvature.h"
+#include "../src/io/json_reader.h"
 #include "../src/io/npy.h"
 #include "check.h"
 #include "model_check.h"
@@ -93,38 +94,25 @@ static void set_weights(Model *m, int f32) {
     m->batches_tracked = 0;
 }
 
-/* ---------------------------------------------------------------- a minimal JSON reader for the golden file */
+/* ---------------------------------------------------------------- the golden file (io/json_reader.h) */
 
-static char *read_text(const char *path) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *text = malloc((size_t)n + 1);
-    size_t got = fread(text, 1, (size_t)n, fp);
-    text[got] = 0;
-    fclose(fp);
-    return text;
+/* The number at key of the golden file's top level, NAN when absent. */
+static double golden_number(const JsonValue *json, const char *key) { return json_get_number(json, key, NAN); }
+
+/* The number at key inside the object at obj, NAN when absent. */
+static double golden_member(const JsonValue *json, const char *obj, const char *key) {
+    return json_get_number(json_get(json, obj), key, NAN);
 }
 
-/* Pointer just after "key": (NULL when absent). */
-static const char *json_key(const char *text, const char *key) {
-    char pattern[128];
-    snprintf(pattern, sizeof pattern, "\"%s\":", key);
-    const char *p = strstr(text, pattern);
-    return p ? p + strlen(pattern) : NULL;
+/* The numbers of the (possibly nested) array at key, flattened: the count (at most max written), -1 when absent. */
+static int golden_numbers(const JsonValue *json, const char *key, double *out, int max) {
+    return json_numbers(json_get(json, key), out, max);
 }
 
-static double json_number(const char *text, const char *key) {
-    const char *p = json_key(text, key);
-    return p ? strtod(p, NULL) : NAN;
-}
-
-/* Number at key inside the object at obj (the first such key after obj's). */
-static double json_member(const char *text, const char *obj, const char *key) {
-    const char *p = json_key(text, obj);
-    return p ? json_number(p, key) : NAN;
+/* The i-th string of the array at key, NULL when there is none. */
+static const char *golden_string(const JsonValue *json, const char *key, int i) {
+    const JsonValue *s = json_at(json_get(json, key), i);
+    return s && s->type == JSON_STRING ? s->string : NULL;
 }
 
 /* The float32 tolerance for quantity q ("loss", "logits", "grad", "hv") in mode tag ("eval", "train"): a
@@ -140,52 +128,13 @@ static double json_member(const char *text, const char *obj, const char *key) {
  *          thread-independent). hessian measured at most 1.2e-4 (gradient) and 1.0e-4 (H v) with every
  *          kernel and build: tolerance 3x PyTorch's, which admits a flipped ReLU and no more. The f64
  *          checks (1e-8) are what pin the train-mode formulas down. */
-static double f32_tolerance(const char *json, const char *tag, const char *q) {
+static double f32_tolerance(const JsonValue *json, const char *tag, const char *q) {
     char key[64];
     snprintf(key, sizeof key, "%s_torch_f32_rel_err_max", tag);
-    double measured = json_member(json, key, q);
+    double measured = golden_member(json, key, q);
     CHECK(measured > 0 && measured < 0.1, "golden %s.%s: PyTorch's f32 error %g missing or implausible", key, q,
           measured);
     return (strcmp(tag, "eval") == 0 ? 10 : 3) * measured;
-}
-
-/* All numbers of the (possibly nested) array at key, flattened; returns the count (at most max). */
-static int json_numbers(const char *text, const char *key, double *out, int max) {
-    const char *p = json_key(text, key);
-    if (!p) return 0;
-    while (*p && *p != '[') p++;
-    int depth = 0, n = 0;
-    for (; *p; p++) {
-        if (*p == '[') depth++;
-        else if (*p == ']') {
-            if (--depth == 0) break;
-        } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
-            char *end;
-            double v = strtod(p, &end);
-            if (n < max) out[n] = v;
-            n++;
-            p = end - 1;
-        }
-    }
-    return n;
-}
-
-/* The i-th string of the array at key into out (size), 0 on success. */
-static int json_string(const char *text, const char *key, int i, char *out, size_t size) {
-    const char *p = json_key(text, key);
-    if (!p) return -1;
-    while (*p && *p != '[') p++;
-    for (int k = 0; *p && *p != ']'; p++) {
-        if (*p != '"') continue;
-        const char *end = strchr(p + 1, '"');
-        if (!end) return -1;
-        if (k++ == i) {
-            snprintf(out, size, "%.*s", (int)(end - p - 1), p + 1);
-            return 0;
-        }
-        p = end;
-    }
-    return -1;
 }
 
 /* ---------------------------------------------------------------- comparisons */
@@ -213,7 +162,7 @@ static void expect(int f32, const char *what, double err, double tol) {
 }
 
 typedef struct {
-    const char *json;
+    const JsonValue *json;
     NpyArray idx, buf_idx, eval_grad, eval_hv, train_grad, train_hv, running;
 } Golden;
 
@@ -228,11 +177,11 @@ static void compare_vector(int f32, const char *name, const double *x, const dou
     snprintf(what, sizeof what, "%s at 2,000 indices", name);
     expect(f32, what, sub->numel == gd->idx.numel ? rel_vec(pick, sub->data, (size_t)sub->numel) : NAN, tol);
     snprintf(what, sizeof what, "%s norm", name);
-    expect(f32, what, rel(norm(x, P), json_number(gd->json, norm_key)), tol);
+    expect(f32, what, rel(norm(x, P), golden_number(gd->json, norm_key)), tol);
     /* x.v is compared on the scale |x| |v| (a dot product of nearly orthogonal vectors has no relative
      * accuracy of its own) */
     snprintf(what, sizeof what, "%s . v (relative to |%s| |v|)", name, name);
-    expect(f32, what, fabs(dot(x, v, P) - json_number(gd->json, dot_key)) / (json_number(gd->json, norm_key) * norm(v, P)),
+    expect(f32, what, fabs(dot(x, v, P) - golden_number(gd->json, dot_key)) / (golden_number(gd->json, norm_key) * norm(v, P)),
            tol);
     free(pick);
 }
@@ -272,28 +221,27 @@ static void run(int f32, const Golden *gd, const SampleSource *data) {
     size_t P = m->num_params;
     /* names and shapes, in order */
     if (!f32) {
-        CHECK(P == (size_t)json_number(gd->json, "num_params"), "parameter count %zu", P);
+        CHECK(P == (size_t)golden_number(gd->json, "num_params"), "parameter count %zu", P);
         int bad = 0;
         static double shapes[1024];
-        int ns = json_numbers(gd->json, "param_shapes", shapes, 1024), k = 0;
+        int ns = golden_numbers(gd->json, "param_shapes", shapes, 1024), k = 0;
         for (int t = 0; t < m->num_tensors; t++) {
-            char name[128];
-            if (json_string(gd->json, "param_names", t, name, sizeof name) != 0 || strcmp(name, m->tensors[t].name)) {
-                if (bad++ < 5) printf("parameter %d: '%s', PyTorch '%s'\n", t, m->tensors[t].name, name);
+            const char *name = golden_string(gd->json, "param_names", t);
+            if (!name || strcmp(name, m->tensors[t].name)) {
+                if (bad++ < 5) printf("parameter %d: '%s', PyTorch '%s'\n", t, m->tensors[t].name, name ? name : "(none)");
             }
             for (int d = 0; d < m->tensors[t].ndim; d++, k++)
                 if (k >= ns || shapes[k] != (double)m->tensors[t].shape[d]) bad++;
         }
-        char extra[128];
-        CHECK(bad == 0 && k == ns && json_string(gd->json, "param_names", m->num_tensors, extra, sizeof extra) != 0,
+        CHECK(bad == 0 && k == ns && golden_string(gd->json, "param_names", m->num_tensors) == NULL,
               "parameter names/shapes differ from torchvision's resnet50 (%d mismatches)", bad);
         bad = 0;
         for (int b = 0; b < m->num_buffers; b++) {
-            char name[128];
-            if (json_string(gd->json, "buffer_names", b, name, sizeof name) != 0 || strcmp(name, m->buffers[b].name))
+            const char *name = golden_string(gd->json, "buffer_names", b);
+            if (!name || strcmp(name, m->buffers[b].name))
                 bad++;
         }
-        CHECK(bad == 0 && json_string(gd->json, "buffer_names", m->num_buffers, extra, sizeof extra) != 0,
+        CHECK(bad == 0 && golden_string(gd->json, "buffer_names", m->num_buffers) == NULL,
               "buffer names differ from torchvision's resnet50 (%d mismatches)", bad);
     }
     set_weights(m, f32);
@@ -303,7 +251,7 @@ static void run(int f32, const Golden *gd, const SampleSource *data) {
     int idx[4] = {0, 1, 2, 3};
     SampleSet set = {data, idx, 4, 4};
     double loss, ref_logits[40], got_logits[40];
-    CHECK(json_numbers(gd->json, "eval_logits", ref_logits, 40) == 40, "golden eval logits");
+    CHECK(golden_numbers(gd->json, "eval_logits", ref_logits, 40) == 40, "golden eval logits");
 
     for (int mode = 0; mode < 2; mode++) { /* 0: running statistics, 1: batch statistics */
         const char *tag = mode ? "train" : "eval";
@@ -319,12 +267,12 @@ static void run(int f32, const Golden *gd, const SampleSource *data) {
         CHECK(rc == 0, "%s grad: %s", tag, hs_last_error());
         for (int i = 0; i < 40; i++) got_logits[i] = f32 ? (double)((float *)(void *)m->logits)[i] : m->logits[i];
         snprintf(key, sizeof key, "%s_logits", tag);
-        CHECK(json_numbers(gd->json, key, ref_logits, 40) == 40, "golden %s", key);
+        CHECK(golden_numbers(gd->json, key, ref_logits, 40) == 40, "golden %s", key);
         snprintf(what, sizeof what, "%s logits", tag);
         expect(f32, what, rel_vec(got_logits, ref_logits, 40), tol_logits);
         snprintf(key, sizeof key, "%s_loss", tag);
         snprintf(what, sizeof what, "%s loss", tag);
-        expect(f32, what, rel(loss, json_number(gd->json, key)), tol_loss);
+        expect(f32, what, rel(loss, golden_number(gd->json, key)), tol_loss);
         char nk[64], dk[64];
         snprintf(nk, sizeof nk, "%s_grad_norm", tag);
         snprintf(dk, sizeof dk, "%s_g_dot_v", tag);
@@ -384,9 +332,10 @@ static void run(int f32, const Golden *gd, const SampleSource *data) {
 int main(void) {
     double t0 = hs_seconds();
     Golden gd = {0};
-    char *json = read_text(GOLDEN "resnet50_golden.json");
-    gd.json = json;
-    int ok = json && npy_read(GOLDEN "resnet50_idx.npy", &gd.idx) == 0 &&
+    JsonValue json;
+    int have_json = json_read_file(GOLDEN "resnet50_golden.json", &json) == 0;
+    gd.json = &json;
+    int ok = have_json && npy_read(GOLDEN "resnet50_idx.npy", &gd.idx) == 0 &&
              npy_read(GOLDEN "resnet50_buf_idx.npy", &gd.buf_idx) == 0 &&
              npy_read(GOLDEN "resnet50_eval_grad.npy", &gd.eval_grad) == 0 &&
              npy_read(GOLDEN "resnet50_eval_hv.npy", &gd.eval_hv) == 0 &&
@@ -394,7 +343,7 @@ int main(void) {
              npy_read(GOLDEN "resnet50_train_hv.npy", &gd.train_hv) == 0 &&
              npy_read(GOLDEN "resnet50_train_running.npy", &gd.running) == 0;
     CHECK(ok, "golden files (tests/golden/resnet50_*; run from the repository root): %s",
-          json ? hs_last_error() : "resnet50_golden.json missing");
+          hs_last_error());
     Cifar10 data;
     if (ok && cifar10_load(GOLDEN "cnn_data", CIFAR10_TRAIN, &data) != 0) {
         CHECK(0, "golden data: %s", hs_last_error());
@@ -402,7 +351,7 @@ int main(void) {
     }
     if (ok) {
         double labels[4];
-        CHECK(json_numbers(json, "labels", labels, 4) == 4, "golden labels");
+        CHECK(golden_numbers(&json, "labels", labels, 4) == 4, "golden labels");
         for (int i = 0; i < 4; i++) CHECK(labels[i] == data.labels[i], "image %d: label %d, PyTorch %g", i, data.labels[i], labels[i]);
         SampleSource src;
         CHECK(samples_wrap_cifar10(&data, "golden", &src) == 0, "source: %s", hs_last_error());
@@ -414,7 +363,7 @@ int main(void) {
     }
     NpyArray *arrays[] = {&gd.idx, &gd.buf_idx, &gd.eval_grad, &gd.eval_hv, &gd.train_grad, &gd.train_hv, &gd.running};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) npy_free(arrays[i]);
-    free(json);
+    json_free(&json);
     printf("test_resnet_golden: %.1f s\n", hs_seconds() - t0);
     return check_summary("test_resnet_golden");
 }

@@ -72,11 +72,7 @@ int FN(cmd_hvp)(int argc, char **argv) {
         hh[k] = sqrt(hh[k]);
     }
     for (size_t i = 0; i < n; i++) hv_out[i] = (real)hv[i];
-#if defined(HS_F64)
-    if (npy_write_f64(out, hv_out, v.ndim, v.shape) != 0) goto done;
-#else
-    if (npy_write_f32(out, hv_out, v.ndim, v.shape) != 0) goto done;
-#endif
+    if (FN(npy_write)(out, hv_out, v.ndim, v.shape) != 0) goto done;
     if (K == 1)
         printf("loss %.8f | samples %d | |v| %.6g | v.Hv %.10g | v.Hv/v.v %.10g | |Hv| %.6g | %.3f s | wrote %s\n",
                loss, cs.count, sqrt(vv[0]), vhv[0], rq[0], hh[0], seconds, out);

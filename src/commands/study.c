@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "../io/atomic_file.h"
+#include "../io/json_reader.h"
 #include "../io/npy.h"
 #include "../report/svg_plot.h"
 #include "command_common.h"
@@ -43,15 +44,6 @@ static char *FN(read_text)(const char *path) {
     }
     fclose(fp);
     return text;
-}
-
-/* Values of every `"key": number` in a JSON text hessian wrote (in order), up to max. */
-static int FN(scan_numbers)(const char *text, const char *key, double *out, int max) {
-    char pattern[128];
-    snprintf(pattern, sizeof pattern, "\"%s\":", key);
-    int n = 0;
-    for (const char *p = strstr(text, pattern); p && n < max; p = strstr(p + 1, pattern)) out[n++] = strtod(p + strlen(pattern), NULL);
-    return n;
 }
 
 /* Columns of a numeric CSV with a header line: col c of each row into out_c. Returns rows. */
@@ -182,7 +174,7 @@ int FN(cmd_study)(int argc, char **argv) {
     int status = EXIT_ERROR;
     NpyArray eig = {0};
     double *cx = NULL, *cy = NULL, *px = NULL, *py = NULL, *mx = NULL, *my = NULL, *fx = NULL, *fy = NULL;
-    char *train_json = NULL, *exact_json = NULL, *fixed_json = NULL;
+    JsonValue train_json = {0}, exact_json = {0}, fixed_json = {0};
     AtomicFile af;
     int af_open = 0;
     if (npy_read(ev.path, &eig) != 0) goto done;
@@ -208,35 +200,33 @@ int FN(cmd_study)(int argc, char **argv) {
         PlotSeries s[] = {{"train loss (mean of 50 batches)", cx, cy, nc, NULL, 0}};
         PlotFrame f = {"Training the cnn (SGD lr 0.01, momentum 0.9, batch 100)", "epoch", "cross-entropy", 0, 0, 0};
         if (svg_line_chart(FN(join)(&tsvg, out, "training.svg"), &f, s, 1, NULL, 0) != 0) goto done;
-        if (!(train_json = FN(read_text)(tj.path))) goto done;
+        if (json_read_file(tj.path, &train_json) != 0) goto done;
     }
-    if (!(exact_json = FN(read_text)(ej.path)) || !(fixed_json = FN(read_text)(pfj.path))) goto done;
+    if (json_read_file(ej.path, &exact_json) != 0 || json_read_file(pfj.path, &fixed_json) != 0) goto done;
     if (atomic_file_open(&af, FN(join)(&rep, out, "report.md")) != 0) goto done;
     af_open = 1;
     FILE *fp = af.fp;
     fprintf(fp, "# The CIFAR-10 Hessian study\n\nMade by `hessian study` (hessian %s, %s). Checkpoint: `%s`.\n\n",
             HS_VERSION, HS_PRECISION_NAME, ck);
-    if (train_json) {
-        double tl[256], ta[256], vl[256], va[256], ts[256];
-        int ne = FN(scan_numbers)(train_json, "train_loss", tl, 256);
-        FN(scan_numbers)(train_json, "train_acc", ta, 256);
-        FN(scan_numbers)(train_json, "test_loss", vl, 256);
-        FN(scan_numbers)(train_json, "test_acc", va, 256);
-        FN(scan_numbers)(train_json, "seconds", ts, 256);
+    if (!checkpoint) {
+        /* train.json: {"settings": {..}, "epochs": [{"epoch", "train_loss", "train_acc", "test_loss", "test_acc",
+         * "seconds", "eval_seconds"}, ..]}; a null (no test set) reads as 0. */
+        const JsonValue *rows = json_get(&train_json, "epochs");
+        int ne = rows && rows->type == JSON_ARRAY ? rows->count : 0;
         fprintf(fp, "## 1. Training\n\nSGD lr 0.01, momentum 0.9, batch 100, random crop (padding 4) and flip, seed 50. "
                     "Study's reference: train loss 1.93, then 1.69.\n\n| epoch | train loss | train acc | test loss | "
                     "test acc | seconds |\n|---|---|---|---|---|---|\n");
-        for (int i = 0; i < ne; i++)
-            fprintf(fp, "| %d | %.4f | %.1f%% | %.4f | %.1f%% | %.1f |\n", i + 1, tl[i], 100 * ta[i], vl[i], 100 * va[i],
-                    ts[i]);
+        for (int i = 0; i < ne; i++) {
+            const JsonValue *e = json_at(rows, i);
+            fprintf(fp, "| %d | %.4f | %.1f%% | %.4f | %.1f%% | %.1f |\n", i + 1, json_get_number(e, "train_loss", 0),
+                    100 * json_get_number(e, "train_acc", 0), json_get_number(e, "test_loss", 0),
+                    100 * json_get_number(e, "test_acc", 0), json_get_number(e, "seconds", 0));
+        }
         fprintf(fp, "\n![training curve](training.svg)\n\n");
     }
-    double loss = 0, asym = 0, trace = 0, neg = 0, secs = 0;
-    FN(scan_numbers)(exact_json, "loss", &loss, 1);
-    FN(scan_numbers)(exact_json, "asymmetry", &asym, 1);
-    FN(scan_numbers)(exact_json, "trace", &trace, 1);
-    FN(scan_numbers)(exact_json, "negative_count", &neg, 1);
-    FN(scan_numbers)(exact_json, "seconds", &secs, 1);
+    double loss = json_get_number(&exact_json, "loss", 0), asym = json_get_number(&exact_json, "asymmetry", 0),
+           trace = json_get_number(&exact_json, "trace", 0), neg = json_get_number(&exact_json, "negative_count", 0),
+           secs = json_get_number(&exact_json, "seconds", 0);
     fprintf(fp, "## 2. The exact Hessian on %d training images\n\nd = %lld, loss %.4f, built from batched exact "
                 "Hessian-vector products and diagonalised with LAPACKE in %.1f s; measured asymmetry %.2g before "
                 "symmetrisation. Study's reference: smallest about -1.3, largest about 44.\n\n",
@@ -248,9 +238,8 @@ int FN(cmd_study)(int argc, char **argv) {
     double smooth = fmax(fabs(eig.data[0]), fabs(top));
     fprintf(fp, " |\n| max abs | %.4f |\n| trace | %.4f |\n| negative | %.0f of %lld |\n\n![spectrum](spectrum.svg)\n\n",
             smooth, trace, neg, (long long)d);
-    double fixed_lambda = 0, fixed_hvps = 0;
-    FN(scan_numbers)(fixed_json, "lambda", &fixed_lambda, 1);
-    FN(scan_numbers)(fixed_json, "hvps", &fixed_hvps, 1);
+    double fixed_lambda = json_get_number(&fixed_json, "lambda", 0);
+    double fixed_hvps = json_get_number(&fixed_json, "hvps", 0);
     fprintf(fp, "## 3. Power iteration\n\nA new mini-batch of %d images at every step (shuffled, unaugmented), plain "
                 "and with v <- normalise(0.9 v_prev + 0.1 normalise(Hv)); lambda = v^T H v per step. Study's reference: "
                 "about 45, the plain version noisy.\n\n| variant | last lambda | mean of the last 10 |\n|---|---|---|\n",
@@ -279,8 +268,8 @@ done:
     if (status != EXIT_OK) FN(command_fail)("study");
     npy_free(&eig);
     free(cx); free(cy); free(px); free(py); free(mx); free(my); free(fx); free(fy);
-    free(train_json);
-    free(exact_json);
-    free(fixed_json);
+    json_free(&train_json);
+    json_free(&exact_json);
+    json_free(&fixed_json);
     return status;
 }

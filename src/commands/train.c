@@ -425,11 +425,7 @@ static int FN(check_state)(Run *run, const SafeTensors *st, const char *checkpoi
     int64_t shape[1] = {(int64_t)P};
     const StTensor *t;
     HS_TRY(safetensors_expect_shape(st, "momentum_buffer", 1, shape, &t));
-#if defined(HS_F64)
-    HS_TRY(safetensors_to_f64(st, t, buf));
-#else
-    HS_TRY(safetensors_to_f32(st, t, buf));
-#endif
+    HS_TRY(FN(safetensors_to)(st, t, buf));
     for (size_t i = 0; i < P; i++)
         if (!isfinite((double)buf[i]))
             return hs_error("%s: corrupt training state: momentum_buffer holds a non-finite value at index %zu", path, i);

@@ -226,38 +226,44 @@ static void build_norm_tables(void) {
 }
 
 /* Output pixel (y, x) comes from padded pixel (y + dy, x' + dx), x' = 31 - x if flipped else x, i.e. raw pixel
- * (y + dy - 4, x' + dx - 4); outside the raw image it is a zero byte. */
-#define CIFAR10_IMAGE_BODY(T, TABLE)                                                                      \
-    pthread_once(&norm_once, build_norm_tables);                                                          \
-    const uint8_t *src = data->pixels + (size_t)index * CIFAR10_PIXELS;                                   \
-    const int pad = 4;                                                                                    \
-    const int x_base = flip ? CIFAR10_SIDE - 1 + dx - pad : dx - pad, x_step = flip ? -1 : 1;             \
-    for (int c = 0; c < CIFAR10_CHANNELS; c++) {                                                          \
-        const T *table = TABLE[c];                                                                        \
-        const T padded = table[0];                                                                        \
-        const uint8_t *plane = src + c * CIFAR10_SIDE * CIFAR10_SIDE;                                     \
-        T *dst = out + c * CIFAR10_SIDE * CIFAR10_SIDE;                                                   \
-        for (int y = 0; y < CIFAR10_SIDE; y++) {                                                          \
-            T *row_out = dst + y * CIFAR10_SIDE;                                                          \
-            int sy = y + dy - pad;                                                                        \
-            if (sy < 0 || sy >= CIFAR10_SIDE) {                                                           \
-                for (int x = 0; x < CIFAR10_SIDE; x++) row_out[x] = padded;                               \
-                continue;                                                                                 \
-            }                                                                                             \
-            const uint8_t *row = plane + sy * CIFAR10_SIDE;                                               \
-            for (int x = 0; x < CIFAR10_SIDE; x++) {                                                      \
-                int sx = x_base + x_step * x;                                                             \
-                row_out[x] = (sx < 0 || sx >= CIFAR10_SIDE) ? padded : table[row[sx]];                    \
-            }                                                                                             \
-        }                                                                                                 \
+ * (y + dy - 4, x' + dx - 4); outside the raw image it is a zero byte. One implementation for both precisions:
+ * it copies entries of the precision's table (float or double, esize bytes each) into out, so each output value
+ * is exactly a table entry whatever the element type. Inlined into both callers, where esize is a constant and
+ * each memcpy becomes one load and store. */
+static inline __attribute__((always_inline)) void image_into(const Cifar10 *data, int index, int dy, int dx,
+                                                            int flip, const void *tables /* (C,256) */,
+                                                            size_t esize, void *out /* (C,32,32) */) {
+    pthread_once(&norm_once, build_norm_tables);
+    const uint8_t *src = data->pixels + (size_t)index * CIFAR10_PIXELS;
+    const int pad = 4;
+    const int x_base = flip ? CIFAR10_SIDE - 1 + dx - pad : dx - pad, x_step = flip ? -1 : 1;
+    for (int c = 0; c < CIFAR10_CHANNELS; c++) {
+        const unsigned char *table = (const unsigned char *)tables + (size_t)c * 256 * esize;
+        const unsigned char *padded = table; /* the value of byte 0 */
+        const uint8_t *plane = src + c * CIFAR10_SIDE * CIFAR10_SIDE;
+        unsigned char *dst = (unsigned char *)out + (size_t)c * CIFAR10_SIDE * CIFAR10_SIDE * esize;
+        for (int y = 0; y < CIFAR10_SIDE; y++) {
+            unsigned char *row_out = dst + (size_t)y * CIFAR10_SIDE * esize;
+            int sy = y + dy - pad;
+            if (sy < 0 || sy >= CIFAR10_SIDE) {
+                for (int x = 0; x < CIFAR10_SIDE; x++) memcpy(row_out + x * esize, padded, esize);
+                continue;
+            }
+            const uint8_t *row = plane + sy * CIFAR10_SIDE;
+            for (int x = 0; x < CIFAR10_SIDE; x++) {
+                int sx = x_base + x_step * x;
+                memcpy(row_out + x * esize, (sx < 0 || sx >= CIFAR10_SIDE) ? padded : table + row[sx] * esize, esize);
+            }
+        }
     }
-
-void cifar10_image_f32(const Cifar10 *data, int index, int dy, int dx, int flip, float *out) {
-    CIFAR10_IMAGE_BODY(float, norm_f32)
 }
 
-void cifar10_image_f64(const Cifar10 *data, int index, int dy, int dx, int flip, double *out) {
-    CIFAR10_IMAGE_BODY(double, norm_f64)
+void cifar10_image_f32(const Cifar10 *data, int index, int dy, int dx, int flip, float *out /* (C,32,32) */) {
+    image_into(data, index, dy, dx, flip, norm_f32, sizeof *out, out);
+}
+
+void cifar10_image_f64(const Cifar10 *data, int index, int dy, int dx, int flip, double *out /* (C,32,32) */) {
+    image_into(data, index, dy, dx, flip, norm_f64, sizeof *out, out);
 }
 
 void cifar10_draw_augmentation(Rng *rng, int *dy, int *dx, int *flip) {

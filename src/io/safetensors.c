@@ -1,12 +1,12 @@
 /* safetensors.c: reader and writer for the safetensors format (see safetensors.h): an 8-byte little-endian
  * u64 header length N, N bytes of UTF-8 JSON ({"name": {"dtype": "F32", "shape": [..], "data_offsets":
  * [begin, end]}, ..., "__metadata__": {"key": "value"}}), then the data section holding the raw
- * little-endian tensor bytes at those offsets. The reader holds a small, strict, depth-limited JSON parser
- * (objects, arrays, strings with every escape incl. surrogate pairs, integers; true/false/null parse but are
- * rejected by validation) and validates everything: file size, header length (at most 100 MB, the format's
- * limit), UTF-8, JSON syntax, field names and types, dtype, shape (non-negative, at most ST_MAX_DIMS dims,
- * no overflow), data_offsets size against dtype size * numel, offsets inside the data section, overlapping
- * tensors, empty names (the writer refuses them too) and duplicate names.
+ * little-endian tensor bytes at those offsets. The header is parsed by the library's strict JSON reader
+ * (io/json_reader.h: UTF-8, syntax, nesting depth, duplicate keys at any level) and validated here: file
+ * size, header length (at most 100 MB, the format's limit), field names and types (integers must be written
+ * as int64 integers), dtype, shape (non-negative, at most ST_MAX_DIMS dims, no overflow), data_offsets size
+ * against dtype size * numel, offsets inside the data section, overlapping tensors, empty names (the writer
+ * refuses them too).
  * Every message names the file and, where one is involved, the tensor. The writer emits a compact header
  * padded with spaces to a multiple of 8 bytes (as the Python library does), tensors in the given order, and
  * writes atomically through atomic_file. Byte order: the host must be little-endian (checked at compile
@@ -24,12 +24,12 @@
 
 #include "../core/common.h"
 #include "atomic_file.h"
+#include "json_reader.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host"
 #endif
 
-#define JSON_MAX_DEPTH 32
 /* The format's limit on the JSON header (MAX_HEADER_SIZE of the reference implementation). It also bounds the
  * parsed tree (a few dozen bytes per JSON value) and keeps the parser's int item counts from overflowing. */
 #define ST_MAX_HEADER 100000000ull
@@ -81,385 +81,24 @@ static int64_t shape_numel(int ndim, const int64_t *shape, int64_t limit) {
     return numel;
 }
 
-/* ---------------------------------------------------------------- JSON parser */
-
-typedef enum { JV_NULL, JV_BOOL, JV_INT, JV_STRING, JV_ARRAY, JV_OBJECT } JvType;
-
-typedef struct Jv {
-    JvType type;
-    int64_t i;        /* JV_INT value, JV_BOOL 0/1 */
-    char *s;          /* JV_STRING (NUL-terminated; embedded NULs are rejected) */
-    int n;            /* JV_ARRAY / JV_OBJECT item count */
-    struct Jv *items; /* (n) */
-    char **keys;      /* (n) JV_OBJECT keys */
-} Jv;
-
-typedef struct {
-    const char *p, *begin, *end;
-    int depth;
-    char err[256]; /* first error, "" while none */
-    size_t err_pos;
-} JsonParser;
-
-static void jv_free(Jv *v) {
-    if (!v) return;
-    free(v->s);
-    for (int k = 0; k < v->n; k++) {
-        jv_free(&v->items[k]);
-        if (v->keys) free(v->keys[k]);
-    }
-    free(v->items);
-    free(v->keys);
-    memset(v, 0, sizeof *v);
-}
-
-static int jp_fail(JsonParser *jp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int jp_fail(JsonParser *jp, const char *fmt, ...) {
-    if (!jp->err[0]) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(jp->err, sizeof jp->err, fmt, ap);
-        va_end(ap);
-        jp->err_pos = (size_t)(jp->p - jp->begin);
-    }
-    return -1;
-}
-
-static void jp_skip_ws(JsonParser *jp) {
-    while (jp->p < jp->end && (*jp->p == ' ' || *jp->p == '\t' || *jp->p == '\n' || *jp->p == '\r')) jp->p++;
-}
-
-static int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static int jp_hex4(JsonParser *jp, unsigned *out) {
-    if (jp->end - jp->p < 4) return jp_fail(jp, "truncated \\u escape");
-    unsigned v = 0;
-    for (int k = 0; k < 4; k++) {
-        int d = hex_digit(jp->p[k]);
-        if (d < 0) return jp_fail(jp, "bad hex digit in \\u escape");
-        v = v * 16 + (unsigned)d;
-    }
-    jp->p += 4;
-    *out = v;
-    return 0;
-}
-
-/* Parses a string (jp->p at the opening quote) into a malloc'd UTF-8 buffer. */
-static int jp_string(JsonParser *jp, char **out) {
-    *out = NULL;
-    jp->p++; /* opening quote */
-    /* The decoded string is never longer than the encoded one. */
-    const char *q = jp->p;
-    while (q < jp->end && *q != '"') q += (*q == '\\' && q + 1 < jp->end) ? 2 : 1;
-    if (q >= jp->end) return jp_fail(jp, "unterminated string");
-    char *buf = malloc((size_t)(q - jp->p) + 1);
-    if (!buf) return jp_fail(jp, "out of memory");
-    size_t n = 0;
-    for (;;) {
-        if (jp->p >= jp->end) {
-            free(buf);
-            return jp_fail(jp, "unterminated string");
-        }
-        unsigned char c = (unsigned char)*jp->p;
-        if (c == '"') {
-            jp->p++;
-            break;
-        }
-        if (c < 0x20) {
-            free(buf);
-            return jp_fail(jp, "unescaped control character 0x%02x in string", c);
-        }
-        if (c != '\\') {
-            buf[n++] = (char)c;
-            jp->p++;
-            continue;
-        }
-        jp->p++;
-        if (jp->p >= jp->end) {
-            free(buf);
-            return jp_fail(jp, "unterminated string");
-        }
-        char e = *jp->p++;
-        switch (e) {
-        case '"': buf[n++] = '"'; break;
-        case '\\': buf[n++] = '\\'; break;
-        case '/': buf[n++] = '/'; break;
-        case 'b': buf[n++] = '\b'; break;
-        case 'f': buf[n++] = '\f'; break;
-        case 'n': buf[n++] = '\n'; break;
-        case 'r': buf[n++] = '\r'; break;
-        case 't': buf[n++] = '\t'; break;
-        case 'u': {
-            unsigned cp;
-            if (jp_hex4(jp, &cp) != 0) {
-                free(buf);
-                return -1;
-            }
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                unsigned lo;
-                if (jp->end - jp->p < 2 || jp->p[0] != '\\' || jp->p[1] != 'u') {
-                    free(buf);
-                    return jp_fail(jp, "unpaired UTF-16 surrogate in \\u escape");
-                }
-                jp->p += 2;
-                if (jp_hex4(jp, &lo) != 0) {
-                    free(buf);
-                    return -1;
-                }
-                if (lo < 0xDC00 || lo > 0xDFFF) {
-                    free(buf);
-                    return jp_fail(jp, "unpaired UTF-16 surrogate in \\u escape");
-                }
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                free(buf);
-                return jp_fail(jp, "unpaired UTF-16 surrogate in \\u escape");
-            }
-            if (cp == 0) {
-                free(buf);
-                return jp_fail(jp, "\\u0000 (NUL) in string is not supported");
-            }
-            /* Encoded length <= 6 input bytes ("\uXXXX") >= UTF-8 length, so buf is large enough. */
-            if (cp < 0x80) {
-                buf[n++] = (char)cp;
-            } else if (cp < 0x800) {
-                buf[n++] = (char)(0xC0 | (cp >> 6));
-                buf[n++] = (char)(0x80 | (cp & 0x3F));
-            } else if (cp < 0x10000) {
-                buf[n++] = (char)(0xE0 | (cp >> 12));
-                buf[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                buf[n++] = (char)(0x80 | (cp & 0x3F));
-            } else {
-                buf[n++] = (char)(0xF0 | (cp >> 18));
-                buf[n++] = (char)(0x80 | ((cp >> 12) & 0x3F));
-                buf[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                buf[n++] = (char)(0x80 | (cp & 0x3F));
-            }
-            break;
-        }
-        default:
-            free(buf);
-            jp->p--;
-            return jp_fail(jp, "invalid escape '\\%c' in string", e);
-        }
-    }
-    buf[n] = '\0';
-    *out = buf;
-    return 0;
-}
-
-static int jp_number(JsonParser *jp, int64_t *out) {
-    int neg = 0;
-    if (*jp->p == '-') {
-        neg = 1;
-        jp->p++;
-    }
-    if (jp->p >= jp->end || *jp->p < '0' || *jp->p > '9') return jp_fail(jp, "bad number");
-    if (*jp->p == '0' && jp->p + 1 < jp->end && jp->p[1] >= '0' && jp->p[1] <= '9')
-        return jp_fail(jp, "number with a leading zero");
-    uint64_t v = 0;
-    uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-    while (jp->p < jp->end && *jp->p >= '0' && *jp->p <= '9') {
-        unsigned d = (unsigned)(*jp->p - '0');
-        if (v > (limit - d) / 10) return jp_fail(jp, "integer too large");
-        v = v * 10 + d;
-        jp->p++;
-    }
-    if (jp->p < jp->end && (*jp->p == '.' || *jp->p == 'e' || *jp->p == 'E'))
-        return jp_fail(jp, "non-integer number (a safetensors header holds only integers)");
-    *out = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
-    return 0;
-}
-
-static int jp_value(JsonParser *jp, Jv *v);
-
-/* Appends one slot to an array/object value; returns the new item (zeroed) or NULL. */
-static Jv *jv_push(JsonParser *jp, Jv *v, int *cap, char *key) {
-    if (v->n == *cap) {
-        int nc = *cap ? 2 * *cap : 4;
-        Jv *items = realloc(v->items, (size_t)nc * sizeof *items);
-        if (!items) {
-            jp_fail(jp, "out of memory");
-            return NULL;
-        }
-        v->items = items;
-        if (v->type == JV_OBJECT) {
-            char **keys = realloc(v->keys, (size_t)nc * sizeof *keys);
-            if (!keys) {
-                jp_fail(jp, "out of memory");
-                return NULL;
-            }
-            v->keys = keys;
-        }
-        *cap = nc;
-    }
-    Jv *item = &v->items[v->n];
-    memset(item, 0, sizeof *item);
-    if (v->type == JV_OBJECT) v->keys[v->n] = key;
-    v->n++;
-    return item;
-}
-
-static int jp_container(JsonParser *jp, Jv *v, int is_object) {
-    char close = is_object ? '}' : ']';
-    v->type = is_object ? JV_OBJECT : JV_ARRAY;
-    if (++jp->depth > JSON_MAX_DEPTH) return jp_fail(jp, "nesting deeper than %d levels", JSON_MAX_DEPTH);
-    jp->p++; /* opening bracket */
-    int cap = 0;
-    jp_skip_ws(jp);
-    if (jp->p < jp->end && *jp->p == close) {
-        jp->p++;
-        jp->depth--;
-        return 0;
-    }
-    for (;;) {
-        jp_skip_ws(jp);
-        char *key = NULL;
-        if (is_object) {
-            if (jp->p >= jp->end || *jp->p != '"') return jp_fail(jp, "expected a string key");
-            if (jp_string(jp, &key) != 0) return -1;
-            jp_skip_ws(jp);
-            if (jp->p >= jp->end || *jp->p != ':') {
-                free(key);
-                return jp_fail(jp, "expected ':' after key");
-            }
-            jp->p++;
-        }
-        Jv *item = jv_push(jp, v, &cap, key);
-        if (!item) {
-            free(key);
-            return -1;
-        }
-        if (jp_value(jp, item) != 0) return -1;
-        jp_skip_ws(jp);
-        if (jp->p >= jp->end) return jp_fail(jp, "unexpected end of header inside %s", is_object ? "an object" : "an array");
-        if (*jp->p == ',') {
-            jp->p++;
-            continue;
-        }
-        if (*jp->p == close) {
-            jp->p++;
-            jp->depth--;
-            return 0;
-        }
-        return jp_fail(jp, "expected ',' or '%c'", close);
-    }
-}
-
-static int jp_literal(JsonParser *jp, const char *word) {
-    size_t n = strlen(word);
-    if ((size_t)(jp->end - jp->p) < n || memcmp(jp->p, word, n) != 0) return jp_fail(jp, "unexpected character");
-    jp->p += n;
-    return 0;
-}
-
-static int jp_value(JsonParser *jp, Jv *v) {
-    memset(v, 0, sizeof *v);
-    jp_skip_ws(jp);
-    if (jp->p >= jp->end) return jp_fail(jp, "unexpected end of header");
-    char c = *jp->p;
-    switch (c) {
-    case '{': return jp_container(jp, v, 1);
-    case '[': return jp_container(jp, v, 0);
-    case '"': v->type = JV_STRING; return jp_string(jp, &v->s);
-    case 't': v->type = JV_BOOL; v->i = 1; return jp_literal(jp, "true");
-    case 'f': v->type = JV_BOOL; return jp_literal(jp, "false");
-    case 'n': v->type = JV_NULL; return jp_literal(jp, "null");
-    default:
-        if (c == '-' || (c >= '0' && c <= '9')) {
-            v->type = JV_INT;
-            return jp_number(jp, &v->i);
-        }
-        if ((unsigned char)c >= 0x20 && (unsigned char)c < 0x7f) return jp_fail(jp, "unexpected character '%c'", c);
-        return jp_fail(jp, "unexpected byte 0x%02x", (unsigned char)c);
-    }
-}
-
-/* Returns the byte offset of the first invalid UTF-8 sequence, or -1 when s[0..n) is valid UTF-8. */
-static long long utf8_invalid_at(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t len;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            len = 2;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            len = 3;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return (long long)i;
-        }
-        if (i + len > n) return (long long)i;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return (long long)i;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return (long long)i;
-        i += len;
-    }
-    return -1;
-}
-
-/* Name of the first key that occurs twice in object v, or NULL. */
-static int cmp_str_ptr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static const char *duplicate_key(const Jv *v, int *oom) {
-    *oom = 0;
-    if (v->n < 2) return NULL;
-    char **sorted = malloc((size_t)v->n * sizeof *sorted);
-    if (!sorted) {
-        *oom = 1;
-        return NULL;
-    }
-    memcpy(sorted, v->keys, (size_t)v->n * sizeof *sorted);
-    qsort(sorted, (size_t)v->n, sizeof *sorted, cmp_str_ptr);
-    const char *dup = NULL;
-    for (int k = 1; k < v->n && !dup; k++)
-        if (strcmp(sorted[k - 1], sorted[k]) == 0) dup = sorted[k];
-    free(sorted);
-    return dup;
-}
-
 /* ---------------------------------------------------------------- reader */
 
-static const char *jv_type_name(JvType t) {
-    switch (t) {
-    case JV_NULL: return "null";
-    case JV_BOOL: return "a boolean";
-    case JV_INT: return "an integer";
-    case JV_STRING: return "a string";
-    case JV_ARRAY: return "an array";
-    case JV_OBJECT: return "an object";
-    }
-    return "?";
+/* What a header value is, for messages: json_type_name, but a number that is not an int64 integer says so. */
+static const char *kind_of(const JsonValue *v) {
+    if (v->type == JSON_NUMBER && !v->is_int) return "a number that is not an integer in the int64 range";
+    if (v->type == JSON_NUMBER) return "an integer";
+    return json_type_name(v->type);
 }
 
+static int is_integer(const JsonValue *v) { return v->type == JSON_NUMBER && v->is_int; }
+
 /* Fills t from the header entry `info` of tensor `name`; messages are prefixed with the path. */
-static int parse_tensor_info(const char *path, const char *name, const Jv *info, size_t data_size, StTensor *t) {
-    if (info->type != JV_OBJECT)
+static int parse_tensor_info(const char *path, const char *name, const JsonValue *info, size_t data_size, StTensor *t) {
+    if (info->type != JSON_OBJECT)
         return hs_error("%s: tensor '%s': header entry is %s, expected an object with dtype, shape and data_offsets",
-                        path, name, jv_type_name(info->type));
-    int oom;
-    const char *dup = duplicate_key(info, &oom);
-    if (oom) return hs_error("%s: out of memory", path);
-    if (dup) return hs_error("%s: tensor '%s': field '%s' appears twice", path, name, dup);
-    const Jv *dtype = NULL, *shape = NULL, *offsets = NULL;
-    for (int k = 0; k < info->n; k++) {
+                        path, name, kind_of(info));
+    const JsonValue *dtype = NULL, *shape = NULL, *offsets = NULL;
+    for (int k = 0; k < info->count; k++) {
         if (strcmp(info->keys[k], "dtype") == 0)
             dtype = &info->items[k];
         else if (strcmp(info->keys[k], "shape") == 0)
@@ -473,36 +112,36 @@ static int parse_tensor_info(const char *path, const char *name, const Jv *info,
     if (!dtype || !shape || !offsets)
         return hs_error("%s: tensor '%s': missing field '%s'", path, name,
                         !dtype ? "dtype" : !shape ? "shape" : "data_offsets");
-    if (dtype->type != JV_STRING)
-        return hs_error("%s: tensor '%s': dtype is %s, expected a string", path, name, jv_type_name(dtype->type));
-    if (dtype_from_name(dtype->s, &t->dtype) != 0)
+    if (dtype->type != JSON_STRING)
+        return hs_error("%s: tensor '%s': dtype is %s, expected a string", path, name, kind_of(dtype));
+    if (dtype_from_name(dtype->string, &t->dtype) != 0)
         return hs_error("%s: tensor '%s' has unsupported dtype '%s' (supported: F32, F64, F16, BF16, I64, I32, U8)",
-                        path, name, dtype->s);
-    if (shape->type != JV_ARRAY)
+                        path, name, dtype->string);
+    if (shape->type != JSON_ARRAY)
         return hs_error("%s: tensor '%s': shape is %s, expected an array of integers", path, name,
-                        jv_type_name(shape->type));
-    if (shape->n > ST_MAX_DIMS)
-        return hs_error("%s: tensor '%s' has %d dimensions; at most %d are supported", path, name, shape->n,
+                        kind_of(shape));
+    if (shape->count > ST_MAX_DIMS)
+        return hs_error("%s: tensor '%s' has %d dimensions; at most %d are supported", path, name, shape->count,
                         ST_MAX_DIMS);
-    t->ndim = shape->n;
-    for (int k = 0; k < shape->n; k++) {
-        if (shape->items[k].type != JV_INT)
+    t->ndim = shape->count;
+    for (int k = 0; k < shape->count; k++) {
+        if (!is_integer(&shape->items[k]))
             return hs_error("%s: tensor '%s': shape entry %d is %s, expected an integer", path, name, k,
-                            jv_type_name(shape->items[k].type));
-        if (shape->items[k].i < 0)
+                            kind_of(&shape->items[k]));
+        if (shape->items[k].integer < 0)
             return hs_error("%s: tensor '%s': shape entry %d is negative (%lld)", path, name, k,
-                            (long long)shape->items[k].i);
-        t->shape[k] = shape->items[k].i;
+                            (long long)shape->items[k].integer);
+        t->shape[k] = shape->items[k].integer;
     }
     size_t esize = dtype_sizes[t->dtype];
     t->numel = shape_numel(t->ndim, t->shape, INT64_MAX / (int64_t)esize);
     char shape_buf[200];
     format_shape(shape_buf, sizeof shape_buf, t->ndim, t->shape);
     if (t->numel < 0) return hs_error("%s: tensor '%s': shape %s is too large", path, name, shape_buf);
-    if (offsets->type != JV_ARRAY || offsets->n != 2 || offsets->items[0].type != JV_INT ||
-        offsets->items[1].type != JV_INT)
+    if (offsets->type != JSON_ARRAY || offsets->count != 2 || !is_integer(&offsets->items[0]) ||
+        !is_integer(&offsets->items[1]))
         return hs_error("%s: tensor '%s': data_offsets must be an array of two integers [begin, end]", path, name);
-    int64_t b = offsets->items[0].i, e = offsets->items[1].i;
+    int64_t b = offsets->items[0].integer, e = offsets->items[1].integer;
     if (b < 0 || e < 0 || e < b)
         return hs_error("%s: tensor '%s': data_offsets [%lld, %lld] are invalid (need 0 <= begin <= end)", path,
                         name, (long long)b, (long long)e);
@@ -521,22 +160,18 @@ static int parse_tensor_info(const char *path, const char *name, const Jv *info,
     return 0;
 }
 
-static int parse_metadata(const char *path, const Jv *meta, SafeTensors *st) {
-    if (meta->type != JV_OBJECT)
-        return hs_error("%s: __metadata__ is %s, expected an object of strings", path, jv_type_name(meta->type));
-    int oom;
-    const char *dup = duplicate_key(meta, &oom);
-    if (oom) return hs_error("%s: out of memory", path);
-    if (dup) return hs_error("%s: __metadata__ key '%s' appears twice", path, dup);
-    st->meta_keys = hs_calloc((size_t)meta->n, sizeof(char *));
-    st->meta_values = hs_calloc((size_t)meta->n, sizeof(char *));
+static int parse_metadata(const char *path, const JsonValue *meta, SafeTensors *st) {
+    if (meta->type != JSON_OBJECT)
+        return hs_error("%s: __metadata__ is %s, expected an object of strings", path, kind_of(meta));
+    st->meta_keys = hs_calloc((size_t)meta->count, sizeof(char *));
+    st->meta_values = hs_calloc((size_t)meta->count, sizeof(char *));
     if (!st->meta_keys || !st->meta_values) return -1;
-    for (int k = 0; k < meta->n; k++) {
-        if (meta->items[k].type != JV_STRING)
+    for (int k = 0; k < meta->count; k++) {
+        if (meta->items[k].type != JSON_STRING)
             return hs_error("%s: __metadata__ value of '%s' is %s, expected a string", path, meta->keys[k],
-                            jv_type_name(meta->items[k].type));
+                            kind_of(&meta->items[k]));
         st->meta_keys[k] = strdup(meta->keys[k]);
-        st->meta_values[k] = strdup(meta->items[k].s);
+        st->meta_values[k] = strdup(meta->items[k].string);
         st->meta_count = k + 1;
         if (!st->meta_keys[k] || !st->meta_values[k]) return hs_error("%s: out of memory", path);
     }
@@ -578,19 +213,16 @@ static int check_overlaps(const char *path, const SafeTensors *st) {
     return rc;
 }
 
-static int validate_header(const char *path, const Jv *root, SafeTensors *st) {
-    if (root->type != JV_OBJECT)
-        return hs_error("%s: header is %s, expected a JSON object", path, jv_type_name(root->type));
-    int oom;
-    const char *dup = duplicate_key(root, &oom);
-    if (oom) return hs_error("%s: out of memory", path);
-    if (dup) return hs_error("%s: tensor name '%s' appears twice in the header", path, dup);
+/* The reader has rejected duplicate keys at every level (tensor names, fields, metadata keys). */
+static int validate_header(const char *path, const JsonValue *root, SafeTensors *st) {
+    if (root->type != JSON_OBJECT)
+        return hs_error("%s: header is %s, expected a JSON object", path, kind_of(root));
     int ntensors = 0;
-    for (int k = 0; k < root->n; k++)
+    for (int k = 0; k < root->count; k++)
         if (strcmp(root->keys[k], "__metadata__") != 0) ntensors++;
     st->tensors = hs_calloc((size_t)ntensors, sizeof(StTensor));
     if (!st->tensors) return -1;
-    for (int k = 0; k < root->n; k++) {
+    for (int k = 0; k < root->count; k++) {
         if (strcmp(root->keys[k], "__metadata__") == 0) {
             HS_TRY(parse_metadata(path, &root->items[k], st));
             continue;
@@ -615,7 +247,7 @@ int safetensors_read(const char *path, SafeTensors *st) {
         return hs_error("cannot open safetensors file '%s': %s", path, strerror(e));
     }
     char *header = NULL;
-    Jv root;
+    JsonValue root;
     memset(&root, 0, sizeof root);
     int rc = -1;
     struct stat sb;
@@ -663,21 +295,13 @@ int safetensors_read(const char *path, SafeTensors *st) {
         goto done;
     }
     header[header_len] = '\0';
-    long long bad = utf8_invalid_at((const unsigned char *)header, (size_t)header_len);
-    if (bad >= 0) {
-        hs_error("%s: bad JSON header: invalid UTF-8 at header byte %lld", path, bad);
+    size_t first = strspn(header, " \t\r\n");
+    if (first < header_len && header[first] != '{') {
+        hs_error("%s: bad JSON header: the header must be a JSON object starting with '{' at byte %zu", path, first);
         goto done;
     }
-    JsonParser jp = {.p = header, .begin = header, .end = header + header_len};
-    jp_skip_ws(&jp);
-    if (jp.p < jp.end && *jp.p != '{') {
-        jp_fail(&jp, "the header must be a JSON object starting with '{'");
-    } else if (jp_value(&jp, &root) == 0) {
-        jp_skip_ws(&jp);
-        if (jp.p != jp.end) jp_fail(&jp, "unexpected data after the JSON object");
-    }
-    if (jp.err[0]) {
-        hs_error("%s: bad JSON header: %s at header byte %zu", path, jp.err, jp.err_pos);
+    if (json_parse(header, (size_t)header_len, &root) != 0) {
+        hs_error_context("%s: bad JSON header: ", path);
         goto done;
     }
     st->data_size = (size_t)(file_size - 8 - header_len);
@@ -689,7 +313,7 @@ int safetensors_read(const char *path, SafeTensors *st) {
     }
     rc = validate_header(path, &root, st);
 done:
-    jv_free(&root);
+    json_free(&root);
     free(header);
     fclose(fp);
     if (rc != 0) safetensors_free(st);
@@ -754,63 +378,54 @@ static int check_float_tensor(const SafeTensors *st, const StTensor *t) {
     return 0;
 }
 
+/* Element k of a floating tensor's bytes as a double: exact for every source dtype (F32, F16 and BF16 widen
+ * exactly), so rounding the result to float is the same as converting the source to float directly: one
+ * conversion serves both safetensors_to_f32 and safetensors_to_f64. */
+static double float_element(StDtype dtype, const uint8_t *src, int64_t k) {
+    switch (dtype) {
+    case ST_F32: {
+        float f;
+        memcpy(&f, src + 4 * k, 4);
+        return f;
+    }
+    case ST_F64: {
+        double d;
+        memcpy(&d, src + 8 * k, 8);
+        return d;
+    }
+    case ST_F16: {
+        uint16_t h;
+        memcpy(&h, src + 2 * k, 2);
+        return half_to_double(h);
+    }
+    case ST_BF16: {
+        uint16_t h;
+        memcpy(&h, src + 2 * k, 2);
+        return bf16_to_float(h);
+    }
+    default: return 0;
+    }
+}
+
 int safetensors_to_f32(const SafeTensors *st, const StTensor *t, float *out /* (numel) */) {
     HS_TRY(check_float_tensor(st, t));
     const uint8_t *src = st->data + t->begin;
-    for (int64_t k = 0; k < t->numel; k++) {
-        switch (t->dtype) {
-        case ST_F32: memcpy(&out[k], src + 4 * k, 4); break;
-        case ST_F64: {
-            double d;
-            memcpy(&d, src + 8 * k, 8);
-            out[k] = (float)d;
-            break;
-        }
-        case ST_F16: {
-            uint16_t h;
-            memcpy(&h, src + 2 * k, 2);
-            out[k] = (float)half_to_double(h);
-            break;
-        }
-        case ST_BF16: {
-            uint16_t h;
-            memcpy(&h, src + 2 * k, 2);
-            out[k] = bf16_to_float(h);
-            break;
-        }
-        default: break;
-        }
+    if (t->dtype == ST_F32) { /* the bytes as they are (NaN payloads included) */
+        memcpy(out, src, (size_t)t->numel * sizeof *out);
+        return 0;
     }
+    for (int64_t k = 0; k < t->numel; k++) out[k] = (float)float_element(t->dtype, src, k);
     return 0;
 }
 
 int safetensors_to_f64(const SafeTensors *st, const StTensor *t, double *out /* (numel) */) {
     HS_TRY(check_float_tensor(st, t));
     const uint8_t *src = st->data + t->begin;
-    for (int64_t k = 0; k < t->numel; k++) {
-        switch (t->dtype) {
-        case ST_F32: {
-            float f;
-            memcpy(&f, src + 4 * k, 4);
-            out[k] = f;
-            break;
-        }
-        case ST_F64: memcpy(&out[k], src + 8 * k, 8); break;
-        case ST_F16: {
-            uint16_t h;
-            memcpy(&h, src + 2 * k, 2);
-            out[k] = half_to_double(h);
-            break;
-        }
-        case ST_BF16: {
-            uint16_t h;
-            memcpy(&h, src + 2 * k, 2);
-            out[k] = bf16_to_float(h);
-            break;
-        }
-        default: break;
-        }
+    if (t->dtype == ST_F64) {
+        memcpy(out, src, (size_t)t->numel * sizeof *out);
+        return 0;
     }
+    for (int64_t k = 0; k < t->numel; k++) out[k] = float_element(t->dtype, src, k);
     return 0;
 }
 

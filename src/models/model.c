@@ -231,11 +231,7 @@ int FN(model_save)(const Model *m, const char *path, const char *const *meta_key
 
 /* Converts a floating tensor of the file into dst and checks every value is finite; errors name the tensor. */
 static int FN(read_values)(const SafeTensors *st, const char *path, const StTensor *found, real *dst) {
-#if defined(HS_F64)
-    if (safetensors_to_f64(st, found, dst) != 0) return -1;
-#else
-    if (safetensors_to_f32(st, found, dst) != 0) return -1;
-#endif
+    if (FN(safetensors_to)(st, found, dst) != 0) return -1;
     for (int64_t j = 0; j < found->numel; j++)
         if (!isfinite((double)dst[j]))
             return hs_error("checkpoint %s: tensor '%s' holds a non-finite value at index %lld", path, found->name,

@@ -14,15 +14,14 @@
  * GEMM_MULTITHREAD_THRESHOLD 4), inside an OpenMP region or not; tests/test_threads.c would notice otherwise. */
 #define GEMM_SINGLE_THREADED (65536L * 4)
 
+/* CBLAS's two precisions under the FN() names, so FN(cblas_gemm) picks the one this compilation needs. */
+#define cblas_gemm_f32 cblas_sgemm
+#define cblas_gemm_f64 cblas_dgemm
+
 static void FN(blas_gemm)(int ta, int tb, int M, int N, int K, real alpha, const real *A, int lda, const real *B,
                           int ldb, real beta, real *C, int ldc) {
-#if defined(HS_F64)
-    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
-                B, ldb, beta, C, ldc);
-#else
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
-                B, ldb, beta, C, ldc);
-#endif
+    FN(cblas_gemm)(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+                   lda, B, ldb, beta, C, ldc);
 }
 
 void FN(gemm)(int ta, int tb, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,

@@ -38,33 +38,6 @@ enum { SLOT_COL, SLOT_COL2, SLOT_PAD, SLOT_WIDE, SLOT_WIDE2, SLOT_STACKED, SLOT_
 #define CONV_ACC_BLOCKS 16
 #define CONV_ACC_VALUES ((size_t)16 << 20)
 
-/* Precision-independent, but this file is compiled twice (f32 and f64): define them in one of them only. */
-#if defined(HS_F64)
-/* floor((in + pads - extent) / stride) + 1 output positions, 0 when the window does not fit. */
-static int conv_out_size(int in, int extent, int stride, int pads) {
-    int span = in + pads - extent;
-    return span < 0 || stride < 1 ? 0 : span / stride + 1;
-}
-
-ConvShape conv2d_shape_general(int C, int H, int W, int O, int kh, int kw, int groups, int stride_h, int stride_w,
-                               int dil_h, int dil_w, int pad_t, int pad_l, int pad_b, int pad_r) {
-    ConvShape s;
-    memset(&s, 0, sizeof s);
-    s.C = C, s.H = H, s.W = W, s.O = O;
-    s.kh = kh, s.kw = kw, s.groups = groups;
-    s.stride_h = stride_h, s.stride_w = stride_w, s.dil_h = dil_h, s.dil_w = dil_w;
-    s.pad_t = pad_t, s.pad_l = pad_l, s.pad_b = pad_b, s.pad_r = pad_r;
-    s.k = kh, s.stride = stride_h, s.pad = pad_t;
-    s.Ho = conv_out_size(H, dil_h * (kh - 1) + 1, stride_h, pad_t + pad_b);
-    s.Wo = conv_out_size(W, dil_w * (kw - 1) + 1, stride_w, pad_l + pad_r);
-    return s;
-}
-
-ConvShape conv2d_shape(int C, int H, int W, int O, int k, int stride, int pad) {
-    return conv2d_shape_general(C, H, W, O, k, k, 1, stride, stride, 1, 1, pad, pad, pad, pad);
-}
-#endif
-
 static int conv_check(const ConvShape *s) {
     if (s->C < 1 || s->H < 1 || s->W < 1 || s->O < 1 || s->kh < 1 || s->kw < 1 || s->groups < 1 ||
         s->C % s->groups || s->O % s->groups || s->stride_h < 1 || s->stride_w < 1 || s->dil_h < 1 || s->dil_w < 1 ||

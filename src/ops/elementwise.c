@@ -18,50 +18,6 @@
 
 #include "ops.h"
 
-/* ---------------------------------------------------------------- setup (precision-independent, defined once) */
-
-#ifdef HS_F64
-static void shape_str(char *buf, size_t size, int ndim, const int64_t *shape) {
-    size_t len = 0;
-    buf[0] = 0;
-    len += (size_t)snprintf(buf + len, size - len, "(");
-    for (int d = 0; d < ndim && len < size; d++)
-        len += (size_t)snprintf(buf + len, size - len, d ? ",%lld" : "%lld", (long long)shape[d]);
-    if (len < size) snprintf(buf + len, size - len, ")");
-}
-
-int binary_setup(Binary *op, BinaryKind kind, int a_ndim, const int64_t *a_shape, int a_batched, int b_ndim,
-                 const int64_t *b_shape, int b_batched) {
-    if (kind < BIN_ADD || kind > BIN_DIV) return hs_error("binary op: unknown kind %d", (int)kind);
-    if (a_ndim < 0 || a_ndim > 4 || b_ndim < 0 || b_ndim > 4)
-        return hs_error("binary op: operands of %d and %d dimensions per sample (at most 4 supported)", a_ndim,
-                        b_ndim);
-    memset(op, 0, sizeof *op);
-    op->kind = kind, op->a_batched = a_batched != 0, op->b_batched = b_batched != 0;
-    int nd = a_ndim > b_ndim ? a_ndim : b_ndim;
-    int64_t sa[4], sb[4];
-    for (int d = 0; d < nd; d++) {
-        int ia = d - (nd - a_ndim), ib = d - (nd - b_ndim);
-        sa[d] = ia >= 0 ? a_shape[ia] : 1, sb[d] = ib >= 0 ? b_shape[ib] : 1;
-        if (sa[d] < 1 || sb[d] < 1 || (sa[d] != sb[d] && sa[d] != 1 && sb[d] != 1)) {
-            char as[96], bs[96];
-            shape_str(as, sizeof as, a_ndim, a_shape), shape_str(bs, sizeof bs, b_ndim, b_shape);
-            return hs_error("binary op: per-sample shapes %s and %s do not broadcast", as, bs);
-        }
-        op->out_shape[d] = sa[d] > sb[d] ? sa[d] : sb[d];
-    }
-    op->ndim = nd;
-    size_t na = 1, nb = 1, no = 1;
-    for (int d = nd - 1; d >= 0; d--) {
-        op->a_stride[d] = sa[d] == 1 ? 0 : (int64_t)na;
-        op->b_stride[d] = sb[d] == 1 ? 0 : (int64_t)nb;
-        na *= (size_t)sa[d], nb *= (size_t)sb[d], no *= (size_t)op->out_shape[d];
-    }
-    op->a_size = na, op->b_size = nb, op->out_size = no;
-    return 0;
-}
-#endif
-
 /* ---------------------------------------------------------------- iteration plan */
 
 typedef struct {

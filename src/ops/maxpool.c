@@ -1,41 +1,10 @@
-/* maxpool.c: the pooling window shapes (PoolShape, shared with average pooling in pooling.c), and max-pooling
- * over kh x kw windows (per-axis stride, padding per side that never wins, ceil mode) and its four passes
- * (see ops.h). The forward pass records the winning input index of every output; the
+/* maxpool.c: max-pooling over kh x kw windows (PoolShape, shapes.h; per-axis stride, padding per side that
+ * never wins, ceil mode) and its four passes (see ops.h). The forward pass records the winning input index of every output; the
  * other passes route values through it, so max-pool adds no second-order term. Ties go to the first
  * maximum in scan order, as in PyTorch. */
 #include <string.h>
 
 #include "ops.h"
-
-/* Precision-independent, but this file is compiled twice (f32 and f64): define them in one of them only. */
-#if defined(HS_F64)
-/* Output positions along one axis, PyTorch's pooling_output_shape_pad_lr (dilation 1); 0 when none fits. */
-static int pool_out_size(int in, int k, int stride, int pad_lo, int pad_hi, int ceil_mode) {
-    int span = in + pad_lo + pad_hi - k;
-    if (span < 0 || stride < 1) return 0;
-    int out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
-    if (ceil_mode && (out - 1) * stride >= in + pad_lo) out--; /* the last window starts inside input or pad_lo */
-    return out;
-}
-
-PoolShape pool_shape_general(int C, int H, int W, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
-                             int pad_b, int pad_r, int ceil_mode, int count_include_pad) {
-    PoolShape s;
-    memset(&s, 0, sizeof s);
-    s.C = C, s.H = H, s.W = W;
-    s.kh = kh, s.kw = kw, s.stride_h = stride_h, s.stride_w = stride_w;
-    s.pad_t = pad_t, s.pad_l = pad_l, s.pad_b = pad_b, s.pad_r = pad_r;
-    s.ceil_mode = ceil_mode, s.count_include_pad = count_include_pad;
-    s.k = kh, s.stride = stride_h, s.pad = pad_t;
-    s.Ho = pool_out_size(H, kh, stride_h, pad_t, pad_b, ceil_mode);
-    s.Wo = pool_out_size(W, kw, stride_w, pad_l, pad_r, ceil_mode);
-    return s;
-}
-
-PoolShape maxpool_shape(int C, int H, int W, int k, int stride, int pad) {
-    return pool_shape_general(C, H, W, k, k, stride, stride, pad, pad, pad, pad, 0, 1);
-}
-#endif
 
 void FN(maxpool_forward)(real *out, int32_t *argmax, const real *in, int N, const PoolShape *s) {
     size_t in_plane = (size_t)s->H * s->W, out_plane = (size_t)s->Ho * s->Wo;

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "../core/common.h"
+#include "shapes.h" /* ConvShape, PoolShape, Binary and their setup: precision-independent */
 
 /* ---- linear: out = in W^T + b ---- */
 void FN(linear_forward)(real *out /* (N,O) */, const real *in /* (N,In) */, const real *weight /* (O,In) */,
@@ -47,23 +48,7 @@ void FN(linear_tangent_backward)(real *td_in /* (N,K,In) or NULL */, real *td_we
 
 /* ---- conv2d: out = conv(in, W) + b, as ONNX Conv / PyTorch Conv2d: kernel kh x kw, groups, per-axis stride and
  * dilation, zero padding per side (top, left, bottom, right). Weight layout (O, C/groups, kh, kw); output channel
- * o reads input channels of group o / (O/groups). ---- */
-typedef struct {
-    int C, H, W;      /* input channels and size */
-    int O, k;         /* output channels; k, stride, pad: the square case's values (= kh, stride_h, pad_t) */
-    int stride, pad;
-    int Ho, Wo;       /* output size (filled by conv2d_shape / conv2d_shape_general) */
-    int kh, kw, groups;
-    int stride_h, stride_w, dil_h, dil_w;
-    int pad_t, pad_l, pad_b, pad_r;
-} ConvShape;
-
-/* Square kernel, equal strides and pads, groups 1, dilation 1. */
-ConvShape conv2d_shape(int C, int H, int W, int O, int k, int stride, int pad);
-/* Ho = floor((H + pad_t + pad_b - dil_h*(kh-1) - 1) / stride_h) + 1 (0 when the window does not fit), Wo alike.
- * The passes reject (hs_error) shapes with C or O not divisible by groups, or sizes, strides or dilations < 1. */
-ConvShape conv2d_shape_general(int C, int H, int W, int O, int kh, int kw, int groups, int stride_h, int stride_w,
-                               int dil_h, int dil_w, int pad_t, int pad_l, int pad_b, int pad_r);
+ * o reads input channels of group o / (O/groups). ConvShape, conv2d_shape, conv2d_shape_general: shapes.h ---- */
 
 int FN(conv2d_forward)(real *out /* (N,O,Ho,Wo) */, const real *in /* (N,C,H,W) */,
                        const real *weight /* (O,C/groups,kh,kw) */, const real *bias /* (O) or NULL */, int N,
@@ -96,20 +81,8 @@ void FN(relu_tangent_backward)(real *td_in /* (N,K,m) */, const real *td_out /* 
  * stride, padding per side (top, left, bottom, right). Output size per axis (PyTorch's rule):
  *   Ho = floor_or_ceil((H + pad_t + pad_b - kh) / stride_h) + 1, ceil with ceil_mode; with ceil_mode the last
  *   window must start inside the input or the top padding: Ho -= 1 when (Ho-1)*stride_h >= H + pad_t.
- * count_include_pad: average pooling's divisor (see avgpool2d below); max-pool ignores it. ---- */
-typedef struct {
-    int C, H, W;
-    int k, stride, pad; /* the square case's values (= kh, stride_h, pad_t) */
-    int Ho, Wo;
-    int kh, kw, stride_h, stride_w;
-    int pad_t, pad_l, pad_b, pad_r;
-    int ceil_mode, count_include_pad;
-} PoolShape;
-
-/* Square window, equal strides and pads, floor mode. */
-PoolShape maxpool_shape(int C, int H, int W, int k, int stride, int pad);
-PoolShape pool_shape_general(int C, int H, int W, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
-                             int pad_b, int pad_r, int ceil_mode, int count_include_pad);
+ * count_include_pad: average pooling's divisor (see avgpool2d below); max-pool ignores it. PoolShape,
+ * maxpool_shape, pool_shape_general: shapes.h ---- */
 
 /* ---- max-pool (padded cells never win; a window with no input cell gives 0); cache = argmax per output ---- */
 
@@ -236,25 +209,14 @@ void FN(pointwise_tangent_backward)(real *td_in /* (N,K,m) */, const real *td_ou
  * parameter: values (size), tangents rows of (K,ldw); or a constant: pass NULL tangents and NULL gradients).
  * Shapes are per sample (no batch dimension), right-aligned as numpy does; the output is always batched.
  * binary_setup fills op (0) or fails (-1, hs_error) when the shapes do not broadcast or exceed 4 dimensions;
- * it is precision-independent (defined once, in the float64 compile of elementwise.c).
+ * it is precision-independent (shapes.h, shapes.c).
  * Gradients: batched operands are written (=), unbatched ones accumulate (+=), summed over broadcast
  * dimensions and over the batch in a fixed order (double accumulators; independent of the thread count).
  * Any tangent input may be NULL (zero); d_out NULL in tangent_backward: Gauss-Newton (the d_out terms of Mul
  * and Div dropped). With q = 1/b, the Div terms are:
  *   t_out = q t_a - a q^2 t_b,   d_a = q d_out,   d_b = -a q^2 d_out,
  *   td_a = q td_out - q^2 t_b d_out,   td_b = -a q^2 td_out - q^2 t_a d_out + 2 a q^3 t_b d_out. */
-typedef enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV } BinaryKind;
-typedef struct {
-    BinaryKind kind;
-    int ndim;                         /* output dimensions per sample: max(a_ndim, b_ndim) */
-    int64_t out_shape[4];             /* per-sample output shape (first ndim entries) */
-    size_t out_size, a_size, b_size;  /* per-sample element counts */
-    int a_batched, b_batched;
-    int64_t a_stride[4], b_stride[4]; /* element strides of a and b per output dimension, 0 on broadcast dims */
-} Binary;
 
-int binary_setup(Binary *op, BinaryKind kind, int a_ndim, const int64_t *a_shape, int a_batched, int b_ndim,
-                 const int64_t *b_shape, int b_batched);
 void FN(binary_forward)(real *out /* (N,out) */, const real *a /* (N,a) or (a) */, const real *b /* (N,b) or (b) */,
                         int N, const Binary *op);
 void FN(binary_backward)(real *d_a /* (N,a) =, or (a) += when unbatched, or NULL */,

@@ -25,50 +25,42 @@ static int report_info(lapack_int info, const char *routine, int64_t n) {
     return hs_error("%s failed to converge (info %d, n = %lld)", routine, (int)info, (long long)n);
 }
 
-int eigen_symmetric_f64(double *a, int64_t n, double *eigenvalues, int want_vectors) {
-    HS_TRY(check_size(n, a, eigenvalues, "eigen_symmetric_f64"));
+/* One implementation for both precisions: f64 selects double (dsyevd) or float (ssyevd) storage. Only the
+ * LAPACK routine and the element type differ; the checks, the thread handling and the messages are shared. */
+static int eigen_symmetric(void *a /* (n,n) */, int64_t n, void *eigenvalues /* (n) */, int want_vectors, int f64) {
+    const char *who = f64 ? "eigen_symmetric_f64" : "eigen_symmetric_f32";
+    HS_TRY(check_size(n, a, eigenvalues, who));
+    double *ad = a;
+    float *af = a;
     for (int64_t i = 0; i < n; i++)
-        for (int64_t j = i; j < n; j++)
-            if (!isfinite(a[i * n + j]))
-                return hs_error("eigen_symmetric_f64: matrix entry (%lld, %lld) is not finite (%g)", (long long)i,
-                                (long long)j, a[i * n + j]);
+        for (int64_t j = i; j < n; j++) {
+            double x = f64 ? ad[i * n + j] : (double)af[i * n + j];
+            if (!isfinite(x))
+                return hs_error("%s: matrix entry (%lld, %lld) is not finite (%g)", who, (long long)i, (long long)j, x);
+        }
+    lapack_int info, ln = (lapack_int)n;
     if (!want_vectors) {
         /* Eigenvalues only: the two-stage reduction (mostly matrix-matrix work) is several times faster than
          * the one-stage one for large n. The matrix is symmetric, so column-major storage is the same memory
          * and LAPACKE need not transpose it. */
         int threads = openblas_get_num_threads();
         openblas_set_num_threads(1); /* with more, OpenBLAS's threads and LAPACK's OpenMP tasks fight: 10x slower */
-        lapack_int info = LAPACKE_dsyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', (lapack_int)n, a, (lapack_int)n,
-                                                  eigenvalues);
+        info = f64 ? LAPACKE_dsyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', ln, ad, ln, eigenvalues)
+                   : LAPACKE_ssyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', ln, af, ln, eigenvalues);
         openblas_set_num_threads(threads);
-        if (info != 0) return report_info(info, "LAPACKE_dsyevd_2stage", n);
+        if (info != 0) return report_info(info, f64 ? "LAPACKE_dsyevd_2stage" : "LAPACKE_ssyevd_2stage", n);
         return 0;
     }
-    lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)n, a, (lapack_int)n, eigenvalues);
-    if (info != 0) return report_info(info, "LAPACKE_dsyevd", n);
+    info = f64 ? LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', ln, ad, ln, eigenvalues)
+               : LAPACKE_ssyevd(LAPACK_ROW_MAJOR, 'V', 'U', ln, af, ln, eigenvalues);
+    if (info != 0) return report_info(info, f64 ? "LAPACKE_dsyevd" : "LAPACKE_ssyevd", n);
     return 0;
 }
 
-int eigen_symmetric_f32(float *a, int64_t n, float *eigenvalues, int want_vectors) {
-    HS_TRY(check_size(n, a, eigenvalues, "eigen_symmetric_f32"));
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = i; j < n; j++)
-            if (!isfinite(a[i * n + j]))
-                return hs_error("eigen_symmetric_f32: matrix entry (%lld, %lld) is not finite (%g)", (long long)i,
-                                (long long)j, (double)a[i * n + j]);
-    if (!want_vectors) {
-        /* Eigenvalues only: the two-stage reduction (mostly matrix-matrix work) is several times faster than
-         * the one-stage one for large n. The matrix is symmetric, so column-major storage is the same memory
-         * and LAPACKE need not transpose it. */
-        int threads = openblas_get_num_threads();
-        openblas_set_num_threads(1); /* with more, OpenBLAS's threads and LAPACK's OpenMP tasks fight: 10x slower */
-        lapack_int info = LAPACKE_ssyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', (lapack_int)n, a, (lapack_int)n,
-                                                  eigenvalues);
-        openblas_set_num_threads(threads);
-        if (info != 0) return report_info(info, "LAPACKE_ssyevd_2stage", n);
-        return 0;
-    }
-    lapack_int info = LAPACKE_ssyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)n, a, (lapack_int)n, eigenvalues);
-    if (info != 0) return report_info(info, "LAPACKE_ssyevd", n);
-    return 0;
+int eigen_symmetric_f64(double *a /* (n,n) */, int64_t n, double *eigenvalues /* (n) */, int want_vectors) {
+    return eigen_symmetric(a, n, eigenvalues, want_vectors, 1);
+}
+
+int eigen_symmetric_f32(float *a /* (n,n) */, int64_t n, float *eigenvalues /* (n) */, int want_vectors) {
+    return eigen_symmetric(a, n, eigenvalues, want_vectors, 0);
 }

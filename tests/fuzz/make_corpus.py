@@ -113,7 +113,26 @@ def args_corpus():
         put("args", name, b"\0".join(a.encode() for a in argv))
 
 
+def json_corpus():
+    seeds = {
+        "result": json.dumps({"command": "exact", "n": 5100, "trace": 13.321121571939148, "ok": True, "none": None,
+                              "eigenvalues": [-2.5, 0.0, 1e-300, 3.25e10], "history": [{"epoch": 1, "loss": 2.3}]},
+                             indent=2).encode(),
+        "escapes": b'["q\\" b\\\\ s\\/ \\b\\f\\n\\r\\t", "\\u00e9\\u20ac\\ud83d\\ude00", "\xc3\xa9"]',
+        "numbers": b"[0, -0, 9223372036854775807, -9223372036854775808, 9223372036854775808, 1.5e-3, 1E+2, -7e-400]",
+        "deep": b"[" * 32 + b"]" * 32,
+        "too_deep": b"[" * 33 + b"]" * 33,
+        "duplicate": b'{"a": 1, "b": {"a": 2}, "a": 3}',
+        "trailing_comma": b'{"a": [1, 2,]}',
+        "lone_surrogate": b'"\\ud800x"',
+        "bad_utf8": b'"\xc0\xaf"',
+    }
+    for name, data in seeds.items():
+        put("json", name, data)
+
+
 if __name__ == "__main__":
+    json_corpus()
     npy_corpus()
     safetensors_corpus()
     cifar10_corpus()

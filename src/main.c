@@ -1,12 +1,13 @@
-/* main.c: the `hessian` command line: dispatches to a sub-command in the precision --precision asks for
- * (float32 by default). Only this program exits; library code returns errors. */
+/* main.c: the entry point of the `hessian` command line: dispatches to a sub-command in the precision
+ * --precision asks for (float32 by default). Only this program exits; library code returns errors. The option
+ * parser the commands share lives in cli/, the commands in commands/. */
 #include <stdio.h>
 #include <string.h>
 
-#include "../commands/commands.h"
-#include "../core/common.h"
-#include "../data/cifar10_download.h"
-#include "args.h"
+#include "cli/args.h"
+#include "commands/commands.h"
+#include "core/common.h"
+#include "data/cifar10_download.h"
 
 typedef struct {
     const char *name;
