@@ -74,7 +74,9 @@ static int FN(read_csv_columns)(const char *path, int c1, int c2, double **x, do
     return (*x && *y) ? n : -1;
 }
 
-/* Runs one step as `hessian NAME ARGS` would; its result files record that equivalent command line. */
+/* Runs one step as `hessian NAME ARGS` would; its result files record that equivalent command line. argv holds
+ * argc arguments: RUN passes a whole array (no hand-counted lengths) less its last `drop` entries (the train
+ * step's trailing --quiet when study is not quiet). */
 static int run(const char *name, int (*cmd)(int, char **), int argc, char **argv) {
     char *line[64];
     int saved_argc;
@@ -95,6 +97,7 @@ static int run(const char *name, int (*cmd)(int, char **), int argc, char **argv
     if (rc != 0) return hs_error("step '%s' failed (exit %d)", name, rc);
     return 0;
 }
+#define RUN(name, cmd, args, drop) run(name, cmd, (int)(sizeof(args) / sizeof((args)[0])) - (drop), args)
 
 int FN(cmd_study)(int argc, char **argv) {
     const char *data_dir = NULL, *out = "study", *checkpoint = NULL, *precision = "f32";
@@ -140,34 +143,34 @@ int FN(cmd_study)(int argc, char **argv) {
                      "--momentum", "0.9", "--weight-decay", "0", "--seed", "50", "--out", ckpt.path, "--json",
                      (char *)FN(join)(&tj, out, "train.json"), "--csv", (char *)FN(join)(&tc, out, "train_curve.csv"),
                      "--precision", (char *)precision, "--quiet"};
-        if (run("train", FN(cmd_train), quiet ? 25 : 24, a) != 0) return FN(command_fail)("study");
+        if (RUN("train", FN(cmd_train), a, quiet ? 0 : 1) != 0) return FN(command_fail)("study");
     }
     {
         char *a[] = {"--model", "cnn", "--checkpoint", (char *)ck, "--data", (char *)data_dir, "--samples", e_samples,
                      "--offset", "0", "--json", (char *)FN(join)(&ej, out, "exact.json"), "--save-eigenvalues",
                      (char *)FN(join)(&ev, out, "eigenvalues.npy"), "--plot", (char *)FN(join)(&sp, out, "spectrum.svg"),
                      "--precision", (char *)precision};
-        if (run("exact", FN(cmd_exact), 18, a) != 0) return FN(command_fail)("study");
+        if (RUN("exact", FN(cmd_exact), a, 0) != 0) return FN(command_fail)("study");
     }
     {
         char *a[] = {"--model", "cnn", "--checkpoint", (char *)ck, "--data", (char *)data_dir, "--batch", e_samples,
                      "--iters", e_iters, "--seed", "1", "--csv", (char *)FN(join)(&ppc, out, "power_plain.csv"), "--json",
                      (char *)FN(join)(&ppj, out, "power_plain.json"), "--precision", (char *)precision};
-        if (run("power", FN(cmd_power), 18, a) != 0) return FN(command_fail)("study");
+        if (RUN("power", FN(cmd_power), a, 0) != 0) return FN(command_fail)("study");
     }
     {
         char *a[] = {"--model", "cnn", "--checkpoint", (char *)ck, "--data", (char *)data_dir, "--batch", e_samples,
                      "--iters", e_iters, "--beta", "0.9", "--seed", "1", "--csv",
                      (char *)FN(join)(&pmc, out, "power_momentum.csv"), "--json",
                      (char *)FN(join)(&pmj, out, "power_momentum.json"), "--precision", (char *)precision};
-        if (run("power", FN(cmd_power), 20, a) != 0) return FN(command_fail)("study");
+        if (RUN("power", FN(cmd_power), a, 0) != 0) return FN(command_fail)("study");
     }
     {
         char *a[] = {"--model", "cnn", "--checkpoint", (char *)ck, "--data", (char *)data_dir, "--fixed", "--samples",
                      e_samples, "--offset", "0", "--iters", "300", "--tol", "1e-4", "--seed", "1", "--csv",
                      (char *)FN(join)(&pfc, out, "power_fixed.csv"), "--json",
                      (char *)FN(join)(&pfj, out, "power_fixed.json"), "--precision", (char *)precision};
-        if (run("power", FN(cmd_power), 23, a) != 0) return FN(command_fail)("study");
+        if (RUN("power", FN(cmd_power), a, 0) != 0) return FN(command_fail)("study");
     }
 
     /* ---- report ---- */
