@@ -224,7 +224,7 @@ int FN(cmd_exact)(int argc, char **argv) {
     H = hs_malloc(sizeof(double) * rows * rows);
     eig = hs_malloc(sizeof(double) * rows);
     if (!H || !eig) goto done;
-    SampleSet set = {&cs.source, cs.idx, count, o.chunk};
+    SampleSet set = {&cs.source, cs.idx, count, o.chunk, 0};
     Progress pr;
     int chunk = o.chunk > 0 ? o.chunk : 64;
     progress_begin(&pr, "Hessian", "dir", (int64_t)rows * ((count + chunk - 1) / chunk));
