@@ -31,7 +31,7 @@ args=(power --model resnet18 --random-init 1 "${src[@]}" --chunk $((N / 4)) --fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OPENBLAS_NUM_THREADS=1
 per_hvp() { /usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%.3f %s" % (j["seconds"]/j["hvps"], repr(j["lambda"])))' "$1"; }
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); resnet18 f32, $N samples, chunks of $((N / 4)), $ITERS HVPs"
-OMP_NUM_THREADS=2 bin/hessian "${args[@]}" --json "$tmp/t2.json" >/dev/null
+OMP_NUM_THREADS=2 bin/hessian "${args[@]}" --json "$tmp/t2.json" >/dev/null 2>&1
 read -r s_t2 l_t2 < <(per_hvp "$tmp/t2.json")
 echo "1 process x 2 threads:  $s_t2 s per HVP"
 for R in 1 2; do
