@@ -173,6 +173,16 @@ HS_API int hs_hvp(hs_model *m, const hs_data *d, const hs_samples *s, hs_curvatu
 HS_API int hs_exact(hs_model *m, const hs_data *d, const hs_samples *s, hs_curvature curvature,
                     double *matrix /* (P,P) or NULL */, double *eigenvalues /* (P) or NULL */);
 
+/* The exact diagonal (P) of the generalised Gauss-Newton matrix of the mean loss, in one pass over the samples
+ * (each sample's output count of vectors carried back through the linearised network; per-sample gradients
+ * squared and summed), and so its trace. *exact_hessian (may be NULL) is 1 when it is also the Hessian's
+ * diagonal: the network is piecewise linear in each single parameter (convolutions, linear layers, ReLU,
+ * LeakyRelu, Clip, pools, concat, Add/Sub, Mul by a parameter, eval-mode batch norm), so the second-derivative
+ * term of every diagonal entry vanishes; 0 when an op curves (Sigmoid, Tanh, Softplus, Erf/GELU downstream of
+ * a parameter, products or quotients of parameter-dependent values). Needs batch norm with running statistics
+ * (hs_model_set_batch_stats 0, the default). */
+HS_API int hs_diag(hs_model *m, const hs_data *d, const hs_samples *s, double *diag /* (P) */, int *exact_hessian);
+
 /* ---- the Hessian as an operator ----------------------------------------------------------------------- */
 
 typedef struct hs_operator hs_operator;

@@ -28,6 +28,7 @@ static const Command commands[] = {
     {"power", cmd_power_f32, cmd_power_f64, "power iteration for the top eigenvalue (stochastic or fixed set)"},
     {"lanczos", cmd_lanczos_f32, cmd_lanczos_f64, "Lanczos: top-k / bottom-k eigenvalues with residuals"},
     {"trace", cmd_trace_f32, cmd_trace_f64, "trace by Hutchinson and Hutch++ with standard errors"},
+    {"diag", cmd_diag_f32, cmd_diag_f64, "exact Hessian / Gauss-Newton diagonal and trace in one pass"},
     {"density", cmd_density_f32, cmd_density_f64, "spectral density by stochastic Lanczos quadrature"},
     {"info", cmd_info_f32, cmd_info_f64, "a model's parameter table, buffers, input shape and output count"},
 };
@@ -40,7 +41,7 @@ static void usage(FILE *fp) {
     fprintf(fp, "  %-8s %s\n", "data", "data cifar10 DIR: download CIFAR-10 (binary version) into DIR");
     fprintf(fp, "\n'hessian COMMAND --help' lists a command's options. Every command takes --precision f32|f64.\n"
                 "Models: cnn (the study's 5,100-parameter CNN), resnet18, resnet50.\n"
-                "Second-order commands (hvp, exact, power, lanczos, trace, density) need --checkpoint FILE, or\n"
+                "Second-order commands (hvp, exact, power, lanczos, trace, diag, density) need --checkpoint FILE, or\n"
                 "--random-init SEED to study freshly initialised weights.\n"
                 "Data: --data DIR (CIFAR-10), or your own arrays: --inputs X.npy --targets Y.npy [--loss mse].\n"
                 "\nExit status: 0 success; 1 failure while running (missing or malformed input file, unwritable\n"

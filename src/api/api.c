@@ -537,6 +537,20 @@ int hs_exact(hs_model *m, const hs_data *d, const hs_samples *s, hs_curvature cu
     return rc;
 }
 
+int hs_diag(hs_model *m, const hs_data *d, const hs_samples *s, double *diag, int *exact_hessian) {
+    HS_TRY(check_model(m, "hs_diag"));
+    if (!diag) return hs_error("hs_diag: diag is NULL");
+    int *idx;
+    ApiSamples as;
+    HS_TRY(begin(m, d, s, "hs_diag", &idx, &as));
+    int exact = 0;
+    int rc = DISPATCH(m, api_diag, m->impl, &as, diag, &exact);
+    free(idx);
+    if (rc != 0) return hs_error_context("hs_diag: ");
+    if (exact_hessian) *exact_hessian = exact;
+    return 0;
+}
+
 /* ---- the Hessian as an operator --------------------------------------------------------------------- */
 
 int hs_operator_create(hs_model *m, const hs_data *d, const hs_samples *s, const hs_operator_options *opt,

@@ -46,6 +46,7 @@ typedef struct {
     int api_hvp_##S(void *m, const ApiSamples *s, hs_curvature c, const double *v /* (K,P) */, int K,               \
                     double *hv /* (K,P) */);                                                                         \
     int api_exact_##S(void *m, const ApiSamples *s, hs_curvature c, double *H /* (P,P) */);                         \
+    int api_diag_##S(void *m, const ApiSamples *s, double *diag /* (P) */, int *exact_hessian);                     \
     int api_operator_create_##S(void *m, const ApiSamples *s, const hs_operator_options *opt, ApiOperator *out);    \
     void api_operator_free_##S(ApiOperator *op);                                                                    \
     void api_operator_stats_##S(const ApiOperator *op, int64_t *products, double *last_loss);                       \

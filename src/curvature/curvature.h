@@ -69,6 +69,21 @@ int FN(curv_exact)(Model *m, const SampleSet *set, Curvature curvature, double *
 int FN(curv_exact_block)(Model *m, const SampleSet *set, Curvature curvature, const int64_t *sel, int64_t n,
                          double *B, ExactInfo *info, ExactProgress progress, void *user);
 
+typedef struct {
+    double loss;
+    int exact_hessian;  /* 1: the diagonal is the Hessian's as well as the Gauss-Newton matrix's */
+    char why[200];      /* when not: the first node that curves (model_diag_exact) */
+    double seconds;
+} DiagInfo;
+
+/* The exact diagonal (P, double) of the generalised Gauss-Newton matrix of the mean loss over the set, by
+ * carrying `classes` vectors per sample back through the linearised network and summing squared per-sample
+ * gradients (model_diag_chunk), chunk after chunk in order. With curvature CURVATURE_HESSIAN it is refused
+ * (hs_error) unless it equals the Hessian's diagonal (info->exact_hessian; the condition is in
+ * model_diag_exact); CURVATURE_GGN always runs. Batch norm must use running statistics. Non-finite entries, or
+ * a diagonal that is exactly zero, are errors. */
+int FN(curv_diag)(Model *m, const SampleSet *set, Curvature curvature, double *diag, DiagInfo *info);
+
 /* Fills inputs x (count, in_size) and targets (int32 labels (count) or reals (count, target_size)) of samples
  * indices (count), unaugmented. */
 int FN(samples_fill)(const SampleSource *s, const int *indices, int count, real *x, void *targets);

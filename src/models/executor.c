@@ -689,10 +689,17 @@ static void FN(recompute_gradient)(Model *m, ExecState *s, int i) {
                                     BUF(bn->buffer[1]), bn->attrs.eps, N, p->C, p->HW);
 }
 
-static int FN(exec_tangent_backward)(Model *m, const real *v, int K, int start, Curvature curvature, real *hv) {
+/* Parameter gradients of node i's tensor j go to hv (K,P) rows, or (diagonal pass) nowhere: NULL. */
+#define DACC(base, t) ((base) && (t) >= 0 ? (base) + m->tensors[t].offset : NULL)
+
+/* The tangent backward pass; with diag != NULL the diagonal pass instead (v, hv NULL, start 0, GGN, no
+ * tangents): td_out carries K vectors per sample back and each op with parameters adds its squared per-sample
+ * gradients to diag (P) (the op_diag passes of ops.h). */
+static int FN(tangent_backward_pass)(Model *m, const real *v, int K, int start, Curvature curvature, real *hv,
+                                     double *diag) {
     ExecState *s = m->state;
     const Graph *g = s->g;
-    int N = m->N, ggn = curvature == CURVATURE_GGN, last = g->num_nodes - 1;
+    int N = m->N, ggn = curvature == CURVATURE_GGN || diag, last = g->num_nodes - 1;
     size_t P = m->num_params;
     memset(s->init, 0, (size_t)g->num_nodes);
     if (s->plan[last].upmax < start) return 0;
@@ -708,6 +715,13 @@ static int FN(exec_tangent_backward)(Model *m, const real *v, int K, int start, 
         const real *td_out = FN(tgrad)(m, s, i);
         if (is_binary(n->op) && !is_same_shape_add(g, n)) {
             FN(binary_node_backward)(m, s, i, hv, 1, v, start, ggn);
+            if (diag && n->param[0] >= 0) {
+                double *dp = DACC(diag, n->param[0]);
+                HS_TRY(FN(binary_diag)(n->operand[0].kind == OPERAND_PARAM ? dp : NULL,
+                                       n->operand[1].kind == OPERAND_PARAM ? dp : NULL, td_out,
+                                       FN(operand_values)(m, s, n->operand[0]), FN(operand_values)(m, s, n->operand[1]),
+                                       K, N, &p->bin));
+            }
             continue;
         }
         if (n->op == GOP_CONCAT) {
@@ -725,7 +739,7 @@ static int FN(exec_tangent_backward)(Model *m, const real *v, int K, int start, 
         if (p->layer < start && !need) continue;
         const real *in = FN(val)(m, s, u), *t_in = FN(tan_cur)(s, u);
         const real *d_out = ggn ? NULL : FN(grad)(m, s, i);
-        const real *tw = n->param[0] >= 0 ? DIR(n->param[0]) : NULL;
+        const real *tw = n->param[0] >= 0 && v ? DIR(n->param[0]) : NULL;
         real *own = need ? FN(tgrad)(m, s, u) : NULL;
         real *td_in = FN(contribution_target)(s, own, s->ttmp, u, i, need);
         size_t in_count = (size_t)N * K * graph_value_size(g, u);
@@ -733,14 +747,26 @@ static int FN(exec_tangent_backward)(Model *m, const real *v, int K, int start, 
         case GOP_CONV:
             HS_TRY(FN(conv2d_tangent_backward)(td_in, ACC(hv, n->param[0]), ACC(hv, n->param[1]), P, td_out, d_out,
                                                t_in, tw, in, PRM(n->param[0]), K, N, &p->conv));
+            if (diag)
+                HS_TRY(FN(conv2d_diag)(DACC(diag, n->param[0]), DACC(diag, n->param[1]), td_out, in, K, N, &p->conv));
             break;
         case GOP_LINEAR:
             (n->attrs.transposed ? FN(matmul_tangent_backward) : FN(linear_tangent_backward))(
                 td_in, ACC(hv, n->param[0]), ACC(hv, n->param[1]), P, td_out, d_out, t_in, tw, in, PRM(n->param[0]), K,
                 N, (int)graph_value_size(g, u), (int)n->size);
+            if (diag)
+                HS_TRY((n->attrs.transposed ? FN(matmul_diag) : FN(linear_diag))(
+                    DACC(diag, n->param[0]), DACC(diag, n->param[1]), td_out, in, K, N, (int)graph_value_size(g, u),
+                    (int)n->size));
             break;
         case GOP_BATCHNORM:
-            if (s->batch) {
+            if (diag) {
+                FN(batchnorm_eval_tangent_backward)(td_in, NULL, NULL, P, td_out, NULL, NULL, NULL, in,
+                                                    PRM(n->param[0]), BUF(n->buffer[0]), BUF(n->buffer[1]),
+                                                    n->attrs.eps, K, N, p->C, p->HW);
+                FN(batchnorm_eval_diag)(DACC(diag, n->param[0]), DACC(diag, n->param[1]), td_out, in,
+                                        BUF(n->buffer[0]), BUF(n->buffer[1]), n->attrs.eps, K, N, p->C, p->HW);
+            } else if (s->batch) {
                 HS_TRY(FN(batchnorm_train_tangent_backward)(td_in, ACC(hv, n->param[0]), ACC(hv, n->param[1]), P,
                                                             td_out, d_out, t_in, tw, in, PRM(n->param[0]),
                                                             s->mean + p->soff, s->invstd + p->soff, K, N, p->C,
@@ -777,6 +803,75 @@ static int FN(exec_tangent_backward)(Model *m, const real *v, int K, int start, 
         FN(finish_contribution)(s, td_in, own, u, in_count);
     }
     return 0;
+}
+
+static int FN(exec_tangent_backward)(Model *m, const real *v, int K, int start, Curvature curvature, real *hv) {
+    return FN(tangent_backward_pass)(m, v, K, start, curvature, hv, NULL);
+}
+
+/* ---------------------------------------------------------------- the diagonal */
+
+/* Whether the diagonal of the Gauss-Newton matrix is the Hessian's: 1, or 0 with the first node that breaks
+ * it named in why; -1 (hs_error) when per-sample gradients do not exist (batch statistics). The residual of
+ * diagonal entry i is sum_n sum_j dL/dz_nj d^2 z_nj / dtheta_i^2; it vanishes when every output is piecewise
+ * linear in each single parameter: each parameter enters one node affinely (conv, linear, batch-norm scale and
+ * shift, the parameter operand of Add/Sub/Mul, a Div numerator) and every op downstream of a parameter is
+ * piecewise linear in its parameter-dependent inputs (ReLU, LeakyRelu, Clip, max and average pools, views,
+ * concat, Add/Sub, eval-mode batch norm). Refused, conservatively: Sigmoid, Tanh, Softplus, Erf with a
+ * parameter upstream, Mul of two parameter-dependent activations, Div by a parameter or by a
+ * parameter-dependent activation. (Second derivatives at the kinks of piecewise-linear ops are 0, as in every
+ * other pass.) */
+static int FN(exec_diag_exact)(const Model *m, char *why, size_t size) {
+    const ExecState *s = m->state;
+    const Graph *g = s->g;
+    if (why && size) why[0] = 0;
+    for (int i = 0; i < g->num_nodes; i++) {
+        const GraphNode *n = &g->nodes[i];
+        if (n->op == GOP_BATCHNORM && (m->training || m->bn_mode == BN_BATCH))
+            return hs_error("node '%s' (BatchNormalization) uses batch statistics, which couple the samples of a "
+                            "chunk: per-sample gradients, and so the diagonal, need running statistics (--bn eval)",
+                            n->name);
+    }
+    for (int i = 0; i < g->num_nodes; i++) {
+        const GraphNode *n = &g->nodes[i];
+        int dep[2] = {0, 0};
+        for (int j = 0; j < 2 && j < n->num_inputs; j++) dep[j] = n->inputs[j] >= 0 && s->plan[n->inputs[j]].upmax >= 0;
+        const char *reason = NULL;
+        switch (n->op) {
+        case GOP_SIGMOID:
+        case GOP_TANH:
+        case GOP_SOFTPLUS:
+        case GOP_ERF:
+            if (dep[0]) reason = "is curved (not piecewise linear) and has parameters upstream";
+            break;
+        case GOP_MUL:
+            if (n->operand[0].kind == OPERAND_VALUE && n->operand[1].kind == OPERAND_VALUE && dep[0] && dep[1])
+                reason = "multiplies two activations that both depend on parameters";
+            break;
+        case GOP_DIV: {
+            GraphOperand d = n->operand[1];
+            if (d.kind == OPERAND_PARAM) reason = "divides by a parameter";
+            else if (d.kind == OPERAND_VALUE && d.id >= 0 && s->plan[d.id].upmax >= 0)
+                reason = "divides by an activation that depends on parameters";
+            break;
+        }
+        default:
+            break;
+        }
+        if (reason) {
+            if (why) snprintf(why, size, "node '%s' (%s) %s", n->name, graph_op_name(n->op), reason);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int FN(exec_diag_backward)(Model *m, int K, double *diag) {
+    ExecState *s = m->state;
+    if (s->batch) return hs_error("the diagonal needs batch norm with running statistics (--bn eval)");
+    HS_TRY(FN(exec_reserve_tangents)(s, m->N * K));
+    memset(s->t_cur, 0, sizeof(real *) * (size_t)s->g->num_nodes);
+    return FN(tangent_backward_pass)(m, NULL, K, 0, CURVATURE_GGN, NULL, diag);
 }
 
 /* ---------------------------------------------------------------- creation */
@@ -880,4 +975,6 @@ const ModelArch FN(executor_arch) = {
     .grad_optional = 1,
     .tangent_forward = FN(exec_tangent_forward),
     .tangent_backward = FN(exec_tangent_backward),
+    .diag_backward = FN(exec_diag_backward),
+    .diag_exact = FN(exec_diag_exact),
 };

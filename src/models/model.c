@@ -427,6 +427,42 @@ int FN(model_hvp_chunk)(Model *m, const real *v, int K, int start_layer, Curvatu
     return m->arch->tangent_backward(m, v, K, start_layer, curvature, hv);
 }
 
+int FN(model_diag_exact)(const Model *m, char *why, size_t size) {
+    if (!m->arch->diag_exact) return hs_error("model %s has no diagonal pass", m->name);
+    return m->arch->diag_exact(m, why, size);
+}
+
+int FN(model_diag_chunk)(Model *m, double scale, double *diag) {
+    if (!m->arch->diag_backward) return hs_error("model %s has no diagonal pass", m->name);
+    if (FN(model_diag_exact)(m, NULL, 0) < 0) return -1;
+    int N = m->N, C = m->classes;
+    HS_TRY(FN(model_reserve)(m, N, C));
+    m->K = C;
+    memset(m->direction_active, 0, (size_t)m->num_tensors + 1); /* no directions: every tangent is zero */
+    real *td = m->td_logits; /* (N, C vectors, C) */
+    if (m->loss == LOSS_MSE) {
+        memset(td, 0, sizeof(real) * (size_t)N * C * C);
+        real r = (real)sqrt(2 * scale);
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < C; c++) td[((size_t)n * C + c) * C + c] = r;
+    } else {
+        for (int n = 0; n < N; n++) {
+            const real *p = m->probs + (size_t)n * C;
+            for (int c = 0; c < C; c++) {
+                real *row = td + ((size_t)n * C + c) * C;
+                double r = sqrt(scale * (double)p[c]), rest = 0; /* 1 - p_c as the sum of the others: accurate
+                                                                     when p_c is close to 1 */
+                for (int j = 0; j < C; j++) {
+                    row[j] = (real)(-r * (double)p[j]);
+                    if (j != c) rest += (double)p[j];
+                }
+                row[c] = (real)(r * rest);
+            }
+        }
+    }
+    return m->arch->diag_backward(m, C, diag);
+}
+
 int FN(model_create_replicas)(Model *m, int count, Model ***replicas) {
     *replicas = hs_calloc((size_t)count, sizeof(Model *));
     if (!*replicas) return -1;

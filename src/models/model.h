@@ -11,6 +11,7 @@
  *   model_forward(m, x, N); model_loss(m, y, scale, &loss, &correct);
  *   model_backward(m, y, scale, grad);                        grad += dL/dtheta (NULL if arch->grad_optional)
  *   model_hvp_chunk(m, v, K, start_layer, curvature, hv);     hv (K,P) += H v  (needs the two calls above)
+ *   model_diag_chunk(m, scale, diag);                         diag (P) += GGN diagonal (after model_loss)
  * The executor provides the ModelArch table (the four passes over the model's graph). */
 #ifndef HS_MODEL_H
 #define HS_MODEL_H
@@ -57,6 +58,12 @@ typedef struct {
     int (*tangent_forward)(Model *m, const real *v, int K, int start_layer);
     /* Given m->td_logits, hv (K,P) += curvature products for tensors of layers >= start_layer. */
     int (*tangent_backward)(Model *m, const real *v, int K, int start_layer, Curvature curvature, real *hv);
+    /* Given m->td_logits (N,K,C), K vectors per sample: diag (P) += sum_n sum_k (J_n^T td_logits[n,k])^2, J_n the
+     * Jacobian of sample n's outputs (the Gauss-Newton diagonal's per-sample squares). */
+    int (*diag_backward)(Model *m, int K, double *diag);
+    /* 1 when that diagonal is the Hessian's, 0 (reason in why) when not, -1 (hs_error) when it cannot be
+     * computed (batch statistics). */
+    int (*diag_exact)(const Model *m, char *why, size_t size);
 } ModelArch;
 
 struct Model {
@@ -121,6 +128,14 @@ int FN(model_forward)(Model *m, const real *x /* (N, in_size) */, int N);
 int FN(model_loss)(Model *m, const void *targets, double scale, double *loss, int *correct);
 int FN(model_backward)(Model *m, const void *targets, double scale, real *grad);
 int FN(model_hvp_chunk)(Model *m, const real *v, int K, int start_layer, Curvature curvature, real *hv);
+/* The generalised Gauss-Newton diagonal of the chunk (after model_forward and model_loss): with the loss Hessian
+ * of sample n's outputs S_n = sum_c s_nc s_nc^T (cross-entropy: s_nc = sqrt(scale p_c) (e_c - p), squared
+ * error: s_nc = sqrt(2 scale) e_c), diag (P) += sum_n sum_c (J_n^T s_nc)^2: `classes` vectors per sample
+ * carried back through the linearised network. Equals the Hessian's diagonal when model_diag_exact says so. */
+int FN(model_diag_chunk)(Model *m, double scale, double *diag /* (P) += */);
+/* 1: the Gauss-Newton diagonal is the Hessian's (every output piecewise linear in each single parameter); 0:
+ * not, why (may be NULL) names the first node that curves; -1 (hs_error): no diagonal (batch statistics). */
+int FN(model_diag_exact)(const Model *m, char *why, size_t size);
 
 /* Data parallelism over threads: `count` replicas share m's parameters (not copied) and each keeps its own
  * activations, so a thread can run whole passes on a replica's share of a batch. Models with batch norm in

@@ -20,6 +20,7 @@
  *                    td_gamma += M t_B,  td_beta += M t_A
  *   with mean dy t_xhat = s (mean dy t_x - t_mu A - t_sigma B). d_out == NULL (Gauss-Newton) sets dy = 0
  *   in these formulas: the pass is then the backward pass applied to td_out.
+ * Diagonal pass (eval only): per sample and vector, g_gamma = sum_hw td_y xhat and g_beta = sum_hw td_y, squared.
  * Sums are in double and per channel (or per direction and channel), in a fixed order. */
 #include <math.h>
 #include <string.h>
@@ -121,9 +122,34 @@ void FN(batchnorm_eval_tangent_backward)(real *td_in, real *td_gamma, real *td_b
                     for (int i = 0; i < HW; i++) tdx[i] = a * tdy[i];
                 }
             }
-            td_gamma[(size_t)k * ldw + c] += (real)(sg + s * sx);
-            td_beta[(size_t)k * ldw + c] += (real)sb;
+            if (td_gamma) td_gamma[(size_t)k * ldw + c] += (real)(sg + s * sx);
+            if (td_beta) td_beta[(size_t)k * ldw + c] += (real)sb;
         }
+}
+
+/* Diagonal pass: per channel, samples and vectors in order, in double. */
+void FN(batchnorm_eval_diag)(double *diag_gamma, double *diag_beta, const real *td_out, const real *in,
+                             const real *running_mean, const real *running_var, double eps, int K, int N, int C,
+                             int HW) {
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double s = inv_std(running_var[c], eps), mu = running_mean[c], dg = 0, db = 0;
+        for (int n = 0; n < N; n++) {
+            const real *x = in + AT(n, c);
+            for (int k = 0; k < K; k++) {
+                const real *tdy = td_out + TAT(n, k, c);
+                double sg = 0, sb = 0;
+                for (int i = 0; i < HW; i++) {
+                    sg += (double)tdy[i] * (((double)x[i] - mu) * s);
+                    sb += (double)tdy[i];
+                }
+                dg += sg * sg;
+                db += sb * sb;
+            }
+        }
+        diag_gamma[c] += dg;
+        diag_beta[c] += db;
+    }
 }
 
 /* ---------------------------------------------------------------- train */

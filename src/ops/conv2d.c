@@ -741,3 +741,65 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
     }
     return 0;
 }
+
+/* ---- the diagonal pass ----
+ * Per sample n, the K*O gradient rows G (K*O, Rg) = td_out[n] (K*O, L) x col(in[n])^T in one GEMM (per direction and
+ * group when G > 1), then diag_W += sum_k G_k^2 and diag_b[o] += sum_k (sum_l td_out[n,k,o,l])^2. Samples are
+ * summed in blocks fixed by N (double accumulators, 64-value aligned), then the blocks in order, as in
+ * conv2d_tangent_backward: the same bits for any thread count. Every layout uses the per-sample path. */
+int FN(conv2d_diag)(double *diag_w, double *diag_b, const real *td_out, const real *in, int K, int N,
+                    const ConvShape *s) {
+    HS_TRY(conv_check(s));
+    Patches p = patches_for(s);
+    int R = p.Rg, L = p.L, O = s->O, failed = 0;
+    size_t wsize = (size_t)O * R;
+    size_t acc_size = (wsize + (size_t)O + 7) & ~(size_t)7; /* doubles: 64 bytes apart */
+    int blocks = N < CONV_ACC_BLOCKS ? N : CONV_ACC_BLOCKS;
+    double *acc_all = scratch_get(SLOT_ACC, sizeof(double) * acc_size * (size_t)blocks);
+    if (!acc_all) return -1;
+    memset(acc_all, 0, sizeof(double) * acc_size * (size_t)blocks);
+#pragma omp parallel
+    {
+        ConvBuffers b;
+        real *G = NULL;
+        if (FN(buffers_get)(&b, s, &p, 0, K * O) != 0 ||
+            !(G = scratch_get(SLOT_COL2, sizeof(real) * (size_t)K * wsize)))
+            failed = 1;
+#pragma omp for schedule(static)
+        for (int blk = 0; blk < blocks; blk++) {
+            double *acc = acc_all + (size_t)blk * acc_size, *acc_b = acc + wsize;
+            for (int n = (int)((long)N * blk / blocks); n < (int)((long)N * (blk + 1) / blocks); n++) {
+                if (failed) continue;
+                const real *tdo = td_out + (size_t)n * K * p.out_size; /* (K*O, L) */
+                const real *col = FN(patches)(b.col, b.pad, in + (size_t)n * p.in_size, s, &p);
+                const real *tdo_cols = FN(as_columns)(b.wide, tdo, K * O, s, &p);
+                if (p.G == 1) {
+                    FN(gemm)(0, 1, K * O, R, p.cols, 1, tdo_cols, p.cols, col, p.cols, 0, G, R);
+                } else {
+                    memset(G, 0, sizeof(real) * (size_t)K * wsize);
+                    for (int k = 0; k < K; k++)
+                        FN(gemm_groups_w)(&p, tdo_cols + (size_t)k * O * p.cols, col, G + (size_t)k * wsize);
+                }
+                for (int k = 0; k < K; k++) {
+                    const real *g = G + (size_t)k * wsize;
+                    for (size_t i = 0; i < wsize; i++) acc[i] += (double)g[i] * (double)g[i];
+                }
+                if (diag_b)
+                    for (int ko = 0; ko < K * O; ko++) {
+                        const real *row = tdo + (size_t)ko * L;
+                        double sum = 0;
+                        for (int l = 0; l < L; l++) sum += (double)row[l];
+                        acc_b[ko % O] += sum * sum;
+                    }
+            }
+        }
+    }
+    if (failed) return -1;
+    for (int blk = 0; blk < blocks; blk++) {
+        const double *acc = acc_all + (size_t)blk * acc_size;
+        for (size_t i = 0; i < wsize; i++) diag_w[i] += acc[i];
+        if (diag_b)
+            for (int o = 0; o < O; o++) diag_b[o] += acc[wsize + (size_t)o];
+    }
+    return 0;
+}

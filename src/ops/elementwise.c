@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../core/scratch.h"
 #include "ops.h"
 
 /* ---------------------------------------------------------------- iteration plan */
@@ -309,4 +310,31 @@ void FN(binary_tangent_backward)(real *td_a, real *td_b, size_t ldw, const real 
     if (td_a) FN(grad_into)(td_a, &g);
     g.side = 1;
     if (td_b) FN(grad_into)(td_b, &g);
+}
+
+/* Diagonal pass: for each sample in order, the K per-sample gradients of each unbatched operand (the tangent
+ * backward pass on that sample alone, into a (K, size) scratch), squared into the double accumulators. */
+int FN(binary_diag)(double *diag_a, double *diag_b, const real *td_out, const real *a, const real *b, int K, int N,
+                    const Binary *op) {
+    for (int side = 0; side < 2; side++) {
+        double *diag = side ? diag_b : diag_a;
+        int batched = side ? op->b_batched : op->a_batched;
+        size_t size = side ? op->b_size : op->a_size;
+        if (!diag || batched) continue;
+        real *g = scratch_get(5, sizeof(real) * (size_t)K * size); /* a calling-thread slot (scratch.h) */
+        if (!g) return -1;
+        for (int n = 0; n < N; n++) {
+            const real *an = a + (op->a_batched ? (size_t)n * op->a_size : 0);
+            const real *bn = b + (op->b_batched ? (size_t)n * op->b_size : 0);
+            memset(g, 0, sizeof(real) * (size_t)K * size);
+            FN(binary_tangent_backward)(side ? NULL : g, side ? g : NULL, size,
+                                        td_out + (size_t)n * K * op->out_size, NULL, NULL, NULL, an, bn, K, 1, op);
+            for (int k = 0; k < K; k++)
+                for (size_t j = 0; j < size; j++) {
+                    double v = (double)g[(size_t)k * size + j];
+                    diag[j] += v * v;
+                }
+        }
+    }
+    return 0;
 }

@@ -10,9 +10,13 @@
  *   td_in      = td_out W + d_out t_W
  *   td_W      += td_out^T in + d_out^T t_in
  *   td_b      += sum_n td_out
- * The d_out terms are the second-order terms of the bilinear map (in, W) -> in W^T. */
+ * The d_out terms are the second-order terms of the bilinear map (in, W) -> in W^T.
+ * Diagonal pass: the gradient of sample n, vector k is td_out[n,k]^T in[n], whose squares sum to
+ *   diag_W[o,i] += sum_n s[n,o] in[n,i]^2,   s[n,o] = sum_k td_out[n,k,o]^2,   diag_b[o] += sum_n s[n,o],
+ * one GEMM of squares. */
 #include <string.h>
 
+#include "../core/scratch.h"
 #include "blas.h"
 #include "ops.h"
 
@@ -136,4 +140,47 @@ void FN(matmul_tangent_backward)(real *td_in, real *td_weight, real *td_bias, si
                                  const real *weight, int K, int N, int In, int O) {
     FN(dense_tangent_backward)(td_in, td_weight, td_bias, ldw, td_out, d_out, t_in, t_weight, in, weight, K, N, In, O,
                                1);
+}
+
+/* ---- the diagonal pass ---- */
+
+enum { SLOT_SQ_OUT = 5, SLOT_SQ_IN, SLOT_SQ_W }; /* calling-thread slots (scratch.h) */
+
+static int FN(dense_diag)(double *diag_w, double *diag_b, const real *td_out, const real *in, int K, int N, int In,
+                          int O, int t) {
+    real *sq = scratch_get(SLOT_SQ_OUT, sizeof(real) * (size_t)N * O);
+    real *x2 = scratch_get(SLOT_SQ_IN, sizeof(real) * (size_t)N * In);
+    real *w = scratch_get(SLOT_SQ_W, sizeof(real) * (size_t)O * In);
+    if (!sq || !x2 || !w) return -1;
+#pragma omp parallel for schedule(static) if ((long)N * K * O > 65536)
+    for (int n = 0; n < N; n++) {
+        for (int o = 0; o < O; o++) {
+            real acc = 0;
+            for (int k = 0; k < K; k++) {
+                real v = td_out[((size_t)n * K + k) * O + o];
+                acc += v * v;
+            }
+            sq[(size_t)n * O + o] = acc;
+        }
+        for (int i = 0; i < In; i++) x2[(size_t)n * In + i] = in[(size_t)n * In + i] * in[(size_t)n * In + i];
+    }
+    memset(w, 0, sizeof(real) * (size_t)O * In);
+    FN(add_weight_product)(w, sq, O, x2, In, N, In, O, t);
+    size_t wsize = (size_t)O * In;
+#pragma omp parallel for schedule(static) if (wsize > 100000)
+    for (size_t i = 0; i < wsize; i++) diag_w[i] += (double)w[i];
+    if (diag_b)
+        for (int o = 0; o < O; o++) {
+            double acc = 0;
+            for (int n = 0; n < N; n++) acc += (double)sq[(size_t)n * O + o];
+            diag_b[o] += acc;
+        }
+    return 0;
+}
+
+int FN(linear_diag)(double *diag_w, double *diag_b, const real *td_out, const real *in, int K, int N, int In, int O) {
+    return FN(dense_diag)(diag_w, diag_b, td_out, in, K, N, In, O, 0);
+}
+int FN(matmul_diag)(double *diag_w, double *diag_b, const real *td_out, const real *in, int K, int N, int In, int O) {
+    return FN(dense_diag)(diag_w, diag_b, td_out, in, K, N, In, O, 1);
 }

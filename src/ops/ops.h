@@ -20,6 +20,19 @@
  *   d_out == NULL in a tangent backward pass drops the terms that multiply the first-order gradient: that
  *   pass then computes the generalised Gauss-Newton product instead of the Hessian product.
  * - Functions that need scratch memory return 0, or -1 with hs_error() set; the others return void.
+ *
+ * A fifth pass for ops with parameters, the squared per-sample gradient (the diagonal of the generalised
+ * Gauss-Newton matrix, `hessian diag`):
+ *
+ *   op_diag(diag_weights..., td_out, in, [weights or statistics...,] K, dims)
+ *
+ * td_out (N,K,...) holds K output vectors per sample (the columns of a factor of the loss Hessian, carried back
+ * through the linearised network by the Gauss-Newton tangent backward pass, d_out == NULL). With g_nk the
+ * parameter gradient of sample n alone for vector k (what op_backward would add for that sample and vector),
+ * diag_w += sum_n sum_k g_nk^2 elementwise. A separate pass, not a flag of op_tangent_backward: it needs the
+ * per-sample gradients before they are summed, and its accumulators are double (P), not the (K,ldw) rows of a
+ * tangent. The caller runs op_tangent_backward with td_weights NULL for td_in. Sums run in an order fixed by
+ * the shapes (the same bits for any thread count).
  */
 #ifndef HS_OPS_H
 #define HS_OPS_H
@@ -140,8 +153,9 @@ void FN(batchnorm_eval_tangent_forward)(real *t_out /* (N,K,C,HW) */, const real
                                         const real *t_beta /* (K,ldw) rows: (C) or NULL */, size_t ldw,
                                         const real *in, const real *gamma, const real *running_mean,
                                         const real *running_var, double eps, int K, int N, int C, int HW);
-void FN(batchnorm_eval_tangent_backward)(real *td_in /* (N,K,C,HW) or NULL */, real *td_gamma /* (K,ldw) += */,
-                                         real *td_beta /* (K,ldw) += */, size_t ldw,
+void FN(batchnorm_eval_tangent_backward)(real *td_in /* (N,K,C,HW) or NULL */,
+                                         real *td_gamma /* (K,ldw) += or NULL */,
+                                         real *td_beta /* (K,ldw) += or NULL */, size_t ldw,
                                          const real *td_out /* (N,K,C,HW) */, const real *d_out /* (N,C,HW) or NULL */,
                                          const real *t_in /* or NULL */, const real *t_gamma /* or NULL */,
                                          const real *in, const real *gamma, const real *running_mean,
@@ -277,5 +291,29 @@ void FN(mse_backward)(real *d_z /* (N,C) */, const real *z /* (N,C) */, const re
                       int N, int C);
 void FN(mse_tangent_backward)(real *td_z /* (N,K,C) */, const real *t_z /* (N,K,C) */, double scale, int K, int N,
                               int C);
+
+/* ---- the diagonal pass (see the header comment): diag_w, diag_b (double) += sum_n sum_k g_nk^2 ---- */
+/* linear: g_nk = td_out[n,k]^T in[n] (no weight sharing within a sample), so the sum is the product of the
+ * squares: diag_W[o,i] += sum_n (sum_k td_out[n,k,o]^2) in[n,i]^2. Scratch on the calling thread. */
+int FN(linear_diag)(double *diag_w /* (O,In) += */, double *diag_b /* (O) += or NULL */,
+                    const real *td_out /* (N,K,O) */, const real *in /* (N,In) */, int K, int N, int In, int O);
+int FN(matmul_diag)(double *diag_w /* (In,O) += */, double *diag_b /* (O) += or NULL */,
+                    const real *td_out /* (N,K,O) */, const real *in /* (N,In) */, int K, int N, int In, int O);
+/* conv2d: the weight is shared by the output positions, so g_nk = td_out[n,k] (O,L) x col(in[n])^T is a GEMM
+ * per sample (all K vectors in one), squared after the sum over positions. */
+int FN(conv2d_diag)(double *diag_w /* (O,C/groups,kh,kw) += */, double *diag_b /* (O) += or NULL */,
+                    const real *td_out /* (N,K,O,Ho,Wo) */, const real *in /* (N,C,H,W) */, int K, int N,
+                    const ConvShape *s);
+/* batch norm with running statistics: g_gamma = sum_hw td_out xhat, g_beta = sum_hw td_out per channel. (With
+ * batch statistics the samples of a chunk are coupled and per-sample gradients do not exist.) */
+void FN(batchnorm_eval_diag)(double *diag_gamma /* (C) += */, double *diag_beta /* (C) += */,
+                             const real *td_out /* (N,K,C,HW) */, const real *in /* (N,C,HW) */,
+                             const real *running_mean /* (C) */, const real *running_var /* (C) */, double eps, int K,
+                             int N, int C, int HW);
+/* binary ops: the unbatched (parameter) operands' per-sample gradients, sample by sample; diag_a / diag_b NULL
+ * for an operand that is batched or not a parameter. Scratch on the calling thread. */
+int FN(binary_diag)(double *diag_a /* (a) += or NULL */, double *diag_b /* (b) += or NULL */,
+                    const real *td_out /* (N,K,out) */, const real *a /* (N,a) or (a) */,
+                    const real *b /* (N,b) or (b) */, int K, int N, const Binary *op);
 
 #endif

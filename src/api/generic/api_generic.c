@@ -127,6 +127,15 @@ int FN(api_exact)(void *m, const ApiSamples *s, hs_curvature c, double *H) {
     return FN(curv_exact)(m, &set, curvature_of(c), H, &info, NULL, NULL);
 }
 
+int FN(api_diag)(void *m, const ApiSamples *s, double *diag, int *exact_hessian) {
+    HS_TRY(FN(api_check_source)(m, s->source));
+    SampleSet set = FN(sample_set)(s);
+    DiagInfo info;
+    HS_TRY(FN(curv_diag)(m, &set, CURVATURE_GGN, diag, &info));
+    *exact_hessian = info.exact_hessian;
+    return 0;
+}
+
 int FN(api_operator_create)(void *m, const ApiSamples *s, const hs_operator_options *opt, ApiOperator *out) {
     memset(out, 0, sizeof *out);
     HS_TRY(FN(api_check_source)(m, s->source));
