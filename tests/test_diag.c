@@ -130,7 +130,7 @@ static void check_network(const char *name, const char *arch, const SampleSource
     size_t P = m->num_params;
     int *idx = malloc(sizeof(int) * (size_t)count);
     for (int i = 0; i < count; i++) idx[i] = i;
-    SampleSet set = {src, idx, count, chunk};
+    SampleSet set = {src, idx, count, chunk, 0};
     double *diag = malloc(sizeof(double) * P), *d32 = malloc(sizeof(double) * P), *ref = malloc(sizeof(double) * P);
     int64_t *sel = NULL, n = (int64_t)P;
     if (use_block) { /* every small tensor whole, every 9th entry of the others */
@@ -179,7 +179,7 @@ static void check_network(const char *name, const char *arch, const SampleSource
         CHECK(e32 <= 1e-4 * dmax, "%s: f32 diagonal off by %.3g of the largest entry", name, e32 / dmax);
         printf("%s: f32 max |diff| / max %.2g\n", name, e32 / dmax);
         /* chunking and threads do not change the bits: one chunk against the default */
-        SampleSet one = {src, idx, count, count};
+        SampleSet one = {src, idx, count, count, 0};
         CHECK(curv_diag_f64(m, &one, CURVATURE_GGN, d32, NULL) == 0, "%s: one chunk", name);
         double ec = 0;
         for (size_t i = 0; i < P; i++)
@@ -237,7 +237,7 @@ static void test_refusals(void) {
     if (model_create_f64(GOLD "vgg.onnx", 0, &m) == 0) {
         m->bn_mode = BN_BATCH;
         int idx[4] = {0, 1, 2, 3};
-        SampleSet set = {&src, idx, 4, 0};
+        SampleSet set = {&src, idx, 4, 0, 0};
         double *d = malloc(sizeof(double) * m->num_params);
         CHECK(curv_diag_f64(m, &set, CURVATURE_GGN, d, NULL) != 0 && strstr(hs_last_error(), "running statistics"),
               "batch statistics should be refused (%s)", hs_last_error());

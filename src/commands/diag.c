@@ -65,7 +65,7 @@ int FN(cmd_diag)(int argc, char **argv) {
         fprintf(stderr, "hessian diag: warning: GGN diagonal only, not the Hessian's: %s\n", why);
     diag = hs_malloc(sizeof(double) * P);
     if (!diag) goto done;
-    SampleSet set = {&cs.source, cs.idx, cs.count, o.chunk};
+    SampleSet set = {&cs.source, cs.idx, cs.count, o.chunk, 0};
     DiagInfo info;
     if (FN(curv_diag)(m, &set, c, diag, &info) != 0) goto done;
     const double *d = diag;
