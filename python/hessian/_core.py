@@ -222,6 +222,18 @@ class Result(tuple):
         return r
 
 
+class _Diag(np.ndarray):
+    """A diagonal (P,) with .exact_hessian: whether it is also the Hessian's diagonal (else the GGN's only)."""
+
+    def __new__(cls, values, exact_hessian):
+        r = np.asarray(values).view(cls)
+        r.exact_hessian = exact_hessian
+        return r
+
+    def __array_finalize__(self, obj):
+        self.exact_hessian = getattr(obj, "exact_hessian", None)
+
+
 Tensor = collections.namedtuple("Tensor", "name shape offset")
 Tensor.__doc__ = "One parameter tensor: PyTorch state_dict name, shape, offset in the parameter vector."
 TrainInfo = collections.namedtuple("TrainInfo", "steps loss accuracy")
@@ -522,6 +534,17 @@ class Model:
         out = np.empty_like(V2)
         _check(lib().hs_hvp(self._h, d._h, _sp(s), _curv(curvature), _dptr(V2), V2.shape[0], _dptr(out)))
         return out.reshape(V.shape)
+
+    def diag(self, X, y=None, *, samples=None, offset=0, indices=None, chunk=None):
+        """The exact diagonal (P,) of the generalised Gauss-Newton matrix in one pass; .exact_hessian is True when
+        it is also the Hessian's diagonal (networks piecewise linear in each parameter: ReLU, pools, conv,
+        linear, eval-mode batch norm). Its sum is the exact trace."""
+        d = _as_data(X, y)
+        s, _idx = _samples(samples, offset, indices, chunk)
+        out = np.empty(self.num_params)
+        exact = ctypes.c_int()
+        _check(lib().hs_diag(self._h, d._h, _sp(s), _dptr(out), ctypes.byref(exact)))
+        return _Diag(out, bool(exact.value))
 
     def exact(self, X, y=None, *, curvature="hessian", matrix=False, samples=None, offset=0, indices=None,
               chunk=None):

@@ -97,6 +97,7 @@ _PROTOTYPES = {
     "hs_gradient": (c_int, [c_void_p, c_void_p, P(hs_samples), P_double, P_double]),
     "hs_hvp": (c_int, [c_void_p, c_void_p, P(hs_samples), c_int, P_double, c_int, P_double]),
     "hs_exact": (c_int, [c_void_p, c_void_p, P(hs_samples), c_int, P_double, P_double]),
+    "hs_diag": (c_int, [c_void_p, c_void_p, P(hs_samples), P_double, P(c_int)]),
     "hs_operator_create": (c_int, [c_void_p, c_void_p, P(hs_samples), P(hs_operator_options), P(c_void_p)]),
     "hs_operator_free": (None, [c_void_p]),
     "hs_operator_dim": (c_int64, [c_void_p]),

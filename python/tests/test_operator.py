@@ -59,3 +59,14 @@ def test_trace_density(setup):
     x, dens = m.density(X, y, runs=2, steps=20, grid=200)
     assert x.shape == dens.shape == (200,)
     assert abs(np.trapz(dens, x) - 1) < 0.05
+
+
+def test_diag_equals_exact_diagonal(setup):
+    m, X, y = setup
+    d = m.diag(X, y)
+    ev, H = m.exact(X, y, matrix=True)
+    # cnn is ReLU/max-pool/linear: the GGN diagonal is the Hessian's (f64; hessian diag's own test measures <= 4e-16
+    # relative on this model, 1e-12 leaves room for the exact matrix's own rounding).
+    assert d.shape == (5100,) and d.exact_hessian
+    np.testing.assert_allclose(d, np.diag(H), rtol=0, atol=1e-12 * np.abs(np.diag(H)).max())
+    assert abs(d.sum() - ev.sum()) <= 1e-10 * np.abs(ev).sum()
