@@ -5,11 +5,20 @@
 #   make BUILD=build_portable OPT='-O2 -march=x86-64-v2' test    a second build beside the native one
 #   make bench      benchmarks against PyTorch (needs data and python3-torch; see bench/README.md)
 #   make DEBUG=1    -O0 -g with AddressSanitizer and UndefinedBehaviorSanitizer
+#   make MPI=1      the data-parallel MPI build (CC=mpicc, -DHS_MPI) in its own folder build_mpi/ (its CLI:
+#                   build_mpi/bin/hessian, run with mpirun -np R); the default build never includes mpi.h
 #   make install [PREFIX=/usr/local] [DESTDIR=]   hessian.h, libhessian.so and .a, bin/hessian, hessian.pc
 #   make uninstall [PREFIX=...]                    removes exactly those files
 # No fast-math optimisation flags anywhere: this code computes derivatives and eigenvalues.
 
 CC ?= cc
+# MPI=1: Open MPI's compiler wrapper and src/parallel/dist.c's MPI half, in a build folder of its own so its
+# objects never mix with the default build's (scripts/setup.sh --mpi installs Open MPI).
+ifeq ($(MPI),1)
+CC = mpicc
+BUILD ?= build_mpi
+CFLAGS += -DHS_MPI
+endif
 OBJCOPY ?= objcopy
 OPT ?= -O2 -march=native
 ifeq ($(DEBUG),1)
@@ -25,6 +34,11 @@ CFLAGS += -fPIC -fvisibility=hidden -Iinclude
 OPENBLAS_OMP_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 ifneq ($(wildcard $(OPENBLAS_OMP_DIR)/libopenblas.so),)
 LDLIBS += -L$(OPENBLAS_OMP_DIR) -Wl,--disable-new-dtags,-rpath,$(OPENBLAS_OMP_DIR)
+endif
+# The MPI build also links ScaLAPACK (Debian libscalapack-openmpi-dev) for `mpirun -np R hessian exact`
+# (src/parallel/scalapack.c: the matrix in block-cyclic layout, pdsyev).
+ifeq ($(MPI),1)
+LDLIBS += -lscalapack-openmpi
 endif
 LDLIBS += -llapacke -lopenblas -lprotobuf-c -lm -fopenmp
 ifeq ($(DEBUG),1)
@@ -49,7 +63,7 @@ endif
 GENERIC_DIRS := src/ops src/models src/optim src/curvature src/api/generic
 # Precision-independent sources: compiled once. The public API (include/hessian.h) is src/api/api.c, which
 # calls its precision-generic half in src/api/generic/ by the model's precision.
-PLAIN_DIRS := src/core src/io src/data src/spectral src/report src/graph src/api
+PLAIN_DIRS := src/core src/io src/data src/spectral src/report src/graph src/api src/parallel
 
 # Precision-independent files inside the generic folders, compiled once: the ops' geometry (shapes.h).
 PLAIN_IN_GENERIC := src/ops/shapes.c
@@ -170,7 +184,7 @@ bench: $(HESSIAN) $(BENCHES)
 	bash bench/run.sh
 
 clean:
-	rm -rf $(BUILD) bin build_portable
+	rm -rf $(BUILD) bin build_portable build_mpi
 
 # Install: PREFIX goes into hessian.pc, DESTDIR (staging, packaging) only in front of the paths written.
 PREFIX ?= /usr/local
@@ -217,7 +231,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-unknown-pragmas -MMD -MP
-FUZZ_LIB_SRC := src/core/common.c src/core/rng.c src/io/atomic_file.c src/io/npy.c src/io/safetensors.c \
+FUZZ_LIB_SRC := src/core/common.c src/core/rng.c src/parallel/dist.c src/io/atomic_file.c src/io/npy.c src/io/safetensors.c \
 	src/io/json_reader.c src/io/json_writer.c \
 	src/data/cifar10.c src/data/samples.c src/cli/args.c src/graph/graph.c src/graph/onnx_import.c
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o) $(BUILD)/fuzz/obj/gen/onnx.pb-c.o

@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
     double *g = malloc(sizeof(double) * P), *v = malloc(sizeof(double) * P), *hv = malloc(sizeof(double) * P);
     for (int i = 0; i < samples; i++) idx[i] = i;
     for (size_t i = 0; i < P; i++) v[i] = sin(0.1 * (double)i);
-    SampleSet set = {&train, idx, samples, samples <= 500 ? samples : 500};
+    SampleSet set = {&train, idx, samples, samples <= 500 ? samples : 500, 0};
     double tg[64], th[64], loss;
     for (int r = -1; r < repeats; r++) {
         double t0 = hs_seconds();

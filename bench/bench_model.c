@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
     if (!idx || !x || !g || !buf || !y || !gd || !v || !hv) return fail("memory");
     if (FN(samples_fill)(&train, idx, samples, x, y) != 0) return fail("data");
     for (size_t i = 0; i < P; i++) v[i] = sin(0.1 * (double)i);
-    SampleSet set = {&train, idx, samples, samples};
+    SampleSet set = {&train, idx, samples, samples, 0};
     Sgd opt = {0.1, 0.9, 5e-4, 0};
     double t[64];
     for (int r = -1; r < repeats; r++) {

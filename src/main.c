@@ -1,6 +1,8 @@
 /* main.c: the entry point of the `hessian` command line: dispatches to a sub-command in the precision
  * --precision asks for (float32 by default). Only this program exits; library code returns errors. The option
- * parser the commands share lives in cli/, the commands in commands/. */
+ * parser the commands share lives in cli/, the commands in commands/. Under `mpirun -np R` (make MPI=1) it
+ * joins the process group (parallel/dist.h) first; a command that fails on any rank of a group of more than
+ * one ends every rank (the message, then MPI_Abort), so no rank waits forever for another. */
 #include <stdio.h>
 #include <string.h>
 
@@ -8,6 +10,7 @@
 #include "commands/commands.h"
 #include "core/common.h"
 #include "data/cifar10_download.h"
+#include "parallel/dist.h"
 
 typedef struct {
     const char *name;
@@ -63,7 +66,7 @@ static int cmd_data(int argc, char **argv) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     args_set_command_line(argc, argv);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(argc < 2 ? stderr : stdout);
@@ -72,6 +75,15 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "--version") == 0) {
         printf("hessian %s (commit %s)\n", HS_VERSION, hs_git_commit());
         return 0;
+    }
+    int help = argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
+    if (dist_size() > 1 && !help &&
+        (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "study") == 0 || strcmp(argv[1], "data") == 0)) {
+        fprintf(stderr,
+                "hessian %s: not available under mpirun with more than one process (%d ranks): data-parallel "
+                "training is not implemented yet; run it as one process (mpirun -np 1, or bin/hessian)\n",
+                argv[1], dist_size());
+        return 2;
     }
     if (strcmp(argv[1], "data") == 0) return cmd_data(argc - 2, argv + 2);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
@@ -86,4 +98,22 @@ int main(int argc, char **argv) {
     fprintf(stderr, "hessian: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+int main(int argc, char **argv) {
+    if (dist_init(&argc, &argv) != 0) {
+        fprintf(dist_stderr(), "hessian: %s\n", hs_last_error());
+        dist_abort(1);
+    }
+    int rc = run(argc, argv);
+    if (rc != 0 && dist_size() > 1) {
+        /* Rank 0 has printed the command's message; another rank's stderr is silenced, so it prints its own
+         * (usage errors, status 2, are the same on every rank: rank 0's message says it all). */
+        if (!dist_is_root() && rc != 2)
+            fprintf(dist_stderr(), "hessian %s: error on rank %d of %d: %s\n", argc > 1 ? argv[1] : "", dist_rank(),
+                    dist_size(), hs_last_error());
+        dist_abort(rc);
+    }
+    dist_finalize();
+    return rc;
 }

@@ -103,7 +103,7 @@ static void test_hvp(void) {
         SampleSource src;
         int64_t xs[4] = {N, 3, 8, 8}, ys[1] = {N};
         CHECK(samples_from_arrays(X, NPY_F64, 4, xs, Y, NPY_I32, 1, ys, &src) == 0, "%s", hs_last_error());
-        SampleSet set = {&src, idx, N, 5};
+        SampleSet set = {&src, idx, N, 5, 0};
         int rc;
         if (prec) {
             Model *lm = NULL;

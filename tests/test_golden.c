@@ -129,7 +129,7 @@ int main(void) {
     for (int i = 0; i < 64; i++) idx[i] = i;
     SampleSource src;
     CHECK(samples_wrap_cifar10(&data, "golden", &src) == 0, "source: %s", hs_last_error());
-    SampleSet set = {&src, idx, 64, 32};
+    SampleSet set = {&src, idx, 64, 32, 0};
     Model *m = NULL;
     if (FN(model_create)("cnn", 0, &m) != 0 || FN(model_load)(m, GOLDEN "cnn_init.safetensors", 0, NULL, 0) != 0) {
         CHECK(0, "model: %s", hs_last_error());

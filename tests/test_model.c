@@ -25,7 +25,7 @@ int main(void) {
     for (int i = 0; i < 7; i++) idx[i] = i;
     SampleSource src;
     CHECK(samples_wrap_cifar10(&data, "synthetic", &src) == 0, "source: %s", hs_last_error());
-    SampleSet set = {&src, idx, 7, 3}; /* chunks of 3, 3, 1: exercises accumulation */
+    SampleSet set = {&src, idx, 7, 3, 0}; /* chunks of 3, 3, 1: exercises accumulation */
     Model *m;
     if (model_create_f64("cnn", 3, &m) != 0) {
         CHECK(0, "create: %s", hs_last_error());

@@ -114,7 +114,7 @@ static void test_model(void) {
     CHECK(curv_check_source_f64(m, &src) == 0, "source fits: %s", hs_last_error());
     int idx[S];
     for (int i = 0; i < S; i++) idx[i] = i;
-    SampleSet set = {&src, idx, S, 4}; /* chunks of 4 and 2 */
+    SampleSet set = {&src, idx, S, 4, 0}; /* chunks of 4 and 2 */
     size_t P = m->num_params;
     double *theta = malloc(sizeof(double) * P), *g = malloc(sizeof(double) * P), *gp = malloc(sizeof(double) * P);
     double *gm = malloc(sizeof(double) * P), *v = malloc(sizeof(double) * P), *w = malloc(sizeof(double) * P);

@@ -359,7 +359,7 @@ int main(void) {
     int idx[4] = {0, 1, 2, 3};
     SampleSource src;
     CHECK(samples_wrap_cifar10(&data, "synthetic", &src) == 0, "source: %s", hs_last_error());
-    SampleSet set = {&src, idx, 2, 2}, set4 = {&src, idx, 4, 4};
+    SampleSet set = {&src, idx, 2, 2, 0}, set4 = {&src, idx, 4, 4, 0};
     Model *m = NULL;
     CHECK(model_create_f64("resnet18", 3, &m) == 0, "create: %s", hs_last_error());
     if (!m) return check_summary("test_resnet");

@@ -249,7 +249,7 @@ static void run(int f32, const Golden *gd, const SampleSource *data) {
     for (int t = 0; t < m->num_tensors; t++)
         for (size_t i = 0; i < m->tensors[t].numel; i++) v[m->tensors[t].offset + i] = direction_value(t, &m->tensors[t], i);
     int idx[4] = {0, 1, 2, 3};
-    SampleSet set = {data, idx, 4, 4};
+    SampleSet set = {data, idx, 4, 4, 0};
     double loss, ref_logits[40], got_logits[40];
     CHECK(golden_numbers(gd->json, "eval_logits", ref_logits, 40) == 40, "golden eval logits");
 

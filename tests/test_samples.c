@@ -229,7 +229,7 @@ static void test_check_source(void) {
                                                                        "(3,32,32)"),
           "shape mismatch: %s", hs_last_error());
     int idx[1] = {0};
-    SampleSet set = {&s, idx, 1, 0};
+    SampleSet set = {&s, idx, 1, 0, 0};
     double loss;
     CHECK(curv_loss_grad_f64(m, &set, &loss, NULL, NULL) != 0 && strstr(hs_last_error(), "(3,32,32)"),
           "curv_loss_grad checks first: %s", hs_last_error());

@@ -70,7 +70,7 @@ static void run_case(const Case *c, const SampleSource *data) {
     random_vector(v, K * P, 11);
     int idx[12];
     for (int i = 0; i < 12; i++) idx[i] = i;
-    SampleSet set = {data, idx, c->samples, 5}; /* chunks of 5: a short last chunk too */
+    SampleSet set = {data, idx, c->samples, 5, 0}; /* chunks of 5: a short last chunk too */
     double *first = NULL;
     size_t n = 0;
     for (int t = 0; t < 3; t++) {

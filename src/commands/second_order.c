@@ -238,7 +238,7 @@ int FN(cmd_exact)(int argc, char **argv) {
     /* Without --per-layer a --params block is computed alone (only its unit directions); else the whole matrix. */
     int block_only = sel && !per_layer;
     size_t Pfull = P, rows = block_only ? (size_t)nsel : P;
-    SampleSet set = {&cs.source, cs.idx, count, o.chunk};
+    SampleSet set = {&cs.source, cs.idx, count, o.chunk, 0};
     ExactInfo info;
     double t0 = hs_seconds(), t_matrix = 0, t_eig = 0;
     eig = hs_malloc(sizeof(double) * rows);

@@ -148,7 +148,7 @@ static int FN(evaluate)(Model *m, const SampleSource *test, int limit, double *l
     int *idx = hs_malloc(sizeof(int) * (size_t)n);
     if (!idx) return -1;
     for (int i = 0; i < n; i++) idx[i] = i;
-    SampleSet set = {test, idx, n, 500};
+    SampleSet set = {test, idx, n, 500, 0};
     int rc = FN(curv_loss_grad)(m, &set, loss, acc, NULL);
     free(idx);
     return rc;

@@ -1,4 +1,5 @@
-/* progress.c: progress reports with rate and ETA on stderr (see progress.h). */
+/* progress.c: progress reports with rate and ETA on stderr (see progress.h); rank 0 alone reports in a
+ * data-parallel run. */
 #define _POSIX_C_SOURCE 200809L
 #include "progress.h"
 
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "../parallel/dist.h"
 
 static int global_quiet = -1;
 
@@ -23,7 +25,7 @@ void progress_begin(Progress *p, const char *label, const char *unit, int64_t to
     p->start = hs_seconds();
     p->last_print = 0;
     p->tty = isatty(2);
-    p->quiet = global_quiet;
+    p->quiet = global_quiet || !dist_is_root(); /* rank 0 alone reports (it runs the whole job's loop too) */
     p->printed = 0;
 }
 

@@ -7,7 +7,14 @@
  * the model (curv_check_source; every function here checks it first).
  *
  * Curvature is the Hessian, or the generalised Gauss-Newton matrix (CURVATURE_GGN, positive semi-definite).
- * "No silent zeros": results that come out non-finite, or exactly zero for a non-zero direction, are errors. */
+ * "No silent zeros": results that come out non-finite, or exactly zero for a non-zero direction, are errors.
+ *
+ * Data parallelism (parallel/dist.h): in a group of R > 1 processes (mpirun, make MPI=1) curv_loss_grad and
+ * curv_hvp split the set's chunks over the ranks as contiguous ranges of whole chunks (unless set->local) and
+ * combine the per-chunk sums by the ordered chain, so every rank returns the single-process bits. A rank r > 0
+ * keeps its chunks' partial results until the running sum arrives: (its chunks) x K x P values in the working
+ * precision beside the usual buffers. Every rank must make the same calls; a rank whose call fails must end
+ * the group (dist_abort; the CLI does), since the others wait for its sum. */
 #ifndef HS_CURVATURE_H
 #define HS_CURVATURE_H
 
@@ -20,6 +27,7 @@ typedef struct {
     const int *indices; /* (count) */
     int count;
     int chunk;          /* samples per pass (memory vs. speed); <= 0: 250 */
+    int local;          /* 1: this process computes the whole set alone, also in a data-parallel (MPI) run */
 } SampleSet;
 
 /* Whether the source's samples fit the model: the same per-sample input shape; cross-entropy needs class

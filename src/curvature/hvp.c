@@ -1,11 +1,13 @@
 /* hvp.c: loss, gradient and Hessian/GGN-vector products over a sample set, chunk by chunk, accumulated in
- * double (see curvature.h). */
+ * double (see curvature.h); in a data-parallel run each rank computes its range of chunks and the ordered
+ * chain (parallel/dist.h) adds them in chunk order. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/scratch.h"
+#include "../parallel/dist.h"
 #include "curvature.h"
 
 int FN(samples_fill)(const SampleSource *s, const int *indices, int count, real *x, void *targets) {
@@ -76,6 +78,27 @@ static int chunk_size(const SampleSet *set) {
     return c < set->count ? c : set->count;
 }
 
+/* The chunks [lo, hi) of the set's nchunks this process computes, and whether it keeps their partial results
+ * for the ordered chain (ranks > 0 of a split set; rank 0 accumulates directly, its chunks come first). */
+typedef struct {
+    int nchunks, lo, hi, split, keep;
+} ChunkPlan;
+
+static ChunkPlan plan_chunks(const SampleSet *set, int chunk) {
+    ChunkPlan p = {(set->count + chunk - 1) / chunk, 0, 0, 0, 0};
+    p.hi = p.nchunks;
+    p.split = !set->local && dist_size() > 1;
+    if (p.split) dist_chunk_range(p.nchunks, &p.lo, &p.hi);
+    p.keep = p.split && dist_rank() > 0;
+    return p;
+}
+
+static int fault_hook(void) {
+    return dist_fault_injected() ? hs_error("fault injected on rank %d of %d (HESSIAN_TEST_FAIL_RANK, a test hook)",
+                                            dist_rank(), dist_size())
+                                 : 0;
+}
+
 /* Buffers for one chunk of samples. They live in the calling thread's scratch slots (grow-only), so repeated
  * products (power iteration, Lanczos, training-time sharpness) allocate nothing after the first. */
 typedef struct {
@@ -106,12 +129,23 @@ int FN(curv_loss_grad)(Model *m, const SampleSet *set, double *loss, double *acc
     HS_TRY(FN(curv_check_source)(m, set->source));
     size_t P = m->num_params;
     int chunk = chunk_size(set);
+    ChunkPlan plan = plan_chunks(set, chunk);
+    int mine = plan.hi - plan.lo;
     ChunkBuffers b;
     HS_TRY(FN(chunk_alloc)(&b, set->source, chunk, P, 0));
+    /* Kept partials (ranks > 0 of a split set): gradients (mine, P) when asked for, losses and counts (mine). */
+    real *kept = plan.keep && grad && mine > 0 ? hs_malloc(sizeof(real) * P * (size_t)mine) : NULL;
+    double *kept_loss = plan.keep && mine > 0 ? hs_malloc(sizeof(double) * (size_t)mine) : NULL;
+    if ((plan.keep && grad && mine > 0 && !kept) || (plan.keep && mine > 0 && !kept_loss)) {
+        free(kept);
+        free(kept_loss);
+        return -1;
+    }
     double total = 0, scale = 1.0 / set->count;
     long right = 0;
     int rc = 0;
-    for (int start = 0; start < set->count && rc == 0; start += chunk) {
+    for (int c = plan.lo; c < plan.hi && rc == 0; c++) {
+        int start = c * chunk;
         int n = set->count - start < chunk ? set->count - start : chunk;
         double part;
         int correct = 0;
@@ -119,13 +153,33 @@ int FN(curv_loss_grad)(Model *m, const SampleSet *set, double *loss, double *acc
         if (rc == 0) rc = FN(model_forward)(m, b.x, n);
         if (rc == 0) rc = FN(model_loss)(m, b.y, scale, &part, &correct);
         if (rc != 0) break;
-        total += part;
         right += correct;
+        if (plan.keep) kept_loss[c - plan.lo] = part;
+        else total += part;
         if (!grad) continue;
-        memset(b.grad, 0, sizeof(real) * P);
-        rc = FN(model_backward)(m, b.y, scale, b.grad);
-        FN(accumulate_chunk)(grad, b.grad, P, start == 0);
+        real *g = plan.keep ? kept + (size_t)(c - plan.lo) * P : b.grad;
+        memset(g, 0, sizeof(real) * P);
+        rc = FN(model_backward)(m, b.y, scale, g);
+        if (!plan.keep) FN(accumulate_chunk)(grad, g, P, c == 0);
     }
+    if (rc == 0 && plan.split) rc = fault_hook();
+    if (rc == 0 && plan.split) {
+        /* The ordered chain: the running loss, correct count (an exact integer in a double) and gradient. */
+        double sc[2] = {total, 0};
+        rc = dist_chain_recv(grad, grad ? P : 0, sc, 2);
+        total = sc[0];
+        for (int c = plan.lo; rc == 0 && plan.keep && c < plan.hi; c++) {
+            total += kept_loss[c - plan.lo];
+            if (grad) FN(accumulate_chunk)(grad, kept + (size_t)(c - plan.lo) * P, P, c == 0);
+        }
+        sc[0] = total;
+        sc[1] += (double)right;
+        if (rc == 0) rc = dist_chain_send(grad, grad ? P : 0, sc, 2);
+        total = sc[0];
+        right = (long)sc[1];
+    }
+    free(kept);
+    free(kept_loss);
     if (rc != 0) return -1;
     if (loss) *loss = total;
     if (accuracy) *accuracy = m->loss == LOSS_CROSS_ENTROPY ? (double)right / set->count : NAN;
@@ -150,13 +204,25 @@ int FN(curv_hvp)(Model *m, const SampleSet *set, const double *v, int K, Curvatu
         for (size_t i = 0; i < P; i++)
             if (!isfinite(v[(size_t)k * P + i])) return hs_error("direction %d is not finite at index %zu", k, i);
     int chunk = chunk_size(set);
+    ChunkPlan plan = plan_chunks(set, chunk);
+    int mine = plan.hi - plan.lo;
+    size_t PK = P * (size_t)K;
     ChunkBuffers b;
     HS_TRY(FN(chunk_alloc)(&b, set->source, chunk, P, K));
-#pragma omp parallel for schedule(static) if (P * (size_t)K > 100000)
-    for (size_t i = 0; i < P * (size_t)K; i++) b.vr[i] = (real)v[i];
+    /* Kept partials (ranks > 0 of a split set): products (mine, K, P) and losses (mine). */
+    real *kept = plan.keep && mine > 0 ? hs_malloc(sizeof(real) * PK * (size_t)mine) : NULL;
+    double *kept_loss = plan.keep && mine > 0 ? hs_malloc(sizeof(double) * (size_t)mine) : NULL;
+    if (plan.keep && mine > 0 && (!kept || !kept_loss)) {
+        free(kept);
+        free(kept_loss);
+        return -1;
+    }
+#pragma omp parallel for schedule(static) if (PK > 100000)
+    for (size_t i = 0; i < PK; i++) b.vr[i] = (real)v[i];
     double total = 0, scale = 1.0 / set->count;
     int rc = 0;
-    for (int start = 0; start < set->count && rc == 0; start += chunk) {
+    for (int c = plan.lo; c < plan.hi && rc == 0; c++) {
+        int start = c * chunk;
         int n = set->count - start < chunk ? set->count - start : chunk;
         double part;
         rc = FN(samples_fill)(set->source, set->indices + start, n, b.x, b.y);
@@ -164,11 +230,31 @@ int FN(curv_hvp)(Model *m, const SampleSet *set, const double *v, int K, Curvatu
         if (rc == 0) rc = FN(model_loss)(m, b.y, scale, &part, NULL);
         if (rc == 0) rc = FN(model_backward)(m, b.y, scale, m->arch->grad_optional ? NULL : b.grad);
         if (rc != 0) break;
-        total += part;
-        memset(b.hv, 0, sizeof(real) * P * (size_t)K);
-        rc = FN(model_hvp_chunk)(m, b.vr, K, 0, curvature, b.hv);
-        FN(accumulate_chunk)(hv, b.hv, P * (size_t)K, start == 0);
+        real *h = plan.keep ? kept + (size_t)(c - plan.lo) * PK : b.hv;
+        memset(h, 0, sizeof(real) * PK);
+        rc = FN(model_hvp_chunk)(m, b.vr, K, 0, curvature, h);
+        if (plan.keep) {
+            kept_loss[c - plan.lo] = part;
+        } else {
+            total += part;
+            FN(accumulate_chunk)(hv, h, PK, c == 0);
+        }
     }
+    if (rc == 0 && plan.split) rc = fault_hook();
+    if (rc == 0 && plan.split) {
+        double sc[1] = {total};
+        rc = dist_chain_recv(hv, PK, sc, 1);
+        total = sc[0];
+        for (int c = plan.lo; rc == 0 && plan.keep && c < plan.hi; c++) {
+            total += kept_loss[c - plan.lo];
+            FN(accumulate_chunk)(hv, kept + (size_t)(c - plan.lo) * PK, PK, c == 0);
+        }
+        sc[0] = total;
+        if (rc == 0) rc = dist_chain_send(hv, PK, sc, 1);
+        total = sc[0];
+    }
+    free(kept);
+    free(kept_loss);
     if (rc != 0) return -1;
     if (loss) *loss = total;
     for (int k = 0; k < K; k++) {

@@ -89,7 +89,7 @@ int FN(hessian_operator_set_block)(HessianOperator *op, const char *params, cons
 
 static int FN(hessian_operator_apply)(void *ctx, const double *v, double *out, int count) {
     HessianOperator *op = ctx;
-    SampleSet set = {op->source, op->pool, op->pool_count, op->chunk};
+    SampleSet set = {op->source, op->pool, op->pool_count, op->chunk, 0};
     if (op->stochastic) {
         if (op->position + op->batch > op->pool_count) {
             rng_shuffle(&op->rng, op->pool, op->pool_count);

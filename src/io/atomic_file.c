@@ -4,7 +4,8 @@
  * half-written file and a failed write leaves any old file untouched. Open temporaries are listed for a
  * SIGINT/SIGTERM handler that removes them; a temporary left by a killed process (kill -9, power loss) is
  * removed by the next open of the same output once its PID no longer runs. Every error goes through
- * hs_error() and removes the temporary file (see atomic_file.h). */
+ * hs_error() and removes the temporary file (see atomic_file.h). In a data-parallel run only rank 0 writes: the
+ * other ranks' files go to /dev/null (parallel/dist.h). */
 #define _XOPEN_SOURCE 700
 #include "atomic_file.h"
 
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "../core/common.h"
+#include "../parallel/dist.h"
 
 static const char TMP_TAG[] = ".tmp.";
 
@@ -139,6 +141,17 @@ int atomic_file_open(AtomicFile *af, const char *path) {
         return -1;
     }
     memcpy(af->path, path, n + 1);
+    if (!dist_is_root()) {
+        /* Only rank 0 of a data-parallel run writes files: the others write into /dev/null (no temporary). */
+        free(af->temp);
+        af->temp = NULL;
+        af->fp = fopen("/dev/null", "wb");
+        if (!af->fp) {
+            atomic_file_release(af);
+            return hs_error("cannot open /dev/null for '%s'", path);
+        }
+        return 0;
+    }
     af->tmp_path = af->temp->path;
     memcpy(af->tmp_path, path, n);
     memcpy(af->tmp_path + n, TMP_TAG, sizeof TMP_TAG - 1);
@@ -191,6 +204,13 @@ static int sync_folder(const char *path, int *err) {
 }
 
 int atomic_file_commit(AtomicFile *af) {
+    if (af->fp && !af->tmp_path && !dist_is_root()) { /* a rank other than 0: nothing was written */
+        int bad = ferror(af->fp);
+        fclose(af->fp);
+        af->fp = NULL;
+        atomic_file_release(af);
+        return bad ? hs_error("writing /dev/null failed") : 0;
+    }
     if (!af->fp || !af->tmp_path || !af->path) {
         atomic_file_release(af);
         return hs_error("atomic file commit without a successful open");
@@ -248,6 +268,7 @@ int atomic_file_probe(const char *path, char **canonical) {
     char *real = dir ? realpath(dir, NULL) : NULL;
     int e = errno;
     free(dir);
+    if (!real && !dist_is_root()) real = strdup("."); /* rank 0 alone writes; its folder may not exist here */
     if (!real) return hs_error("cannot resolve the folder of '%s': %s", path, strerror(e));
     const char *base = name_of(path);
     size_t a = strlen(real), b = strlen(base);

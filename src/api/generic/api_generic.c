@@ -98,7 +98,7 @@ int FN(api_check_source)(void *mv, const SampleSource *src) {
 }
 
 static SampleSet FN(sample_set)(const ApiSamples *s) {
-    SampleSet set = {s->source, s->indices, s->count, s->chunk};
+    SampleSet set = {s->source, s->indices, s->count, s->chunk, 0};
     return set;
 }
 

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# test_cli_mpi.sh: the data-parallel MPI build (make MPI=1 -> build_mpi/bin/hessian) under
+# `mpirun --oversubscribe -np 1/2/3` on loopback, on the tiny golden data set and CNN: hvp (the .npy output),
+# lanczos, trace, power (fixed set and stochastic), density and eval give the SAME bits for every R and the same
+# bits as the single-process bin/hessian (cmp of .npy files; the JSON results identical except timings and
+# provenance). Chunks of 7 samples make several chunks per rank and uneven ranges (40 samples = 6 chunks);
+# --samples 10 with R = 3 leaves the last rank without a chunk. Only rank 0 writes (no stray temporaries). An error on
+# rank 1 alone ends the job with a non-zero exit and the message, under `timeout` so a hang fails:
+# HESSIAN_TEST_FAIL_RANK=r is a test hook (src/parallel/dist.c) that makes the sample loops fail on rank r.
+# train under R > 1 is refused (not implemented yet). Skipped (with a SKIP line) without mpicc/mpirun, or with
+# HESSIAN_MPI_TESTS=0 (scripts/test.sh runs it in its native 2-thread run only).
+# Prints "test_cli_mpi: N passed, M failed".
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source tests/cli_harness.sh
+py=/usr/bin/python3
+if [[ ${HESSIAN_MPI_TESTS:-1} == 0 ]]; then
+    echo "test_cli_mpi: SKIP (HESSIAN_MPI_TESTS=0)"; summary test_cli_mpi; exit
+fi
+if ! command -v mpicc >/dev/null || ! command -v mpirun >/dev/null; then
+    echo "test_cli_mpi: SKIP (mpicc or mpirun missing: scripts/setup.sh --mpi installs Open MPI)"; summary test_cli_mpi; exit
+fi
+# The MPI build in its own folder; the parent make's variables (BUILD, OPT, THREADS) must not leak into it.
+if ! env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u BUILD -u OPT make -s -j2 MPI=1 BUILD=build_mpi build_mpi/bin/hessian >"$tmp/build.log" 2>&1; then
+    bad "make MPI=1 failed: $(tail -20 "$tmp/build.log")"; summary test_cli_mpi; exit
+fi
+ok
+mbin=build_mpi/bin/hessian
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1
+export OMPI_MCA_btl_vader_single_copy_mechanism=none OMP_NUM_THREADS=1
+EXPECT_SECONDS=120
+mpi=(mpirun --oversubscribe --allow-run-as-root -np) # then R, the binary and its arguments
+# same MESSAGE FILE_A FILE_B: two JSON results are identical except for provenance and timings.
+same() {
+    local d
+    d=$("$py" - "$2" "$3" <<'PYEOF'
+import json, sys
+def strip(x):
+    if isinstance(x, dict):
+        return {k: strip(v) for k, v in x.items() if k != "provenance" and "seconds" not in k and k != "threads"}
+    if isinstance(x, list):
+        return [strip(v) for v in x]
+    return x
+a, b = (strip(json.load(open(p))) for p in sys.argv[1:3])
+print("same" if a == b else "differ")
+PYEOF
+)
+    [[ $d == same ]] && ok || bad "$1: $2 and $3 differ: $(diff <(tr , '\n' < "$2") <(tr , '\n' < "$3") | head -6)"
+}
+common=(--checkpoint "$ck" --data "$data" --samples 40 --chunk 7)
+# run NAME ARGS...: the command once by bin/hessian and by mpirun -np 1, 2, 3; writes $tmp/NAME.R.json (R = s for
+# the single-process binary) and compares each with the single-process result.
+run() {
+    local name=$1 r; shift
+    expect 0 "" "$bin" "$@" --json "$tmp/$name.s.json"
+    for r in 1 2 3; do
+        expect 0 "" "${mpi[@]}" "$r" "$mbin" "$@" --json "$tmp/$name.$r.json"
+        same "$name R=$r vs single process" "$tmp/$name.s.json" "$tmp/$name.$r.json"
+    done
+}
+for prec in f64 f32; do
+    expect 0 "v.Hv" "$bin" hvp "${common[@]}" --precision $prec --vector tests/golden/cnn_v.npy --out "$tmp/hv.$prec.s.npy"
+    for r in 1 2 3; do
+        expect 0 "v.Hv" "${mpi[@]}" $r "$mbin" hvp "${common[@]}" --precision $prec --vector tests/golden/cnn_v.npy --out "$tmp/hv.$prec.$r.npy"
+        cmp -s "$tmp/hv.$prec.s.npy" "$tmp/hv.$prec.$r.npy" && ok || bad "hvp $prec: R=$r differs from the single process"
+    done
+    run lanczos.$prec lanczos "${common[@]}" --precision $prec --k 2 --which both --steps 20 --seed 5
+done
+run trace trace "${common[@]}" --precision f64 --probes 4 --method both --seed 3
+run power_fixed power "${common[@]}" --precision f64 --fixed --iters 6 --seed 4
+run power_stoch power "${common[@]}" --precision f64 --batch 16 --iters 6 --seed 4
+run density density "${common[@]}" --precision f64 --runs 2 --steps 8 --seed 2
+run ggn lanczos "${common[@]}" --precision f64 --curvature ggn --k 1 --steps 10 --seed 1
+# fewer chunks than ranks: 10 samples in chunks of 7 over 3 ranks leave rank 2 without a chunk
+run few hvp --checkpoint "$ck" --data "$data" --samples 10 --chunk 7 --precision f64 --vector tests/golden/cnn_v.npy \
+    --out "$tmp/few.npy"
+expect 0 "Test Acc" "$bin" eval --checkpoint "$ck" --data "$data" --json "$tmp/eval.s.json"
+expect 0 "Test Acc" "${mpi[@]}" 3 "$mbin" eval --checkpoint "$ck" --data "$data" --json "$tmp/eval.3.json"
+same "eval R=3 vs single process" "$tmp/eval.s.json" "$tmp/eval.3.json"
+ls "$tmp" | grep -q '\.tmp\.' && bad "temporary files left behind" || ok
+
+# an error on rank 1 alone: every rank ends, non-zero exit, the message (timeout: a hang fails)
+for r in 2 3; do
+    expect 1 "fault injected on rank 1 of $r" env HESSIAN_TEST_FAIL_RANK=1 mpirun --oversubscribe -np $r "$mbin" lanczos \
+        "${common[@]}" --k 1 --steps 5 --json "$tmp/fail.json"
+    [[ ! -e $tmp/fail.json ]] && ok || bad "a failed run wrote its JSON"
+done
+expect 1 "fault injected on rank 2 of 3" env HESSIAN_TEST_FAIL_RANK=2 mpirun --oversubscribe -np 3 "$mbin" power \
+    "${common[@]}" --batch 16 --iters 3
+# a bad file (every rank fails the same way)
+expect 1 "no_such_file" "${mpi[@]}" 2 "$mbin" hvp "${common[@]}" --vector "$tmp/no_such_file.npy" --out "$tmp/x.npy"
+expect 2 "not available under mpirun with more than one process" "${mpi[@]}" 2 "$mbin" train --data "$data" --epochs 1 --out "$tmp/t.safetensors"
+summary test_cli_mpi
