@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../parallel/dist.h"
 #include "curvature.h"
 
 #define EXACT_MAX_DIRECTIONS 512
@@ -81,6 +82,9 @@ int FN(curv_exact_columns)(Model *m, const SampleSet *set, Curvature curvature, 
         if (rc == 0) rc = FN(model_forward)(m, x, count);
         if (rc == 0) rc = FN(model_loss)(m, y, scale, &part, NULL);
         if (rc == 0) rc = FN(model_backward)(m, y, scale, m->arch->grad_optional ? NULL : grad);
+        if (rc == 0 && dist_fault_injected()) /* a test hook (tests/test_cli_scalapack.sh) */
+            rc = hs_error("fault injected on rank %d of %d (HESSIAN_TEST_FAIL_RANK, a test hook)", dist_rank(),
+                          dist_size());
         if (rc != 0) break;
         loss += part;
         for (int l = 0; l < L && rc == 0; l++) {

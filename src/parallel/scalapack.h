@@ -57,7 +57,8 @@ double dmat_max(double x);
 void dmat_free(DistMatrix *A);
 
 /* Memory: bytes MemAvailable (/proc/meminfo; -1 if unknown) and the number of ranks on this host (MPI shared
- * memory split; 1 without MPI), and the process's resident bytes now (/proc/self/statm; 0 if unknown). */
+ * memory split; 1 without MPI), and the process's resident bytes now (/proc/self/statm; 0 if unknown).
+ * HESSIAN_TEST_MEM_AVAILABLE=BYTES replaces MemAvailable (a test hook for the refusal). */
 double dmat_mem_available(void);
 int dmat_ranks_on_host(void);
 double dmat_resident_bytes(void);
