@@ -2,7 +2,9 @@
 # setup.sh: installs the Debian packages hessian needs to build (when missing) and builds bin/hessian.
 # With --test also what the tests need: PyTorch 1.13 and onnx (the golden script exports torchvision's ResNet-18
 # to ONNX at test time; 45 MB, not committed), and the Python package test's venv, pip, setuptools, wheel, scipy and
-# pytest (tests/test_cli_python.sh). hessian itself never needs them.
+# pytest (tests/test_cli_python.sh). hessian itself never needs them. With --mpi also Open MPI and ScaLAPACK
+# (openmpi-bin libopenmpi-dev libscalapack-openmpi-dev) for the data-parallel build (make MPI=1) and its test
+# tests/test_cli_mpi.sh. Options combine: setup.sh --test --mpi.
 # Used by scripts/study.sh, scripts/test.sh and CI. Run as root on a fresh Debian 12 machine, or as a user
 # who already has the packages.
 set -euo pipefail
@@ -11,8 +13,14 @@ need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 packages=(gcc make libc6-dev liblapacke-dev libopenblas-openmp-dev xz-utils python3-numpy python3-pil
           libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
-[[ ${1:-} == --test ]] && packages+=(python3-torch python3-onnx python3-venv python3-pip python3-setuptools python3-wheel
-                                        python3-scipy python3-pytest)
+for arg in "$@"; do
+    case $arg in
+        --test) packages+=(python3-torch python3-onnx python3-venv python3-pip python3-setuptools python3-wheel
+                           python3-scipy python3-pytest) ;;
+        --mpi) packages+=(openmpi-bin libopenmpi-dev libscalapack-openmpi-dev) ;;
+        *) echo "setup: unknown option $arg (want --test, --mpi)" >&2; exit 2 ;;
+    esac
+done
 for pkg in "${packages[@]}"; do
     have "$pkg" || need+=("$pkg")
 done

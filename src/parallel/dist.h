@@ -52,7 +52,8 @@ int dist_chain_recv(double *acc, size_t n, double *scalars, int ns);
 int dist_chain_send(double *acc, size_t n, double *scalars, int ns);
 
 /* Test hook (fault injection, documented in tests/test_cli_mpi.sh): whether the environment variable
- * HESSIAN_TEST_FAIL_RANK names this rank; the sample loops then fail with an error on that rank alone. */
+ * HESSIAN_TEST_FAIL_RANK names this rank; the split sample loops (groups of more than one) then fail with an
+ * error on that rank alone. */
 int dist_fault_injected(void);
 
 #endif
