@@ -35,6 +35,11 @@ OPENBLAS_OMP_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 ifneq ($(wildcard $(OPENBLAS_OMP_DIR)/libopenblas.so),)
 LDLIBS += -L$(OPENBLAS_OMP_DIR) -Wl,--disable-new-dtags,-rpath,$(OPENBLAS_OMP_DIR)
 endif
+# The MPI build also links ScaLAPACK (Debian libscalapack-openmpi-dev) for `mpirun -np R hessian exact`
+# (src/parallel/scalapack.c: the matrix in block-cyclic layout, pdsyev).
+ifeq ($(MPI),1)
+LDLIBS += -lscalapack-openmpi
+endif
 LDLIBS += -llapacke -lopenblas -lprotobuf-c -lm -fopenmp
 ifeq ($(DEBUG),1)
 LDLIBS += -fsanitize=address,undefined

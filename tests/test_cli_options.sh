@@ -116,7 +116,7 @@ expect 2 "--k 200: twice that is more than the 310 eigenvalues \(the --params bl
     --params 9 --k 200
 expect 2 "--k 6000 asks for 6000 eigenpairs" "$bin" lanczos --checkpoint "$ck" --data "$tmp/nodata" --k 6000
 expect 2 "--batch 50 is larger than the 8 images selected" "$bin" power "${common[@]}" --batch 50 --iters 1
-expect 2 "--model must be cnn, resnet18, resnet50 or an ONNX file NAME.onnx \(got 'vgg'\)" "$bin" trace --checkpoint "$ck" --data "$data" --model vgg
+expect 2 "--model must be cnn, cnn_wide\[H\], resnet18, resnet50 or an ONNX file NAME.onnx \(got 'vgg'\)" "$bin" trace --checkpoint "$ck" --data "$data" --model vgg
 
 # The weights must be named: a checkpoint, or --random-init SEED explicitly.
 for c in hvp exact power lanczos trace density; do

@@ -349,12 +349,10 @@ void FN(common_defaults)(CommonOptions *o, const char *samples) {
 }
 
 static int FN(check_model_name)(const char *arch) {
-    static const char *const known[] = {"cnn", "resnet18", "resnet50"};
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (strcmp(arch, known[i]) == 0) return 0;
+    if (graph_builtin_exists(arch)) return 0;
     size_t n = strlen(arch);
     if (n > 5 && strcmp(arch + n - 5, ".onnx") == 0) return 0; /* read (and checked) by model_create */
-    return hs_error("--model must be cnn, resnet18, resnet50 or an ONNX file NAME.onnx (got '%s')", arch);
+    return hs_error("--model must be cnn, cnn_wide[H], resnet18, resnet50 or an ONNX file NAME.onnx (got '%s')", arch);
 }
 
 int FN(common_parse)(CommonOptions *o, int argc, char **argv, const char *usage, const ArgSpec *specs, int count) {

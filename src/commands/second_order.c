@@ -10,8 +10,11 @@
 #include "../io/npy.h"
 #include "../report/svg_plot.h"
 #include "../spectral/spectral.h"
+#include "../parallel/dist.h"
+#include "../parallel/scalapack.h"
 #include "command_common.h"
 #include "commands.h"
+#include "exact_scalapack.h"
 
 /* ------------------------------------------------------------------------------------------------------ */
 
@@ -173,10 +176,13 @@ int FN(cmd_exact)(int argc, char **argv) {
     CommonOptions o;
     FN(common_defaults)(&o, "1000");
     const char *save_matrix = NULL, *save_eigs = NULL, *plot = NULL;
-    int k = 5, per_layer = 0;
+    int k = 5, per_layer = 0, scalapack = 0;
     ArgSpec specs[] = {
         COMMON_SPECS(o),
         {"--k N", ARG_INT, &k, "how many smallest and largest eigenvalues to report", 0},
+        {"--scalapack", ARG_FLAG, &scalapack, "(make MPI=1) the matrix spread over the ranks and its eigenvalues by "
+                                              "ScaLAPACK (pdsyev, float64), also as one process; the default under "
+                                              "mpirun with more than one rank (no --per-layer, no --params block)", 0},
         {"--per-layer", ARG_FLAG, &per_layer, "also report each layer block's extreme eigenvalues and trace", 0},
         {"--save-matrix FILE", ARG_STRING, &save_matrix, "write the symmetrised Hessian (its --params block) as .npy "
                                                          "(d x d, float64)", 0},
@@ -203,8 +209,19 @@ int FN(cmd_exact)(int argc, char **argv) {
         {"--json", o.json}, {"--save-matrix", save_matrix}, {"--save-eigenvalues", save_eigs}, {"--plot", plot}};
     int status = FN(setup_model)(&cs, &o, outputs, 4, NULL, 0);
     size_t P = cs.model ? cs.model->num_params : 0;
-    if (!status && P > 20000) {
-        hs_error("model %s has %zu parameters: its exact Hessian (%.1f GB) is too large; use power or lanczos", o.arch,
+    int distributed = scalapack || dist_size() > 1;
+    if (!status && distributed && !dmat_available()) {
+        hs_error("--scalapack needs the MPI build (make MPI=1; run it with mpirun -np R)");
+        status = EXIT_USAGE;
+    }
+    if (!status && distributed && (per_layer || (o.params && strcmp(o.params, "all") != 0))) {
+        hs_error("%s: not available with the ScaLAPACK matrix (under mpirun with %d ranks, or --scalapack); run it "
+                 "as one process", per_layer ? "--per-layer" : "--params", dist_size());
+        status = EXIT_USAGE;
+    }
+    if (!status && P > 20000 && !distributed) {
+        hs_error("model %s has %zu parameters: its exact Hessian (%.1f GB) is too large for one process; use power "
+                 "or lanczos, or spread it over MPI ranks (make MPI=1; mpirun -np R hessian exact)", o.arch,
                  P, 8e-9 * (double)P * (double)P);
         status = EXIT_USAGE;
     }
@@ -221,15 +238,20 @@ int FN(cmd_exact)(int argc, char **argv) {
     /* Without --per-layer a --params block is computed alone (only its unit directions); else the whole matrix. */
     int block_only = sel && !per_layer;
     size_t Pfull = P, rows = block_only ? (size_t)nsel : P;
-    H = hs_malloc(sizeof(double) * rows * rows);
-    eig = hs_malloc(sizeof(double) * rows);
-    if (!H || !eig) goto done;
     SampleSet set = {&cs.source, cs.idx, count, o.chunk, 0};
+    ExactInfo info;
+    double t0 = hs_seconds(), t_matrix = 0, t_eig = 0;
+    eig = hs_malloc(sizeof(double) * rows);
+    if (!eig) goto done;
+    if (distributed) {
+        if (FN(exact_scalapack)(m, &set, o.curvature, save_matrix, eig, &info, &t_matrix, &t_eig) != 0) goto done;
+        goto report;
+    }
+    H = hs_malloc(sizeof(double) * rows * rows);
+    if (!H) goto done;
     Progress pr;
     int chunk = o.chunk > 0 ? o.chunk : 64;
     progress_begin(&pr, "Hessian", "dir", (int64_t)rows * ((count + chunk - 1) / chunk));
-    ExactInfo info;
-    double t0 = hs_seconds();
     int rc = block_only ? FN(curv_exact_block)(m, &set, o.curvature, sel, nsel, H, &info, exact_progress, &pr)
                         : FN(curv_exact)(m, &set, o.curvature, H, &info, exact_progress, &pr);
     progress_end(&pr);
@@ -237,7 +259,7 @@ int FN(cmd_exact)(int argc, char **argv) {
         if (block_only) hs_error_context("--params %s: ", o.params);
         goto done;
     }
-    double t_matrix = hs_seconds() - t0;
+    t_matrix = hs_seconds() - t0;
     if (block_only) P = rows;
     if (per_layer) { /* the whole matrix, kept for the layer blocks */
         Hfull = hs_malloc(sizeof(double) * P * P);
@@ -273,7 +295,9 @@ int FN(cmd_exact)(int argc, char **argv) {
         if (eigen_symmetric_f32((float *)Hr, (int64_t)P, (float *)eigr, 0) != 0) goto done;
         for (size_t i = 0; i < P; i++) eig[i] = (double)eigr[i];
     }
-    double t_eig = hs_seconds() - t1, seconds = hs_seconds() - t0;
+    t_eig = hs_seconds() - t1;
+report:;
+    double seconds = hs_seconds() - t0;
     if (per_layer) {
         if (FN(layer_blocks)(m, Hfull, Pfull, &layers, &num_layers) != 0) goto done;
     }
@@ -293,9 +317,11 @@ int FN(cmd_exact)(int argc, char **argv) {
     for (int i = 0; i < k; i++) printf(" %.6g", eig[i]);
     printf("\nlargest %d: ", k);
     for (int i = 0; i < k; i++) printf(" %.6g", eig[P - (size_t)k + (size_t)i]);
-    printf("\nmax |lambda| (smoothness) %.6g | trace %.6g | negative eigenvalues %d | asymmetry %.3g\n", smooth, trace,
-           negative, info.asymmetry);
-    printf("time: matrix %.2f s, eigenvalues %.2f s, total %.2f s\n", t_matrix, t_eig, seconds);
+    printf("\nmax |lambda| (smoothness) %.6g | trace %.6g | negative eigenvalues %d | ", smooth, trace, negative);
+    if (distributed) printf("asymmetry not measured (ScaLAPACK reads one triangle)\n");
+    else printf("asymmetry %.3g\n", info.asymmetry);
+    printf("time: matrix %.2f s, eigenvalues %.2f s, total %.2f s%s\n", t_matrix, t_eig, seconds,
+           distributed ? " (slowest rank)" : "");
     for (int l = 0; l < num_layers; l++)
         printf("layer block %-24s d = %-6lld smallest %.6g | largest %.6g | trace %.6g\n", layers[l].name,
                (long long)layers[l].size, layers[l].smallest, layers[l].largest, layers[l].trace);
@@ -326,8 +352,14 @@ int FN(cmd_exact)(int argc, char **argv) {
         json_double(&w, trace);
         json_key(&w, "negative_count");
         json_int(&w, negative);
-        json_key(&w, "asymmetry");
-        json_double(&w, info.asymmetry);
+        if (!distributed) { /* ScaLAPACK: each entry computed once, no asymmetry to measure */
+            json_key(&w, "asymmetry");
+            json_double(&w, info.asymmetry);
+        }
+        json_key(&w, "ranks");
+        json_int(&w, dist_size());
+        json_key(&w, "eigensolver");
+        json_string(&w, distributed ? "ScaLAPACK pdsyev (float64)" : sizeof(real) == 8 ? "LAPACKE dsyevd" : "LAPACKE ssyevd");
         json_key(&w, "seconds_matrix");
         json_double(&w, t_matrix);
         json_key(&w, "seconds_eigenvalues");

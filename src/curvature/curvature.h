@@ -69,6 +69,20 @@ int FN(curv_exact)(Model *m, const SampleSet *set, Curvature curvature, double *
 int FN(curv_exact_block)(Model *m, const SampleSet *set, Curvature curvature, const int64_t *sel, int64_t n,
                          double *B, ExactInfo *info, ExactProgress progress, void *user);
 
+/* Columns cols (ncols strictly ascending positions in 0..n) of the (n,n) matrix of rows and columns sel (n strictly
+ * ascending parameter indices; NULL: all P, n = P), summed over the set in double: column k (n rows) at
+ * C + k * ldc (C: (ncols, ldc), ldc >= n). full = 1: every row, the tangents starting at layer 0. full = 0: a
+ * column of layer l starts its tangents at l and gets only the rows of layers >= l (the others are 0); when
+ * curv_layers_ordered(m), those include every row at or below the column's position (the lower triangle).
+ * info->asymmetry is 0 (nothing is computed twice). curv_exact and curv_exact_block are built on this. */
+int FN(curv_exact_columns)(Model *m, const SampleSet *set, Curvature curvature, const int64_t *sel, size_t n,
+                           const int64_t *cols, size_t ncols, int full, double *C, size_t ldc, ExactInfo *info,
+                           ExactProgress progress, void *user);
+
+/* 1 when parameter order follows layer order (a parameter at a higher offset never belongs to an earlier
+ * layer), as in the built-in models; ONNX files may differ. */
+int FN(curv_layers_ordered)(const Model *m);
+
 typedef struct {
     double loss;
     int exact_hessian;  /* 1: the diagonal is the Hessian's as well as the Gauss-Newton matrix's */

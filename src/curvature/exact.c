@@ -10,30 +10,53 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../parallel/dist.h"
 #include "curvature.h"
 
 #define EXACT_MAX_DIRECTIONS 512
 
-/* The (n,n) matrix B of rows and columns sel (ascending) of the curvature; sel = all indices: the full matrix. */
-static int FN(exact_rows)(Model *m, const SampleSet *set, Curvature curvature, const int64_t *sel, size_t n,
-                          double *B, ExactInfo *info, ExactProgress progress, void *user) {
+/* Rows of the selected positions, per layer: positions [begin[l], begin[l+1]) of sel are layer l's (tensors are
+ * in layer order; a tensor out of order makes the layer ranges overlap and is caught by curv_layers_ordered).
+ * begin: (L+1), allocated here. */
+static size_t *FN(layer_ranges)(const Model *m, const int64_t *sel, size_t n) {
+    size_t P = m->num_params;
+    int L = m->num_layers;
+    size_t *begin = hs_calloc((size_t)L + 1, sizeof(size_t));
+    if (!begin) return NULL;
+    for (int l = 0; l <= L; l++) begin[l] = P;
+    for (int t = m->num_tensors - 1; t >= 0; t--) begin[m->tensors[t].layer] = m->tensors[t].offset;
+    for (int l = L - 1; l >= 0; l--)
+        if (begin[l] > begin[l + 1]) begin[l] = begin[l + 1];
+    for (size_t p = 0, l = 0; l <= (size_t)L; l++) {
+        while (p < n && (size_t)(sel ? sel[p] : (int64_t)p) < begin[l]) p++;
+        begin[l] = p;
+    }
+    return begin;
+}
+
+int FN(curv_layers_ordered)(const Model *m) {
+    for (int t = 0; t < m->num_tensors; t++)
+        for (int u = 0; u < m->num_tensors; u++)
+            if (m->tensors[u].offset > m->tensors[t].offset && m->tensors[u].layer < m->tensors[t].layer) return 0;
+    return 1;
+}
+
+int FN(curv_exact_columns)(Model *m, const SampleSet *set, Curvature curvature, const int64_t *sel, size_t n,
+                           const int64_t *cols, size_t ncols, int full, double *C, size_t ldc, ExactInfo *info,
+                           ExactProgress progress, void *user) {
     if (set->count <= 0) return hs_error("no samples selected");
     HS_TRY(FN(curv_check_source)(m, set->source));
+    for (size_t i = 0; i < ncols; i++)
+        if (cols[i] < 0 || (size_t)cols[i] >= n || (i > 0 && cols[i] <= cols[i - 1]))
+            return hs_error("exact columns: column positions must be ascending and below %zu", n);
+    if (ldc < n) return hs_error("exact columns: leading dimension %zu below %zu rows", ldc, n);
     double t0 = hs_seconds();
     size_t P = m->num_params;
     int L = m->num_layers;
-    /* first parameter of each layer (tensors are in layer order), then first selected position of each layer */
-    size_t *layer_begin = hs_calloc((size_t)L + 1, sizeof(size_t));
+    size_t *layer_begin = FN(layer_ranges)(m, sel, n);
     if (!layer_begin) return -1;
-    for (int l = 0; l <= L; l++) layer_begin[l] = P;
-    for (int t = m->num_tensors - 1; t >= 0; t--) layer_begin[m->tensors[t].layer] = m->tensors[t].offset;
-    for (int l = L - 1; l >= 0; l--)
-        if (layer_begin[l] > layer_begin[l + 1]) layer_begin[l] = layer_begin[l + 1];
-    for (size_t p = 0, l = 0; l <= (size_t)L; l++) {
-        while (p < n && (size_t)sel[p] < layer_begin[l]) p++;
-        layer_begin[l] = p;
-    }
-
+    /* the layer of each column and the first column of each layer */
+    size_t *col_begin = hs_calloc((size_t)L + 1, sizeof(size_t));
     int chunk = set->chunk > 0 ? set->chunk : 64;
     if (chunk > set->count) chunk = set->count;
     int Kmax = EXACT_MAX_DIRECTIONS;
@@ -42,10 +65,15 @@ static int FN(exact_rows)(Model *m, const SampleSet *set, Curvature curvature, c
     real *grad = hs_malloc(sizeof(real) * P);
     real *V = hs_calloc(P * (size_t)Kmax, sizeof(real));
     real *HV = hs_malloc(sizeof(real) * P * (size_t)Kmax);
-    int rc = (x && y && grad && V && HV) ? 0 : -1;
-    memset(B, 0, sizeof(double) * n * n);
+    int rc = (col_begin && x && y && grad && V && HV) ? 0 : -1;
+    if (rc == 0)
+        for (size_t q = 0, l = 0; l <= (size_t)L; l++) {
+            while (q < ncols && (size_t)cols[q] < layer_begin[l]) q++;
+            col_begin[l] = q;
+        }
+    for (size_t k = 0; k < ncols && rc == 0; k++) memset(C + k * ldc, 0, sizeof(double) * n);
     double scale = 1.0 / set->count, loss = 0;
-    int64_t chunks = (set->count + chunk - 1) / chunk, done = 0, total = chunks * (int64_t)n;
+    int64_t chunks = (set->count + chunk - 1) / chunk, done = 0, total = chunks * (int64_t)ncols;
 
     for (int start = 0; start < set->count && rc == 0; start += chunk) {
         int count = set->count - start < chunk ? set->count - start : chunk;
@@ -54,27 +82,63 @@ static int FN(exact_rows)(Model *m, const SampleSet *set, Curvature curvature, c
         if (rc == 0) rc = FN(model_forward)(m, x, count);
         if (rc == 0) rc = FN(model_loss)(m, y, scale, &part, NULL);
         if (rc == 0) rc = FN(model_backward)(m, y, scale, m->arch->grad_optional ? NULL : grad);
+        if (rc == 0 && dist_fault_injected()) /* a test hook (tests/test_cli_scalapack.sh) */
+            rc = hs_error("fault injected on rank %d of %d (HESSIAN_TEST_FAIL_RANK, a test hook)", dist_rank(),
+                          dist_size());
         if (rc != 0) break;
         loss += part;
         for (int l = 0; l < L && rc == 0; l++) {
-            for (size_t j0 = layer_begin[l]; j0 < layer_begin[l + 1] && rc == 0; j0 += (size_t)Kmax) {
-                int K = (int)(layer_begin[l + 1] - j0 < (size_t)Kmax ? layer_begin[l + 1] - j0 : (size_t)Kmax);
-                for (int k = 0; k < K; k++) V[(size_t)k * P + (size_t)sel[j0 + (size_t)k]] = 1;
+            for (size_t q0 = col_begin[l]; q0 < col_begin[l + 1] && rc == 0; q0 += (size_t)Kmax) {
+                int K = (int)(col_begin[l + 1] - q0 < (size_t)Kmax ? col_begin[l + 1] - q0 : (size_t)Kmax);
+#define EXACT_PARAM(k) ((size_t)(sel ? sel[cols[q0 + (size_t)(k)]] : cols[q0 + (size_t)(k)]))
+                for (int k = 0; k < K; k++) V[(size_t)k * P + EXACT_PARAM(k)] = 1;
                 memset(HV, 0, sizeof(real) * P * (size_t)K);
-                rc = FN(model_hvp_chunk)(m, V, K, l, curvature, HV);
-                for (int k = 0; k < K; k++) V[(size_t)k * P + (size_t)sel[j0 + (size_t)k]] = 0;
-                size_t c0 = layer_begin[l];
+                rc = FN(model_hvp_chunk)(m, V, K, full ? 0 : l, curvature, HV);
+                for (int k = 0; k < K; k++) V[(size_t)k * P + EXACT_PARAM(k)] = 0;
+#undef EXACT_PARAM
+                size_t c0 = full ? 0 : layer_begin[l];
 #pragma omp parallel for schedule(static)
                 for (int k = 0; k < K; k++) {
-                    double *row = B + (j0 + (size_t)k) * n;
+                    double *col = C + (q0 + (size_t)k) * ldc;
                     const real *hv = HV + (size_t)k * P;
-                    for (size_t c = c0; c < n; c++) row[c] += (double)hv[sel[c]];
+                    if (sel)
+                        for (size_t c = c0; c < n; c++) col[c] += (double)hv[sel[c]];
+                    else
+                        for (size_t c = c0; c < n; c++) col[c] += (double)hv[c];
                 }
                 done += K;
                 if (progress) progress(user, done, total);
             }
         }
     }
+    free(layer_begin);
+    free(col_begin);
+    free(x);
+    free(y);
+    free(grad);
+    free(V);
+    free(HV);
+    if (rc != 0) return -1;
+    if (info) {
+        info->loss = loss;
+        info->asymmetry = 0;
+        info->seconds = hs_seconds() - t0;
+        info->directions = total;
+    }
+    return 0;
+}
+
+/* The (n,n) matrix B of rows and columns sel (ascending) of the curvature; sel = all indices: the full matrix.
+ * Column j of the curvature is row j of B (B is symmetric once done). */
+static int FN(exact_rows)(Model *m, const SampleSet *set, Curvature curvature, const int64_t *sel, size_t n,
+                          double *B, ExactInfo *info, ExactProgress progress, void *user) {
+    int64_t *cols = hs_malloc(sizeof(int64_t) * n);
+    size_t *layer_begin = FN(layer_ranges)(m, sel, n);
+    int rc = cols && layer_begin ? 0 : -1;
+    for (size_t i = 0; i < n && rc == 0; i++) cols[i] = (int64_t)i;
+    if (rc == 0) rc = FN(curv_exact_columns)(m, set, curvature, sel, n, cols, n, 0, B, n, info, progress, user);
+    free(cols);
+    int L = m->num_layers;
     double asym = 0;
     if (rc == 0) {
         /* Same-layer blocks were computed from both sides: measure, then average. Other blocks: mirror. */
@@ -95,7 +159,7 @@ static int FN(exact_rows)(Model *m, const SampleSet *set, Curvature curvature, c
             norm += fabs(B[i]);
         }
         if (!finite) rc = hs_error("the Hessian has non-finite entries (diverged model or bad input)");
-        else if (norm == 0 && n < P)
+        else if (norm == 0 && n < m->num_params)
             rc = hs_error("the Hessian block (d = %zu) is exactly zero: the loss does not depend on those parameters "
                           "here (or their units are inactive); refusing to return a silent zero", n);
         else if (norm == 0)
@@ -103,18 +167,8 @@ static int FN(exact_rows)(Model *m, const SampleSet *set, Curvature curvature, c
                           "inactive); refusing to return a silent zero");
     }
     free(layer_begin);
-    free(x);
-    free(y);
-    free(grad);
-    free(V);
-    free(HV);
     if (rc != 0) return -1;
-    if (info) {
-        info->loss = loss;
-        info->asymmetry = asym;
-        info->seconds = hs_seconds() - t0;
-        info->directions = total;
-    }
+    if (info) info->asymmetry = asym;
     return 0;
 }
 

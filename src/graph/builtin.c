@@ -1,6 +1,9 @@
 /* builtin.c: the built-in networks as graph tables, with PyTorch's state_dict names and parameter order:
  *   cnn       the study's small CNN, torch.nn.Sequential(0 Conv2d(3,5,5), 1 ReLU, 2 MaxPool2d(2),
  *             3 Conv2d(5,5,5), 4 ReLU, 5 MaxPool2d(2), 6 Flatten, 7 Linear(125,30), 8 ReLU, 9 Linear(30,10))
+ *   cnn_wide  the same layers wider, for exact spectra past one machine (ScaLAPACK): Conv2d(3,8,5), Conv2d(8,16,5),
+ *             Linear(400,H), Linear(H,10); "cnn_wide" has H = 64 (d = 30,138), "cnn_wideH" any H in 1..4096
+ *             (cnn_wide16: d = 10,410; cnn_wide32: d = 16,986); d = 3,824 + 411 H + 10
  *   resnet18  torchvision's ResNet-18 (BasicBlock 2-2-2-2) with a 10-way fc
  *   resnet50  torchvision's ResNet-50 (Bottleneck 3-4-6-3) with a 10-way fc
  * all on (3,32,32) images. ResNet: conv1 7x7/2 pad 3 (no bias) -> bn1 -> relu -> maxpool 3x3/2 pad 1 ->
@@ -19,6 +22,34 @@ static int build_cnn(Graph *g) {
     x = graph_linear(g, "7", graph_flatten(g, x), 30, 1);
     x = graph_linear(g, "9", graph_unary(g, GOP_RELU, x), 10, 1);
     return x < 0 ? -1 : 0;
+}
+
+static int build_cnn_wide(Graph *g, int hidden) {
+    int x = graph_conv(g, "0", GRAPH_INPUT, 8, 5, 1, 0, 1, TENSOR_WEIGHT);
+    x = graph_maxpool(g, graph_unary(g, GOP_RELU, x), 2, 2, 0);
+    x = graph_conv(g, "3", x, 16, 5, 1, 0, 1, TENSOR_WEIGHT);
+    x = graph_maxpool(g, graph_unary(g, GOP_RELU, x), 2, 2, 0);
+    x = graph_linear(g, "7", graph_flatten(g, x), hidden, 1);
+    x = graph_linear(g, "9", graph_unary(g, GOP_RELU, x), 10, 1);
+    return x < 0 ? -1 : 0;
+}
+
+/* The hidden width of "cnn_wide" (64) or "cnn_wideH"; 0 for other names. */
+static int cnn_wide_hidden(const char *name) {
+    if (strncmp(name, "cnn_wide", 8) != 0) return 0;
+    const char *h = name + 8;
+    if (!*h) return 64;
+    int v = 0;
+    for (; *h; h++) {
+        if (*h < '0' || *h > '9' || v > 4096) return 0;
+        v = v * 10 + (*h - '0');
+    }
+    return v >= 1 && v <= 4096 && name[8] != '0' ? v : 0;
+}
+
+int graph_builtin_exists(const char *name) {
+    return strcmp(name, "cnn") == 0 || strcmp(name, "resnet18") == 0 || strcmp(name, "resnet50") == 0 ||
+           cnn_wide_hidden(name) > 0;
 }
 
 /* conv (no bias) -> batch norm [-> relu]; returns the last node. */
@@ -72,9 +103,10 @@ int graph_builtin(Graph *g, const char *name) {
     int rc;
     graph_init(g, name, 3, (int64_t[]){3, 32, 32});
     if (strcmp(name, "cnn") == 0) rc = build_cnn(g);
+    else if (cnn_wide_hidden(name) > 0) rc = build_cnn_wide(g, cnn_wide_hidden(name));
     else if (strcmp(name, "resnet18") == 0) rc = build_resnet(g, 0, blocks18);
     else if (strcmp(name, "resnet50") == 0) rc = build_resnet(g, 1, blocks50);
-    else rc = hs_error("unknown model '%s' (built-in: cnn, resnet18, resnet50; or a .onnx file)", name);
+    else rc = hs_error("unknown model '%s' (built-in: cnn, cnn_wide[H], resnet18, resnet50; or a .onnx file)", name);
     if (rc == 0) rc = graph_check(g);
     if (rc != 0) graph_free(g);
     return rc;

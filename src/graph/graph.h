@@ -163,8 +163,9 @@ int graph_unary(Graph *g, GraphOp op, int in);      /* relu, sigmoid, tanh, soft
 int graph_add(Graph *g, int a, int b);              /* two values of the same shape */
 int graph_flatten(Graph *g, int in);                /* (C,H,W) -> (C*H*W) */
 
-/* Built-in networks: "cnn", "resnet18", "resnet50" (10 classes, 3x32x32 input); -1 with hs_error for other
- * names. */
+/* Built-in networks: "cnn", "cnn_wide" / "cnn_wideH", "resnet18", "resnet50" (10 classes, 3x32x32 input); -1
+ * with hs_error for other names. graph_builtin_exists: 1 for those names. */
 int graph_builtin(Graph *g, const char *name);
+int graph_builtin_exists(const char *name);
 
 #endif

@@ -83,8 +83,8 @@ int FN(model_create)(const char *arch_name, uint64_t seed, Model **out) {
         }
         return FN(model_create_graph)(g, seed, out);
     }
-    if (strcmp(arch_name, "cnn") != 0 && strcmp(arch_name, "resnet18") != 0 && strcmp(arch_name, "resnet50") != 0)
-        return hs_error("unknown model '%s' (available: cnn, resnet18, resnet50, or an ONNX file NAME.onnx)",
+    if (!graph_builtin_exists(arch_name))
+        return hs_error("unknown model '%s' (available: cnn, cnn_wide[H], resnet18, resnet50, or an ONNX file NAME.onnx)",
                         arch_name);
     Graph *g = hs_malloc(sizeof *g);
     if (!g) return -1;
