@@ -218,6 +218,7 @@ done:
     free_golden_json(json);
 }
 
+#ifdef HS_F64 /* the ResNet-18 check below, float64 only */
 static double *read_large(const char *file, int64_t *count) {
     char path[256];
     snprintf(path, sizeof path, DIR_LARGE "%s", file);
@@ -229,7 +230,8 @@ static double *read_large(const char *file, int64_t *count) {
 
 /* torchvision's ResNet-18 (10-way head) exported from PyTorch: the ONNX model against the sampled float64 goldens
  * (gradient and H v at 2000 indices, their full norms, logits, loss), and against the built-in table "resnet18"
- * given the same weights and statistics (the same network: agreement to rounding, 1e-12). float64 only. */
+ * given the same weights and statistics (the same network: agreement to rounding, 1e-12). float64 only (the passes
+ * run on the float64 golden arrays directly), so compiled in the float64 build alone. */
 static void check_resnet18(void) {
     Model *m = NULL, *b = NULL;
     CHECK(FN(model_create)(DIR_LARGE "resnet18.onnx", 0, &m) == 0 && FN(model_create)("resnet18", 0, &b) == 0,
@@ -314,6 +316,7 @@ static void check_resnet18(void) {
     FN(model_free)(m);
     FN(model_free)(b);
 }
+#endif
 
 int main(void) {
     static const char *const names[] = {"tiny", "mlp", "lenet5", "vgg", "vgg_train", "mobilenet", "densenet", "cnn"};
