@@ -102,6 +102,9 @@ all: $(HESSIAN) $(SHLIB) $(DIST_LIB)
 # The shared library alone (the Python package's build runs `make shared`).
 shared: $(SHLIB)
 
+# The direct convolution kernels are written for fused multiply-adds (exact IEEE operations, one rounding
+# instead of two; ISO C mode otherwise forbids the contraction). No other file is compiled so.
+$(BUILD)/f32/src/ops/conv2d_direct.o $(BUILD)/f64/src/ops/conv2d_direct.o: CFLAGS += -ffp-contract=fast
 $(BUILD)/f32/%.o: %.c | $(ONNX_PB_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DHS_F32 -c $< -o $@

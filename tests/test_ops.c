@@ -34,7 +34,7 @@
 #define EPS 1e-6 /* central-difference step */
 
 /* conv2d.c's tuning of its batched small-plane path (planes below `below` outputs, groups 1; `columns` per GEMM). */
-extern int FN(conv2d_batch_columns), FN(conv2d_batch_below);
+extern int FN(conv2d_batch_columns), FN(conv2d_batch_below), FN(conv2d_direct_max_channels);
 
 #include "derivative_check.h"
 
@@ -1072,13 +1072,16 @@ int main(void) {
         {2, 2, 6, 9, 3, 2, 3, 1, 1, 2, 1, 2, 0, 1, 1, 2, 2},  /* stride (1,2), dilation (1,2) */
         {3, 6, 5, 5, 4, 2, 2, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1},  /* groups 2, only bottom/right padding */
     };
-    /* Each twice: per-sample GEMMs (every layout), and, for groups 1, the batched small-plane path with batches
-     * of 1 or 2 samples (columns 50: batch boundaries inside N). */
-    for (int path = 0; path < 2; path++) {
+    /* Each three times: per sample with the direct kernels for narrow stride-1 layers (groups 1, up to 16 output
+     * channels: most shapes here), per-sample GEMMs (every layout), and, for groups 1, the batched small-plane
+     * path with batches of 1 or 2 samples (columns 50: batch boundaries inside N). */
+    for (int path = 0; path < 3; path++) {
         const int columns = FN(conv2d_batch_columns), below = FN(conv2d_batch_below);
-        FN(conv2d_batch_below) = path ? 1 << 30 : 0;
-        FN(conv2d_batch_columns) = path ? 50 : columns;
-        const char *tag = path ? " [batched]" : " [per sample]";
+        const int direct = FN(conv2d_direct_max_channels);
+        FN(conv2d_batch_below) = path == 2 ? 1 << 30 : 0;
+        FN(conv2d_batch_columns) = path == 2 ? 50 : columns;
+        FN(conv2d_direct_max_channels) = path == 0 ? 1 << 30 : 0;
+        const char *tag = path == 0 ? " [direct]" : path == 1 ? " [per sample]" : " [batched]";
         for (int i = 0; i < 8; i++)
             for (int bias = 1; bias >= 0; bias--) {
                 const int *c = conv[i];
@@ -1089,14 +1092,14 @@ int main(void) {
         for (int i = 0; i < 12; i++)
             for (int bias = 1; bias >= 0; bias--) {
                 const int *c = gconv[i];
-                if (path && c[7] != 1) continue; /* groups > 1: per-sample GEMMs only */
+                if (path == 2 && c[7] != 1) continue; /* groups > 1: per-sample GEMMs only */
                 ConvShape cs = conv2d_shape_general(c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10],
                                                     c[11], c[12], c[13], c[14], c[15]);
                 Layer L = make_conv_shape(c[0], cs, bias);
                 strncat(L.name, tag, sizeof L.name - strlen(L.name) - 1);
                 test_layer(&L, c[16]);
             }
-        FN(conv2d_batch_below) = below, FN(conv2d_batch_columns) = columns;
+        FN(conv2d_batch_below) = below, FN(conv2d_batch_columns) = columns, FN(conv2d_direct_max_channels) = direct;
     }
     /* the square shape fills the general fields */
     {

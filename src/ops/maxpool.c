@@ -16,17 +16,22 @@ void FN(maxpool_forward)(real *out, int32_t *argmax, const real *in, int N, cons
         const real *x = in + (size_t)nc * in_plane;
         real *y = out + (size_t)nc * out_plane;
         int32_t *am = argmax + (size_t)nc * out_plane;
-        if (fast) { /* the common case: branch-free, no bounds checks */
-            for (int oh = 0; oh < s->Ho; oh++)
+        if (fast) { /* the common case: no bounds checks, and comparisons turned into arithmetic (selects the
+                     * compiler makes branch-free: a branch per comparison mispredicted half the time on real
+                     * activations and took 12% of a cnn HVP) */
+            for (int oh = 0; oh < s->Ho; oh++) {
+                const real *r0 = x + (size_t)2 * oh * s->W, *r1 = r0 + s->W;
+                real *yo = y + (size_t)oh * s->Wo;
+                int32_t *ao = am + (size_t)oh * s->Wo, base = 2 * oh * s->W;
                 for (int ow = 0; ow < s->Wo; ow++) {
-                    int i0 = 2 * oh * s->W + 2 * ow, i2 = i0 + s->W;
-                    real a = x[i0], b = x[i0 + 1], c = x[i2], d = x[i2 + 1];
-                    int ab = b > a ? i0 + 1 : i0, cd = d > c ? i2 + 1 : i2;
-                    real vab = b > a ? b : a, vcd = d > c ? d : c;
-                    int best = vcd > vab ? cd : ab;
-                    y[oh * s->Wo + ow] = vcd > vab ? vcd : vab;
-                    am[oh * s->Wo + ow] = best;
+                    real a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+                    int32_t gb = b > a, gd = d > c;
+                    real vab = gb ? b : a, vcd = gd ? d : c;
+                    int32_t take = vcd > vab;
+                    yo[ow] = take ? vcd : vab;
+                    ao[ow] = base + 2 * ow + (take ? s->W + gd : gb);
                 }
+            }
             continue;
         }
         for (int oh = 0; oh < s->Ho; oh++)

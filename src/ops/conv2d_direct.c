@@ -1,0 +1,238 @@
+/* conv2d_direct.c: direct (patch-free) kernels for narrow stride-1 convolutions (see conv2d_direct.h).
+ *
+ * The kernels run on GCC/Clang vector types as wide as one register of the build's instruction set (see
+ * VEC_BYTES), so the same code serves every CPU of this project. Register blocking: the forward and backward-data kernels keep up to DIRECT_BLOCK output rows
+ * (or input channels) times two vectors of columns in registers and stream the patch rows past them; the
+ * weight-gradient kernel keeps one vector accumulator per output row and reduces its lanes in a fixed order at
+ * the end. Loads past the last column read the zero slack of the padded buffers. */
+#include <string.h>
+
+#include "conv2d_direct.h"
+
+/* The widest vector the build's instruction set has (AVX-512: 64 bytes, AVX: 32, else SSE's 16), so that a
+ * register block (2 * DIRECT_BLOCK accumulators) fits the register file without spills on every build. */
+#if defined(VEC_BYTES) /* set on the command line (measurements) */
+#elif defined(__AVX512F__)
+#define VEC_BYTES 64
+#elif defined(__AVX__)
+#define VEC_BYTES 32
+#else
+#define VEC_BYTES 16
+#endif
+typedef real vec __attribute__((vector_size(VEC_BYTES)));
+#define VL ((int)(sizeof(vec) / sizeof(real)))
+#define VLOAD(v, p) memcpy(&(v), (p), sizeof(vec))
+#define VSTORE(p, v) memcpy((p), &(v), sizeof(vec))
+#define DIRECT_BLOCK 6 /* rows (or channels) per register block: 12 accumulators + 3 registers fit AVX2's 16 */
+#define SLACK (2 * VL)  /* readable zeros after a padded buffer: the kernels load two vectors past a column */
+
+static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+DirectShape FN(conv_direct_shape)(const ConvShape *s) {
+    DirectShape d;
+    d.C = s->C, d.kh = s->kh, d.kw = s->kw, d.dh = s->dil_h, d.dw = s->dil_w;
+    d.Hp = s->H + s->pad_t + s->pad_b, d.Wp = s->W + s->pad_l + s->pad_r;
+    d.pad_t = s->pad_t, d.pad_l = s->pad_l;
+    d.H = s->H, d.W = s->W, d.Ho = s->Ho, d.Wo = s->Wo;
+    d.plane = (size_t)d.Hp * d.Wp;
+    d.cols = (s->Ho - 1) * d.Wp + s->Wo;
+    d.R = s->C * s->kh * s->kw;
+    d.front = (size_t)(s->kh - 1) * s->dil_h * d.Wp + (size_t)(s->kw - 1) * s->dil_w;
+    size_t span = (size_t)d.cols > d.plane ? (size_t)d.cols : d.plane;
+    d.ld = d.front + round_up(span, (size_t)SLACK) + SLACK;
+    d.input_size = (size_t)d.C * d.plane + SLACK;
+    return d;
+}
+
+const real *FN(direct_input)(real *xp, const real *x, const DirectShape *d) {
+    if (d->Hp == d->H && d->Wp == d->W) {
+        memcpy(xp, x, sizeof(real) * (size_t)d->C * d->plane);
+        memset(xp + (size_t)d->C * d->plane, 0, sizeof(real) * SLACK);
+        return xp;
+    }
+    memset(xp, 0, sizeof(real) * d->input_size);
+    for (int c = 0; c < d->C; c++)
+        for (int h = 0; h < d->H; h++)
+            memcpy(xp + (size_t)c * d->plane + (size_t)(h + d->pad_t) * d->Wp + d->pad_l,
+                   x + ((size_t)c * d->H + h) * d->W, sizeof(real) * (size_t)d->W);
+    return xp;
+}
+
+void FN(direct_spread)(real *dst, const real *out, int rows, const DirectShape *d) {
+    memset(dst, 0, sizeof(real) * (size_t)rows * d->ld);
+    for (int r = 0; r < rows; r++)
+        for (int oh = 0; oh < d->Ho; oh++)
+            memcpy(dst + (size_t)r * d->ld + d->front + (size_t)oh * d->Wp, out + ((size_t)r * d->Ho + oh) * d->Wo,
+                   sizeof(real) * (size_t)d->Wo);
+}
+
+/* ---- forward: nb (<= DIRECT_BLOCK, a constant after inlining) rows of Y ---- */
+
+static inline __attribute__((always_inline)) void FN(forward_block)(real *Y, const real *w, const real *xp,
+                                                                     const DirectShape *d, const int nb) {
+    const int R = d->R;
+    for (int l0 = 0; l0 < d->cols; l0 += 2 * VL) {
+        vec a0[DIRECT_BLOCK], a1[DIRECT_BLOCK];
+        _Pragma("GCC unroll 6")
+        for (int b = 0; b < nb; b++) a0[b] = a1[b] = (vec){0};
+        int r = 0;
+        for (int c = 0; c < d->C; c++)
+            for (int i = 0; i < d->kh; i++) {
+                const real *xr = xp + (size_t)c * d->plane + (size_t)i * d->dh * d->Wp + l0;
+                for (int j = 0; j < d->kw; j++, r++) {
+                    vec x0, x1;
+                    VLOAD(x0, xr + (size_t)j * d->dw);
+                    VLOAD(x1, xr + (size_t)j * d->dw + VL);
+                    _Pragma("GCC unroll 6")
+                    for (int b = 0; b < nb; b++) {
+                        real wv = w[(size_t)b * R + r];
+                        a0[b] += x0 * wv;
+                        a1[b] += x1 * wv;
+                    }
+                }
+            }
+        int n = d->cols - l0 < 2 * VL ? d->cols - l0 : 2 * VL;
+        _Pragma("GCC unroll 6")
+        for (int b = 0; b < nb; b++) {
+            real *y = Y + (size_t)b * d->cols + l0;
+            if (n == 2 * VL) {
+                VSTORE(y, a0[b]);
+                VSTORE(y + VL, a1[b]);
+            } else {
+                real tmp[2 * VL];
+                VSTORE(tmp, a0[b]);
+                VSTORE(tmp + VL, a1[b]);
+                memcpy(y, tmp, sizeof(real) * (size_t)n);
+            }
+        }
+    }
+}
+
+void FN(direct_forward)(real *Y, const real *w, int rows, const real *xp, const DirectShape *d) {
+    for (int b0 = 0; b0 < rows; b0 += DIRECT_BLOCK) {
+        int nb = rows - b0 < DIRECT_BLOCK ? rows - b0 : DIRECT_BLOCK;
+        real *y = Y + (size_t)b0 * d->cols;
+        const real *wb = w + (size_t)b0 * d->R;
+        switch (nb) {
+        case 1: FN(forward_block)(y, wb, xp, d, 1); break;
+        case 2: FN(forward_block)(y, wb, xp, d, 2); break;
+        case 3: FN(forward_block)(y, wb, xp, d, 3); break;
+        case 4: FN(forward_block)(y, wb, xp, d, 4); break;
+        case 5: FN(forward_block)(y, wb, xp, d, 5); break;
+        default: FN(forward_block)(y, wb, xp, d, DIRECT_BLOCK); break;
+        }
+    }
+}
+
+/* ---- weight gradient: nb rows of dw, one vector accumulator each ---- */
+
+static inline __attribute__((always_inline)) void FN(weight_grad_block)(real *dw, int accumulate, const real *dy,
+                                                                         const real *xp, const DirectShape *d,
+                                                                         const int nb) {
+    const int R = d->R, span = (int)round_up((size_t)d->cols, (size_t)VL);
+    const real *g = dy + d->front;
+    int r = 0;
+    for (int c = 0; c < d->C; c++)
+        for (int i = 0; i < d->kh; i++)
+            for (int j = 0; j < d->kw; j++, r++) {
+                const real *xr = xp + (size_t)c * d->plane + (size_t)i * d->dh * d->Wp + (size_t)j * d->dw;
+                vec acc[DIRECT_BLOCK];
+                _Pragma("GCC unroll 6")
+                for (int b = 0; b < nb; b++) acc[b] = (vec){0};
+                for (int l0 = 0; l0 < span; l0 += VL) {
+                    vec x;
+                    VLOAD(x, xr + l0);
+                    _Pragma("GCC unroll 6")
+                    for (int b = 0; b < nb; b++) {
+                        vec gv;
+                        VLOAD(gv, g + (size_t)b * d->ld + l0);
+                        acc[b] += gv * x;
+                    }
+                }
+                _Pragma("GCC unroll 6")
+                for (int b = 0; b < nb; b++) {
+                    real sum = 0;
+                    for (int t = 0; t < VL; t++) sum += acc[b][t];
+                    real *dst = dw + (size_t)b * R + r;
+                    *dst = accumulate ? *dst + sum : sum;
+                }
+            }
+}
+
+void FN(direct_weight_grad)(real *dw, int accumulate, const real *dy, int rows, const real *xp, const DirectShape *d) {
+    for (int b0 = 0; b0 < rows; b0 += DIRECT_BLOCK) {
+        int nb = rows - b0 < DIRECT_BLOCK ? rows - b0 : DIRECT_BLOCK;
+        real *dwb = dw + (size_t)b0 * d->R;
+        const real *g = dy + (size_t)b0 * d->ld;
+        switch (nb) {
+        case 1: FN(weight_grad_block)(dwb, accumulate, g, xp, d, 1); break;
+        case 2: FN(weight_grad_block)(dwb, accumulate, g, xp, d, 2); break;
+        case 3: FN(weight_grad_block)(dwb, accumulate, g, xp, d, 3); break;
+        case 4: FN(weight_grad_block)(dwb, accumulate, g, xp, d, 4); break;
+        case 5: FN(weight_grad_block)(dwb, accumulate, g, xp, d, 5); break;
+        default: FN(weight_grad_block)(dwb, accumulate, g, xp, d, DIRECT_BLOCK); break;
+        }
+    }
+}
+
+/* ---- backward data: nb input channels c0.. of dxp (the padded plane) ---- */
+
+static inline __attribute__((always_inline)) void FN(backward_block)(real *dxp, const real *w, int O, int c0,
+                                                                      const real *dy, const DirectShape *d,
+                                                                      const int nb) {
+    const int khw = d->kh * d->kw, R = d->R;
+    for (size_t q0 = 0; q0 < d->plane; q0 += 2 * VL) {
+        vec a0[DIRECT_BLOCK], a1[DIRECT_BLOCK];
+        _Pragma("GCC unroll 6")
+        for (int b = 0; b < nb; b++) a0[b] = a1[b] = (vec){0};
+        for (int o = 0; o < O; o++) {
+            const real *g = dy + (size_t)o * d->ld + d->front + q0;
+            const real *wo = w + (size_t)o * R + (size_t)c0 * khw;
+            for (int i = 0; i < d->kh; i++)
+                for (int j = 0; j < d->kw; j++) {
+                    const real *src = g - ((size_t)i * d->dh * d->Wp + (size_t)j * d->dw);
+                    vec v0, v1;
+                    VLOAD(v0, src);
+                    VLOAD(v1, src + VL);
+                    _Pragma("GCC unroll 6")
+                    for (int b = 0; b < nb; b++) {
+                        real wv = wo[b * khw + i * d->kw + j];
+                        a0[b] += v0 * wv;
+                        a1[b] += v1 * wv;
+                    }
+                }
+        }
+        size_t n = d->plane - q0 < (size_t)(2 * VL) ? d->plane - q0 : (size_t)(2 * VL);
+        _Pragma("GCC unroll 6")
+        for (int b = 0; b < nb; b++) {
+            real tmp[2 * VL];
+            VSTORE(tmp, a0[b]);
+            VSTORE(tmp + VL, a1[b]);
+            memcpy(dxp + (size_t)(c0 + b) * d->plane + q0, tmp, sizeof(real) * n);
+        }
+    }
+}
+
+void FN(direct_backward_data)(real *dx, int accumulate, const real *w, int O, const real *dy, real *dxp,
+                              const DirectShape *d) {
+    for (int c0 = 0; c0 < d->C; c0 += DIRECT_BLOCK) {
+        int nb = d->C - c0 < DIRECT_BLOCK ? d->C - c0 : DIRECT_BLOCK;
+        switch (nb) {
+        case 1: FN(backward_block)(dxp, w, O, c0, dy, d, 1); break;
+        case 2: FN(backward_block)(dxp, w, O, c0, dy, d, 2); break;
+        case 3: FN(backward_block)(dxp, w, O, c0, dy, d, 3); break;
+        case 4: FN(backward_block)(dxp, w, O, c0, dy, d, 4); break;
+        case 5: FN(backward_block)(dxp, w, O, c0, dy, d, 5); break;
+        default: FN(backward_block)(dxp, w, O, c0, dy, d, DIRECT_BLOCK); break;
+        }
+    }
+    for (int c = 0; c < d->C; c++)
+        for (int h = 0; h < d->H; h++) {
+            real *dst = dx + ((size_t)c * d->H + h) * d->W;
+            const real *src = dxp + (size_t)c * d->plane + (size_t)(h + d->pad_t) * d->Wp + d->pad_l;
+            if (accumulate)
+                for (int x = 0; x < d->W; x++) dst[x] += src[x];
+            else
+                memcpy(dst, src, sizeof(real) * (size_t)d->W);
+        }
+}
