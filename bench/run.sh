@@ -2,7 +2,8 @@
 # run.sh: hessian against the PyTorch peer (Debian's python3-torch 1.13) on the same machine and data, in
 # one run, with the same thread count; prints each pair of timings and the ratio (PyTorch / hessian).
 #   bash bench/run.sh [DATA_DIR]      (default data/, made by scripts/get-data.sh)
-# Environment: THREADS (default 2), ROWS (rows timed for PyTorch's row-by-row Hessian, default 40).
+# Environment: THREADS (default 2), ROWS (rows timed for PyTorch's row-by-row Hessian, default 40), PEER_PYTHON (the
+# peer's interpreter: /usr/bin/python3, Debian's PyTorch 1.13, by default; $HOME/.venv-torch2/bin/python for 2.x).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 data=${1:-data}
@@ -10,7 +11,8 @@ threads=${THREADS:-2}
 rows=${ROWS:-40}
 scripts/get-data.sh "$data"
 make -s all build/bench/bench_cnn_f32 build/bench/bench_cnn_f64
-/usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "bench: PyTorch missing: apt-get install python3-torch" >&2; exit 1; }
+py=${PEER_PYTHON:-/usr/bin/python3}
+"$py" -c 'import torch' 2>/dev/null || { echo "bench: PyTorch missing for $py: apt-get install python3-torch" >&2; exit 1; }
 export OMP_NUM_THREADS=$threads
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 lscpu | grep -E 'Model name' | sed 's/  */ /g' >&2
@@ -19,14 +21,14 @@ bin/hessian train --model cnn --data "$data" --epochs 1 --out "$out/cnn.safetens
 echo "bench: hessian grad / hvp / exact (1000 images)" >&2
 build/bench/bench_cnn_f32 "$data" --samples 1000 --checkpoint "$out/cnn.safetensors" > "$out/hessian.json"
 build/bench/bench_cnn_f64 "$data" --samples 1000 --checkpoint "$out/cnn.safetensors" --no-exact > "$out/hessian64.json"
-peer() { /usr/bin/python3 bench/torch_peer.py --data "$data" --threads "$threads" "$@" 2>/dev/null | tail -n 1; }
+peer() { "$py" bench/torch_peer.py --data "$data" --threads "$threads" "$@" 2>/dev/null | tail -n 1; }
 echo "bench: PyTorch train-epoch, grad, hvp, hessian-rows ($rows rows)" >&2
 peer --task train-epoch > "$out/torch_train.json"
 peer --task grad --samples 1000 --checkpoint "$out/cnn.safetensors" > "$out/torch_grad.json"
 peer --task hvp --samples 1000 --checkpoint "$out/cnn.safetensors" > "$out/torch_hvp.json"
 peer --task hvp --samples 1000 --checkpoint "$out/cnn.safetensors" --dtype f64 > "$out/torch_hvp64.json"
 peer --task hessian-rows --samples 1000 --rows "$rows" --checkpoint "$out/cnn.safetensors" > "$out/torch_rows.json"
-/usr/bin/python3 - "$out" "$threads" <<'PY'
+"$py" - "$out" "$threads" <<'PY'
 import json, sys, os
 d = sys.argv[1]
 j = lambda n: json.load(open(os.path.join(d, n)))

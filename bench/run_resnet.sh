@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # run_resnet.sh: ResNet-50 (or MODEL=resnet18) on SAMPLES (default 100) CIFAR-10 images of 32x32: one
-# training step, one gradient and one Hessian-vector product with hessian and with PyTorch 1.13 (torchvision
+# training step, one gradient and one Hessian-vector product with hessian and with PyTorch (torchvision
 # layout, same threads), each task in its own process so peak memory is its own; prints times, ratios and
 # peak memory.   bash bench/run_resnet.sh [DATA_DIR]
+# PEER_PYTHON picks the peer's interpreter: Debian's PyTorch 1.13 (/usr/bin/python3, the default) or PyTorch 2.x
+# from PyPI (PEER_PYTHON=$HOME/.venv-torch2/bin/python, made by `sh bench/torch2_peer.sh --install`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 data=${1:-data}
@@ -11,12 +13,14 @@ samples=${SAMPLES:-100}
 export OMP_NUM_THREADS=${THREADS:-2}
 scripts/get-data.sh "$data"
 make -s all build/bench/bench_model_f32
-/usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null || {
-    echo "bench: needs python3-torch and python3-torchvision (apt-get install)" >&2; exit 1; }
+py=${PEER_PYTHON:-/usr/bin/python3}
+"$py" -c 'import torch, torchvision' 2>/dev/null || {
+    echo "bench: $py needs torch and torchvision (apt-get install python3-torch python3-torchvision)" >&2; exit 1; }
+echo "peer: PyTorch $("$py" -c 'import torch; print(torch.__version__)'), $OMP_NUM_THREADS threads, model $model, $samples images" >&2
 printf '%-6s %12s %12s %8s %14s %14s\n' task "PyTorch s" "hessian s" ratio "PyTorch MB" "hessian MB"
 for task in step grad hvp; do
     h=$(build/bench/bench_model_f32 "$data" --model "$model" --task "$task" --samples "$samples")
-    t=$(/usr/bin/python3 bench/torch_model_peer.py --data "$data" --model "$model" --task "$task" --samples "$samples" \
+    t=$("$py" bench/torch_model_peer.py --data "$data" --model "$model" --task "$task" --samples "$samples" \
         --threads "$OMP_NUM_THREADS" 2>/dev/null)
     /usr/bin/python3 - "$task" "$h" "$t" <<'PY'
 import json, sys
