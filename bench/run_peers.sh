@@ -40,7 +40,7 @@ else
     bin/hessian train --model cnn --data "$data" --epochs 1 --out "$ckpt" --json "$tmp/train.json" --quiet >&2
 fi
 h() { local cmd=$1; shift; bin/hessian "$cmd" --model cnn --checkpoint "$ckpt" --data "$data" --samples "$samples" \
-    --offset 0 --threads "$threads" --quiet "$@" >&2; }
+    --offset 0 --threads "$threads" --quiet "$@" > /dev/null; }
 
 echo "peers: float64 reference (hessian exact, diag)" >&2
 h exact --precision f64 --k 5 --json "$tmp/ref_exact.json"
