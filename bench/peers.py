@@ -417,7 +417,7 @@ def tasks(args):
         ("hvp", "pytorch", "double backward", None, hvp_double_backward),
         ("hvp", "pytorch", "func jvp(grad)", None, hvp_func),
         ("hvp", "pytorch", "torch.compile(func jvp(grad))", None, lambda pb: hvp_func(pb, compiled=True)),
-        ("hessian-eig", "pytorch", "func vmap(jvp(grad)) + eigvalsh", None, hessian_eig_vmap),
+        ("hessian-eig", "pytorch", "vmap(jvp(grad)) + eigvalsh", None, hessian_eig_vmap),
         ("top5", "curvlinops", "eigsh LA", "curvlinops", lambda pb: curvlinops_eigsh(pb, "largest")),
         ("top5", "pyhessian", "power iteration", "pyhessian", pyhessian_top),
         ("top5", "hessian-eigenthings", "lanczos LA", "hessian_eigenthings", lambda pb: eigenthings_lanczos(pb, "largest")),

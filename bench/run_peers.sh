@@ -114,12 +114,14 @@ LABEL = {"gradient": "gradient", "hvp": "HVP", "hessian-eig": "full Hessian + al
          "top5": "top-5 eigenvalues, tol 1e-6", "bottom5": "bottom-5 eigenvalues, tol 1e-6",
          "trace-hutchinson": "trace, Hutchinson (99 HVPs)", "trace-hutchpp": "trace, Hutch++/XTrace (99 HVPs)",
          "trace-exact": "trace, exact diagonal", "density": "spectral density (SLQ)"}
-fs = lambda x, f: "-" if x is None else format(x, f)
+def fs(x, f):
+    """x formatted by f, or a dash as wide as f asks"""
+    return format(x, f) if x is not None else "-".rjust(int("".join(c for c in f.split(".")[0] if c.isdigit()) or 0))
 print(f"cnn, {samples} CIFAR-10 training images (offset 0), f32, {threads} threads, CPU: {cpu}; "
       f"PyTorch {torch_version}; ratio = peer seconds / hessian seconds (> 1: hessian faster)")
 print(f"errors against hessian's float64 exact reference: eigenvalues max |error| / |lambda_max|, "
       f"trace |error| / |trace| (reference trace {ref['trace']:.9g}, lambda_max {ref['eigenvalues_largest'][-1]:.9g})")
-hdr = f"{'row':34s} | {'best peer (tool/method)':46s} {'seconds':>9s} {'HVPs':>6s} {'error':>8s} | " \
+hdr = f"{'row':34s} | {'best peer (tool/method)':48s} {'seconds':>9s} {'HVPs':>6s} {'error':>8s} | " \
       f"{'hessian':>9s} {'HVPs':>6s} {'error':>8s} | {'ratio':>7s}"
 print(hdr)
 print("-" * len(hdr))
@@ -140,7 +142,7 @@ for row, label in LABEL.items():
     ratio = f"{ps / hr['seconds']:6.1f}x" if ps is not None and hr["seconds"] else "-"
     if best and best.get("extrapolated"):
         name += " (extrap.)"
-    print(f"{label:34s} | {name[:46]:46s} {fs(ps, '9.3f')} {fs(ph, '6d')} {fs(pe, '8.1e')} | "
+    print(f"{label:34s} | {name[:48]:48s} {fs(ps, '9.3f')} {fs(ph, '6d')} {fs(pe, '8.1e')} | "
           f"{hr['seconds']:9.3f} {hr['hvps']:6d} {fs(hr['error'], '8.1e')} | {ratio:>7s}")
 if flagged:
     print(f"* no peer row reached error <= {ACCURATE:g} (eigenvalue rows) or converged: the fastest is shown")
