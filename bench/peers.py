@@ -487,7 +487,7 @@ def main():
                 traceback.print_exc(file=sys.stderr)
                 rec.update(status="failed", failure=f"{type(e).__name__}: {e}"[:500])
         rec.update(base)
-        if module:
+        if module and rec["status"] != "not installed":
             try:
                 from importlib.metadata import version
                 rec["version"] = version({"curvlinops": "curvlinops-for-pytorch", "pyhessian": "PyHessian",
