@@ -58,6 +58,8 @@ h density --precision f32 --json "$tmp/h_density.json"
 
 echo "peers: PyTorch 2.x and the peer tools ($py)" >&2
 quick_flag=(); [[ $quick == 1 ]] && quick_flag=(--quick)
+# a fresh inductor cache, so that compile_seconds is a cold compile (a warm cache cuts it about tenfold)
+export TORCHINDUCTOR_CACHE_DIR=$tmp/inductor
 "$py" bench/peers.py --data "$data" --checkpoint "$ckpt" --samples "$samples" --threads "$threads" \
     --reference "$tmp/ref_exact.json" --reference-diag "$tmp/ref_diag.npy" "${quick_flag[@]}" > "$tmp/peers.jsonl"
 
