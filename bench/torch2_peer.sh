@@ -4,18 +4,21 @@
 #
 # Usage:
 #   sh bench/torch2_peer.sh                 prints these notes and whether the venv exists
-#   sh bench/torch2_peer.sh --install       creates the venv in $TORCH2_VENV or ~/.venv-torch2 (large download)
+#   sh bench/torch2_peer.sh --install       creates the venv in $TORCH2_VENV or ~/.venv-torch2 with torch, numpy,
+#                                           scipy and the peer tools of bench/peers.py (large download)
 #   sh bench/torch2_peer.sh -- ARGS...      runs bench/torch_peer.py ARGS... with the venv's python
 #
 # Notes:
 # - Only PyPI is reachable here (no extra package index), so `pip install torch` gets the default PyPI
 #   wheel for Linux x86_64: the CUDA build, which pulls the nvidia-* runtime wheels too (several GB on disk,
 #   most of it unused on a CPU-only machine). PyPI carries no CPU-only torch wheel (those live on a separate index, not reachable here). Expect minutes.
-# - numpy is the only other dependency; the peers do not need torchvision (augmentation is done on
-#   tensors in bench/torch_peer.py).
+# - bench/torch_peer.py needs numpy only (no torchvision: augmentation is done on tensors). bench/peers.py
+#   (run by bench/run_peers.sh) also needs scipy and the peer tools, from PyPI: pyhessian (0.1),
+#   curvlinops-for-pytorch (3.x), hessian-eigenthings (1.x), backpack-for-pytorch (1.7); each is optional
+#   there (a missing one gives rows marked "not installed").
 # - bench/torch_peer.py, bench/torch_eval.py and tests/golden/*.py use only APIs present in both 1.13 and
-#   2.x (torch.autograd.grad, torch.autograd.functional.hvp, nn.Sequential, F.*). With 2.x one could
-#   also time torch.func (jvp(grad) HVPs, vmap'd Hessian rows) and torch.compile; that is not done here.
+#   2.x (torch.autograd.grad, torch.autograd.functional.hvp, nn.Sequential, F.*). bench/peers.py is 2.x only:
+#   it times torch.func (jvp(grad) HVPs, the vmap'd full Hessian) and torch.compile too.
 # - Report which torch each number came from: every JSON line carries "torch": torch.__version__.
 # - Threads: pass --threads 2 as for the 1.13 runs; 2.x may also honour OMP_NUM_THREADS / MKL_NUM_THREADS.
 set -eu
@@ -26,7 +29,10 @@ case "${1:-}" in
 --install)
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --upgrade pip
-    "$VENV/bin/pip" install torch numpy
+    # the peers' versions that bench/peers.py was written against (hessian-eigenthings 1.0 is a pre-release
+    # with a new API; plain `pip install hessian-eigenthings` would get the old 0.x one)
+    "$VENV/bin/pip" install torch numpy scipy pyhessian==0.1 curvlinops-for-pytorch==3.0.1 \
+        hessian-eigenthings==1.0.0a5 backpack-for-pytorch==1.7.1
     "$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)'
     ;;
 --)
