@@ -79,10 +79,10 @@ static int run(int argc, char **argv) {
     }
     int help = argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
     if (dist_size() > 1 && !help &&
-        (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "study") == 0 || strcmp(argv[1], "data") == 0)) {
+        (strcmp(argv[1], "study") == 0 || strcmp(argv[1], "data") == 0)) {
         fprintf(stderr,
-                "hessian %s: not available under mpirun with more than one process (%d ranks): data-parallel "
-                "training is not implemented yet; run it as one process (mpirun -np 1, or bin/hessian)\n",
+                "hessian %s: not available under mpirun with more than one process (%d ranks); run it as one "
+                "process (mpirun -np 1, or bin/hessian)\n",
                 argv[1], dist_size());
         return 2;
     }
