@@ -749,6 +749,8 @@ int FN(cmd_train)(int argc, char **argv) {
             RunPoint at = run.done;
             at.interrupted = 1;
             if (FN(save_pair)(&run, m, buf, P, &at) != 0) goto fail;
+            /* The other ranks wait for rank 0's save: their exit must not end the job (MPI_Abort) before it. */
+            if (dist_any(0) < 0) goto fail;
             fprintf(stderr, "interrupted (%s) during epoch %d: saved the current parameters to %s (--resume %s "
                             "restarts epoch %d from them)\n",
                     FN(interrupted) == SIGTERM ? "SIGTERM" : "SIGINT", epoch, out, out, epoch);
