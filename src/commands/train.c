@@ -600,9 +600,9 @@ int FN(cmd_train)(int argc, char **argv) {
                             "Trains with SGD (PyTorch semantics); on CIFAR-10 with random crop (padding 4) and "
                             "horizontal flip.\n"
                             "Under mpirun -np R (make MPI=1) the ranks split every batch: without batch norm the "
-                            "checkpoint has the same bits for every R; with batch norm each rank normalises its "
-                            "slice of the batch with its own statistics and rank 0's running statistics are kept "
-                            "(as PyTorch DDP), so the result depends on R.\n"
+                            "checkpoint has\nthe same bits for every R; with batch norm (by default, as PyTorch DDP) "
+                            "each rank normalises its slice\nof the batch with its own statistics and rank 0's "
+                            "running statistics are kept, so the result depends on R.\n"
                             "example: hessian train --model cnn --data data --epochs 2 --batch 100 --lr 0.01 "
                             "--momentum 0.9 --out cnn.safetensors --json train.json",
                             specs, (int)(sizeof specs / sizeof specs[0]));

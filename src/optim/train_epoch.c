@@ -117,7 +117,7 @@ static int FN(batch_gradient)(Trainer *t, int n, double *loss, int *correct) {
             return -1;
         return FN(combine)(t, t->grads, 1, &part, &right, loss, correct);
     }
-    /* The whole batch on the model (batch norm in one process, or a batch of one sample): every rank alike. */
+    /* One process: the whole batch on the model (batch norm, or a batch of one sample). */
     memset(t->grad, 0, sizeof(real) * P);
     return FN(model_forward)(m, t->x, n) || FN(model_loss)(m, t->y, scale, loss, correct) ||
                    FN(model_backward)(m, t->y, scale, t->grad)
