@@ -10,9 +10,10 @@
 # train (data parallel): the checkpoint of 2 epochs has the single-process bits for R = 1, 2, 3 (f32; f64: R = 3;
 # 50 samples in batches of 16 leave a last batch of 2, i.e. empty shares; batches of 2 give fewer shares than
 # ranks), --resume with another R (and from and to one process) reaches the bits of an uninterrupted run, an
-# error on rank 1 while training ends the job, a batch norm model (vgg_train.onnx) trains under R = 2 and 3
-# (per-rank statistics: its own bits, R = 1 those of one process), too many ranks for its batch and --sync-bn
-# are refused; study under R > 1 stays refused. Skipped (with a SKIP line) without mpicc/mpirun, or with
+# error on rank 1 while training ends the job, an ONNX model (lenet5.onnx) has the single-process bits under
+# R = 3, a batch norm model (vgg_train.onnx) trains under R = 2 and 3 (per-rank statistics: its own bits; R = 1
+# gives those of one process), too many ranks for its batch and --sync-bn are refused; study under R > 1 stays
+# refused. Skipped (with a SKIP line) without mpicc/mpirun, or with
 # HESSIAN_MPI_TESTS=0 (scripts/test.sh runs it in its native 2-thread run only).
 # Prints "test_cli_mpi: N passed, M failed".
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -127,8 +128,13 @@ for r in 2 3; do
         "${tr[@]}" --epochs 1 --out "$tmp/tfail.st"
     [[ ! -e $tmp/tfail.st ]] && ok || bad "a failed training wrote its checkpoint"
 done
-# batch norm: per-rank statistics (R = 1: the single process's bits), refusals
 g=tests/golden/onnx
+# an ONNX model without batch norm: the single-process bits under R = 3
+le=(train --model "$g/lenet5.onnx" --inputs "$g/lenet5_x.npy" --targets "$g/lenet5_y.npy" --batch 8 --epochs 2 --quiet)
+expect 0 "Epoch 2/2" "$bin" "${le[@]}" --out "$tmp/le.s.st"
+expect 0 "Epoch 2/2" "${mpi[@]}" 3 "$mbin" "${le[@]}" --out "$tmp/le.3.st"
+trained "train lenet5.onnx R=3 vs single process" "$tmp/le.s.st" "$tmp/le.3.st"
+# batch norm: per-rank statistics (R = 1: the single process's bits), refusals
 bn=(train --model "$g/vgg_train.onnx" --inputs "$g/vgg_train_x.npy" --targets "$g/vgg_train_y.npy" --batch 8 --epochs 2 --quiet)
 expect 0 "Epoch 2/2" "$bin" "${bn[@]}" --out "$tmp/bn.s.st"
 expect 0 "Epoch 2/2" "${mpi[@]}" 1 "$mbin" "${bn[@]}" --out "$tmp/bn.1.st"

@@ -58,8 +58,8 @@ int dist_broadcast(double *buf, size_t n, int root);
 int dist_any(int flag);
 
 /* Test hook (fault injection, documented in tests/test_cli_mpi.sh): whether the environment variable
- * HESSIAN_TEST_FAIL_RANK names this rank; the split sample loops (groups of more than one) then fail with an
- * error on that rank alone. */
+ * HESSIAN_TEST_FAIL_RANK names this rank; the split sample loops and training steps (groups of more than one)
+ * then fail with an error on that rank alone. */
 int dist_fault_injected(void);
 
 #endif
