@@ -79,10 +79,10 @@ static int run(int argc, char **argv) {
     }
     int help = argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
     if (dist_size() > 1 && !help &&
-        (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "study") == 0 || strcmp(argv[1], "data") == 0)) {
+        (strcmp(argv[1], "study") == 0 || strcmp(argv[1], "data") == 0)) {
         fprintf(stderr,
-                "hessian %s: not available under mpirun with more than one process (%d ranks): data-parallel "
-                "training is not implemented yet; run it as one process (mpirun -np 1, or bin/hessian)\n",
+                "hessian %s: not available under mpirun with more than one process (%d ranks); run it as one "
+                "process (mpirun -np 1, or bin/hessian)\n",
                 argv[1], dist_size());
         return 2;
     }
@@ -109,8 +109,9 @@ int main(int argc, char **argv) {
     int rc = run(argc, argv);
     if (rc != 0 && dist_size() > 1) {
         /* Rank 0 has printed the command's message; another rank's stderr is silenced, so it prints its own
-         * (usage errors, status 2, are the same on every rank: rank 0's message says it all). */
-        if (!dist_is_root() && rc != 2)
+         * (usage errors, status 2, and interruptions, 128 + the signal, are the same on every rank: rank 0's
+         * message says it all). */
+        if (!dist_is_root() && rc != 2 && rc < 128)
             fprintf(dist_stderr(), "hessian %s: error on rank %d of %d: %s\n", argc > 1 ? argv[1] : "", dist_rank(),
                     dist_size(), hs_last_error());
         dist_abort(rc);

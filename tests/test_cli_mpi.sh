@@ -7,7 +7,13 @@
 # --samples 10 with R = 3 leaves the last rank without a chunk. Only rank 0 writes (no stray temporaries). An error on
 # rank 1 alone ends the job with a non-zero exit and the message, under `timeout` so a hang fails:
 # HESSIAN_TEST_FAIL_RANK=r is a test hook (src/parallel/dist.c) that makes the sample loops fail on rank r.
-# train under R > 1 is refused (not implemented yet). Skipped (with a SKIP line) without mpicc/mpirun, or with
+# train (data parallel): the checkpoint of 2 epochs has the single-process bits for R = 1, 2, 3 (f32; f64: R = 3;
+# 50 samples in batches of 16 leave a last batch of 2, i.e. empty shares; batches of 2 give fewer shares than
+# ranks), --resume with another R (and from and to one process) reaches the bits of an uninterrupted run, an
+# error on rank 1 while training ends the job, an ONNX model (lenet5.onnx) has the single-process bits under
+# R = 3, a batch norm model (vgg_train.onnx) trains under R = 2 and 3 (per-rank statistics: its own bits; R = 1
+# gives those of one process), too many ranks for its batch and --sync-bn are refused; study under R > 1 stays
+# refused. Skipped (with a SKIP line) without mpicc/mpirun, or with
 # HESSIAN_MPI_TESTS=0 (scripts/test.sh runs it in its native 2-thread run only).
 # Prints "test_cli_mpi: N passed, M failed".
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -88,5 +94,55 @@ expect 1 "fault injected on rank 2 of 3" env HESSIAN_TEST_FAIL_RANK=2 mpirun --o
     "${common[@]}" --batch 16 --iters 3
 # a bad file (every rank fails the same way)
 expect 1 "no_such_file" "${mpi[@]}" 2 "$mbin" hvp "${common[@]}" --vector "$tmp/no_such_file.npy" --out "$tmp/x.npy"
-expect 2 "not available under mpirun with more than one process" "${mpi[@]}" 2 "$mbin" train --data "$data" --epochs 1 --out "$tmp/t.safetensors"
+expect 2 "not available under mpirun with more than one process" "${mpi[@]}" 2 "$mbin" study --data "$data"
+
+# train: the same checkpoint bits as bin/hessian for every R
+# trained MSG FILE_A FILE_B: the two checkpoints have the same bits.
+trained() { cmp -s "$2" "$3" && ok || bad "$1: $2 and $3 differ"; }
+tr=(train --data "$data" --batch 16 --train-samples 50 --quiet)
+for prec in f32 f64; do
+    expect 0 "Epoch 2/2" "$bin" "${tr[@]}" --precision $prec --epochs 2 --out "$tmp/tr.$prec.s.st"
+    ranks="1 2 3"; [[ $prec == f64 ]] && ranks=3
+    for r in $ranks; do
+        expect 0 "Epoch 2/2" "${mpi[@]}" $r "$mbin" "${tr[@]}" --precision $prec --epochs 2 --out "$tmp/tr.$prec.$r.st"
+        trained "train $prec R=$r vs single process" "$tmp/tr.$prec.s.st" "$tmp/tr.$prec.$r.st"
+    done
+done
+tiny=(train --data "$data" --batch 2 --train-samples 10 --epochs 1 --quiet) # 2 shares for 3 ranks: rank 2 idle
+expect 0 "Epoch 1/1" "$bin" "${tiny[@]}" --out "$tmp/tiny.s.st"
+expect 0 "Epoch 1/1" "${mpi[@]}" 3 "$mbin" "${tiny[@]}" --out "$tmp/tiny.3.st"
+trained "train, fewer shares than ranks" "$tmp/tiny.s.st" "$tmp/tiny.3.st"
+# --resume with another R: 1 epoch, then the 2nd, equals 2 epochs straight
+expect 0 "Epoch 1/1" "${mpi[@]}" 2 "$mbin" "${tr[@]}" --epochs 1 --out "$tmp/rs.a.st"
+expect 0 "resuming" "${mpi[@]}" 3 "$mbin" "${tr[@]}" --epochs 2 --resume "$tmp/rs.a.st" --out "$tmp/rs.a.st"
+trained "train R=2 then --resume R=3" "$tmp/tr.f32.s.st" "$tmp/rs.a.st"
+expect 0 "Epoch 1/1" "${mpi[@]}" 2 "$mbin" "${tr[@]}" --epochs 1 --out "$tmp/rs.b.st"
+expect 0 "resuming" "$bin" "${tr[@]}" --epochs 2 --resume "$tmp/rs.b.st" --out "$tmp/rs.b.st"
+trained "train R=2 then --resume in one process" "$tmp/tr.f32.s.st" "$tmp/rs.b.st"
+expect 0 "Epoch 1/1" "$bin" "${tr[@]}" --epochs 1 --out "$tmp/rs.c.st"
+expect 0 "resuming" "${mpi[@]}" 2 "$mbin" "${tr[@]}" --epochs 2 --resume "$tmp/rs.c.st" --out "$tmp/rs.c.st"
+trained "train in one process then --resume R=2" "$tmp/tr.f32.s.st" "$tmp/rs.c.st"
+# an error on rank 1 while training: every rank ends, nothing written
+for r in 2 3; do
+    expect 1 "fault injected on rank 1 of $r" env HESSIAN_TEST_FAIL_RANK=1 mpirun --oversubscribe -np $r "$mbin" \
+        "${tr[@]}" --epochs 1 --out "$tmp/tfail.st"
+    [[ ! -e $tmp/tfail.st ]] && ok || bad "a failed training wrote its checkpoint"
+done
+g=tests/golden/onnx
+# an ONNX model without batch norm: the single-process bits under R = 3
+le=(train --model "$g/lenet5.onnx" --inputs "$g/lenet5_x.npy" --targets "$g/lenet5_y.npy" --batch 8 --epochs 2 --quiet)
+expect 0 "Epoch 2/2" "$bin" "${le[@]}" --out "$tmp/le.s.st"
+expect 0 "Epoch 2/2" "${mpi[@]}" 3 "$mbin" "${le[@]}" --out "$tmp/le.3.st"
+trained "train lenet5.onnx R=3 vs single process" "$tmp/le.s.st" "$tmp/le.3.st"
+# batch norm: per-rank statistics (R = 1: the single process's bits), refusals
+bn=(train --model "$g/vgg_train.onnx" --inputs "$g/vgg_train_x.npy" --targets "$g/vgg_train_y.npy" --batch 8 --epochs 2 --quiet)
+expect 0 "Epoch 2/2" "$bin" "${bn[@]}" --out "$tmp/bn.s.st"
+expect 0 "Epoch 2/2" "${mpi[@]}" 1 "$mbin" "${bn[@]}" --out "$tmp/bn.1.st"
+trained "batch norm R=1 vs single process" "$tmp/bn.s.st" "$tmp/bn.1.st"
+for r in 2 3; do
+    expect 0 "each rank normalises its slice" "${mpi[@]}" $r "$mbin" "${bn[@]}" --out "$tmp/bn.$r.st"
+    [[ -s $tmp/bn.$r.st ]] && ok || bad "batch norm R=$r: no checkpoint"
+done
+expect 1 "needs at least 2 samples" "${mpi[@]}" 5 "$mbin" "${bn[@]}" --out "$tmp/bn.5.st"
+expect 2 "sync-bn is not implemented" "${mpi[@]}" 2 "$mbin" "${bn[@]}" --sync-bn --out "$tmp/bn.x.st"
 summary test_cli_mpi

@@ -7,7 +7,11 @@
  * exactly as an uninterrupted run would: the momentum buffer, the finished epochs' history, the loss curve,
  * the sharpness log, the run's settings, and the MD5 of the checkpoint it was saved with. The two files are
  * renamed one after the other, so a pair from different saves (a kill between the renames, a file copied
- * from another run) can exist: it is refused. Every number read back is range-checked. */
+ * from another run) can exist: it is refused. Every number read back is range-checked.
+ *
+ * Under mpirun with R > 1 ranks every rank trains its replica on its part of each batch (optim/train_epoch.h);
+ * only rank 0 prints and writes; the state does not depend on R, so a run may resume with another R. Ctrl-C
+ * or SIGTERM is agreed over the ranks at every step (dist_any), so all of them stop after the same batch. */
 #define _POSIX_C_SOURCE 200809L
 #include <float.h>
 #include <limits.h>
@@ -25,6 +29,7 @@
 #include "../io/safetensors.h"
 #include "../optim/sgd.h"
 #include "../optim/train_epoch.h"
+#include "../parallel/dist.h"
 #include "../report/svg_plot.h"
 #include "../spectral/spectral.h"
 #include "command_common.h"
@@ -35,6 +40,12 @@
 
 static volatile sig_atomic_t FN(interrupted); /* the signal (SIGINT or SIGTERM) that asked to stop, or 0 */
 static void FN(on_signal)(int sig) { FN(interrupted) = sig; }
+/* Whether any rank was asked to stop (a collective under R > 1: every rank calls it at the same points); a
+ * rank that got no signal itself takes SIGTERM (mpirun's). */
+static int FN(stop_asked)(void) {
+    if (dist_size() > 1 && dist_any(FN(interrupted)) == 1 && !FN(interrupted)) FN(interrupted) = SIGTERM;
+    return FN(interrupted) != 0;
+}
 
 /* Text of a number: every format used here fits (%.17g takes at most 24 characters, a 64-bit integer 20). */
 typedef char NumText[32];
@@ -305,6 +316,7 @@ static int FN(record_sharpness)(Table *log, const SharpnessPlan *sp, Model *m, c
 /* ---------------------------------------------------------------- the training state */
 
 static int FN(save_state)(const Run *run, const real *buf, size_t P, const RunPoint *at) {
+    if (!dist_is_root()) return 0; /* rank 0 alone writes (the checkpoint to hash exists only there) */
     char md5[33];
     NumText epoch, step, window, window_loss;
     HS_TRY(md5_file_hex(run->out, md5));
@@ -528,14 +540,14 @@ static int FN(on_train_step)(void *user, int b, int n, double loss, int correct)
         snprintf(msg, sizeof msg, "loss %.4f, acc %.1f%%", sl->loss_sum / sl->seen, 100.0 * sl->right / sl->seen);
     else snprintf(msg, sizeof msg, "loss %.4f", sl->loss_sum / sl->seen);
     progress_update(&sl->progress, b + 1, msg);
-    return FN(interrupted) != 0;
+    return FN(stop_asked)();
 }
 
 int FN(cmd_train)(int argc, char **argv) {
     const char *arch = "cnn", *data_dir = NULL, *out = NULL, *init = NULL, *json = NULL, *precision = "f32";
     const char *csv = NULL, *resume = NULL, *sharp_at = NULL;
     const char *inputs = NULL, *targets = NULL, *test_inputs = NULL, *test_targets = NULL, *loss_name = NULL;
-    int no_augment = 0;
+    int no_augment = 0, sync_bn = 0;
     LossKind loss_kind = LOSS_CROSS_ENTROPY;
     SharpnessPlan sp = {.every = 0, .iters = 100, .batch = 1000, .beta = 0.7};
     int log_every = 50;
@@ -552,6 +564,8 @@ int FN(cmd_train)(int argc, char **argv) {
         {"--loss cross-entropy|mse", ARG_STRING, &loss_name,
          "cross-entropy (int labels) or mse (float targets) (default cross-entropy)", 0},
         {"--no-augment", ARG_FLAG, &no_augment, "CIFAR-10 without random crop and flip (.npy data never is)", 0},
+        {"--sync-bn", ARG_FLAG, &sync_bn,
+         "batch norm statistics over the whole batch under mpirun (not implemented: refused)", 0},
         {"--epochs", ARG_INT, &epochs, "training epochs (in all, also with --resume)", 0},
         {"--batch", ARG_INT, &batch, "mini-batch size", 0},
         {"--lr", ARG_DOUBLE, &lr, "learning rate", 0},
@@ -585,6 +599,10 @@ int FN(cmd_train)(int argc, char **argv) {
                             "--out CKPT [options]\n"
                             "Trains with SGD (PyTorch semantics); on CIFAR-10 with random crop (padding 4) and "
                             "horizontal flip.\n"
+                            "Under mpirun -np R (make MPI=1) the ranks split every batch: without batch norm the "
+                            "checkpoint has\nthe same bits for every R; with batch norm (by default, as PyTorch DDP) "
+                            "each rank normalises its slice\nof the batch with its own statistics and rank 0's "
+                            "running statistics are kept, so the result depends on R.\n"
                             "example: hessian train --model cnn --data data --epochs 2 --batch 100 --lr 0.01 "
                             "--momentum 0.9 --out cnn.safetensors --json train.json",
                             specs, (int)(sizeof specs / sizeof specs[0]));
@@ -597,6 +615,8 @@ int FN(cmd_train)(int argc, char **argv) {
         args_check_positive_int("--sharpness-iters", sp.iters) ||
         args_check_positive_int("--sharpness-batch", sp.batch) || args_check_range("--beta", sp.beta, 0, 0.999999) ||
         (init && resume && hs_error("--init and --resume exclude each other")) ||
+        (sync_bn && hs_error("--sync-bn is not implemented: under mpirun each rank normalises its own slice of the "
+                             "batch (PyTorch DDP's default)")) ||
         (!sharp_at && !args_given(argc, argv, "--sharpness-every") &&
          (args_check_unused(argc, argv, "--sharpness-iters", "without --sharpness-at or --sharpness-every") ||
           args_check_unused(argc, argv, "--sharpness-batch", "without --sharpness-at or --sharpness-every") ||
@@ -696,6 +716,11 @@ int FN(cmd_train)(int argc, char **argv) {
         goto fail;
     fprintf(stderr, "training %s (%zu parameters) on %d %s, %d epochs, batch %d, lr %g, momentum %g, wd %g\n",
             arch, P, n_train, train.unit, epochs, batch, lr, momentum, wd);
+    if (dist_size() > 1)
+        fprintf(stderr, "data-parallel over %d ranks%s\n", dist_size(),
+                m->num_buffers > 0 ? " (batch norm: each rank normalises its slice of the batch; rank 0's running "
+                                     "statistics are kept)"
+                                   : "");
     struct sigaction on;
     memset(&on, 0, sizeof on);
     on.sa_handler = FN(on_signal);
@@ -711,7 +736,7 @@ int FN(cmd_train)(int argc, char **argv) {
                       .window_loss = &window_loss};
         progress_begin(&sl.progress, label, "batch", nb);
         TrainEpochStats st = {0};
-        int rc = FN(interrupted) ? 0 : FN(trainer_epoch)(&trainer, FN(on_train_step), &sl, &st);
+        int rc = FN(stop_asked)() ? 0 : FN(trainer_epoch)(&trainer, FN(on_train_step), &sl, &st);
         progress_end(&sl.progress);
         if (rc != 0) {
             hs_error_context("epoch %d, ", epoch);
@@ -720,10 +745,12 @@ int FN(cmd_train)(int argc, char **argv) {
         if (sl.failed) goto fail;
         long seen = st.seen, right = st.correct;
         double loss_sum = st.loss_sum;
-        if (FN(interrupted)) {
+        if (FN(stop_asked)()) {
             RunPoint at = run.done;
             at.interrupted = 1;
             if (FN(save_pair)(&run, m, buf, P, &at) != 0) goto fail;
+            /* The other ranks wait for rank 0's save: their exit must not end the job (MPI_Abort) before it. */
+            if (dist_any(0) < 0) goto fail;
             fprintf(stderr, "interrupted (%s) during epoch %d: saved the current parameters to %s (--resume %s "
                             "restarts epoch %d from them)\n",
                     FN(interrupted) == SIGTERM ? "SIGTERM" : "SIGINT", epoch, out, out, epoch);

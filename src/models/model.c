@@ -500,34 +500,43 @@ void FN(model_free_replicas)(Model **replicas, int count) {
     free(replicas);
 }
 
+int FN(model_gradient_shares)(Model **replicas, int count, int first, int last, const real *x, const void *targets,
+                              int N, double scale, real *grads, double *losses, int *rights) {
+    size_t P = replicas[0]->num_params;
+    int failed = 0;
+    char message[512] = "";
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int r = first; r < last; r++) {
+        int lo = (int)((long)N * r / count), hi = (int)((long)N * (r + 1) / count);
+        real *g = grads + (size_t)(r - first) * P;
+        memset(g, 0, sizeof(real) * P);
+        losses[r - first] = 0;
+        rights[r - first] = 0;
+        if (hi <= lo) continue;
+        Model *m = replicas[r - first];
+        const void *t = (const char *)targets + (size_t)lo * FN(model_target_bytes)(m);
+        if (FN(model_forward)(m, x + (size_t)lo * m->in_size, hi - lo) != 0 ||
+            FN(model_loss)(m, t, scale, &losses[r - first], &rights[r - first]) != 0 ||
+            FN(model_backward)(m, t, scale, g) != 0) {
+            /* The first failure keeps its message (errors are per thread). An atomic claim, not a named omp
+             * critical: that is a global symbol (.gomp_critical_user_NAME) which libhessian.so would export. */
+            int first_failure;
+#pragma omp atomic capture
+            { first_failure = failed; failed = 1; }
+            if (!first_failure) snprintf(message, sizeof message, "%s", hs_last_error());
+        }
+    }
+    return failed ? hs_error("%s", message) : 0;
+}
+
 int FN(model_parallel_gradient)(Model **replicas, int count, const real *x, const void *targets, int N,
                                 double scale, real *grads, real *grad, double *loss, int *correct) {
     size_t P = replicas[0]->num_params;
     double losses[256];
-    int rights[256], failed = 0;
-    char message[512] = "";
+    int rights[256];
     if (count > 256) return hs_error("too many replicas (%d)", count);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int r = 0; r < count; r++) {
-        int lo = (int)((long)N * r / count), hi = (int)((long)N * (r + 1) / count);
-        real *g = grads + (size_t)r * P;
-        memset(g, 0, sizeof(real) * P);
-        losses[r] = 0;
-        rights[r] = 0;
-        if (hi <= lo) continue;
-        Model *m = replicas[r];
-        const void *t = (const char *)targets + (size_t)lo * FN(model_target_bytes)(m);
-        if (FN(model_forward)(m, x + (size_t)lo * m->in_size, hi - lo) != 0 ||
-            FN(model_loss)(m, t, scale, &losses[r], &rights[r]) != 0 || FN(model_backward)(m, t, scale, g) != 0) {
-            /* The first failure keeps its message (errors are per thread). An atomic claim, not a named omp
-             * critical: that is a global symbol (.gomp_critical_user_NAME) which libhessian.so would export. */
-            int first;
-#pragma omp atomic capture
-            { first = failed; failed = 1; }
-            if (!first) snprintf(message, sizeof message, "%s", hs_last_error());
-        }
-    }
-    if (failed) return hs_error("%s", message);
+    if (FN(model_gradient_shares)(replicas, count, 0, count, x, targets, N, scale, grads, losses, rights) != 0)
+        return -1;
     *loss = 0;
     *correct = 0;
     for (int r = 0; r < count; r++) {

@@ -144,6 +144,11 @@ int FN(model_create_replicas)(Model *m, int count, Model ***replicas);
 void FN(model_free_replicas)(Model **replicas, int count);
 /* Bytes of one sample's targets: 4 (an int32 label) or sizeof(real) * classes. */
 size_t FN(model_target_bytes)(const Model *m);
+/* Shares [first, last) of `count` of one batch (the samples [N*r/count, N*(r+1)/count) of share r), run in
+ * parallel by the threads on replicas[0 .. last-first): grads (last-first, P) = each share's gradient (zero for
+ * an empty share), losses and rights (last-first) its loss (scaled by `scale` per sample) and correct count. */
+int FN(model_gradient_shares)(Model **replicas, int count, int first, int last, const real *x, const void *targets,
+                              int N, double scale, real *grads, double *losses, int *rights);
 /* Loss and gradient of one batch split into `count` shares, one per replica, run in parallel by the threads:
  * grad (P) = the sum of the parts in share order, the loss scaled by `scale` per sample. grads: (count, P)
  * scratch. The same bits for a given count, whatever the number of threads. */

@@ -7,6 +7,18 @@
  * count, keeps training bit-identical for any thread count. With batch norm the batch stays whole (its
  * statistics), and a last batch of one sample is dropped (batch norm cannot normalise it; PyTorch refuses too).
  *
+ * Over an MPI group of R > 1 ranks (src/parallel/dist.h) every rank draws the same batches (the same seeded
+ * loader) and keeps its own replica of the parameters. Without batch norm, rank r runs its contiguous range of
+ * the shares (dist_chunk_range; with R > TRAIN_SHARES some ranks run none) and the ordered chain adds the
+ * share gradients, losses and correct counts in share order with the single-process operations, so every rank
+ * holds the single-process gradient bits and takes the same SGD step: the parameters stay identical without
+ * being broadcast, and training is bit-identical for every R. With batch norm (as PyTorch's
+ * DistributedDataParallel) rank r normalises its slice [n*r/R, n*(r+1)/R) of each batch with that slice's own
+ * statistics; the slices' gradients (each of the loss scaled by 1/n, so their sum is the gradient of the
+ * batch's mean loss) are added in rank order, and after the epoch every rank takes rank 0's running
+ * statistics (DDP's broadcast_buffers). Results with batch norm then depend on R; a batch must give every rank
+ * at least 2 samples (a last batch that does not is dropped).
+ *
  * Usage:
  *   Trainer t;  trainer_init(&t, m, &src, n_train, batch, augment, seed, lr, momentum, wd);
  *   for (epoch ...) trainer_epoch(&t, on_step, user, &stats);
@@ -31,9 +43,13 @@ typedef struct {
     void *y;              /* (batch) labels or (batch, classes) values */
     real *grad;           /* (P) */
     real *buf;            /* (P) momentum buffer */
-    real *grads;          /* (replica_count, P) scratch of the shares */
-    Model **replicas;
-    int replica_count;
+    real *grads;          /* (replica_count, P) scratch of this rank's shares; (1, P) for batch norm over ranks */
+    Model **replicas;     /* replica_count: one per share of this rank */
+    int replica_count;    /* share_hi - share_lo */
+    int shares;           /* shares per batch (0: the batch runs whole on the model) */
+    int share_lo, share_hi; /* this rank's shares [share_lo, share_hi) (all of them in one process) */
+    int bn_split;         /* batch norm over R > 1 ranks: each rank runs its slice of the batch */
+    double *acc;          /* (P) the running sum passed along the ranks (R > 1) */
 } Trainer;
 
 typedef struct {
@@ -55,6 +71,9 @@ int FN(trainer_init)(Trainer *t, Model *m, const SampleSource *src, int count, i
 /* One epoch with batch norm in training mode (m->training is 1 during the epoch and 0 after). on_step may be
  * NULL. On failure the message names the batch. */
 int FN(trainer_epoch)(Trainer *t, TrainStepFn on_step, void *user, TrainEpochStats *stats);
+/* Batch norm over R > 1 ranks: every rank takes rank 0's running statistics (trainer_epoch does it after
+ * each epoch). Nothing in one process. */
+int FN(trainer_share_buffers)(Trainer *t);
 void FN(trainer_free)(Trainer *t);
 
 #endif

@@ -146,6 +146,23 @@ int dist_chain_send(double *acc, size_t n, double *scalars, int ns) {
     return rc;
 }
 
+int dist_broadcast(double *buf, size_t n, int root) {
+    if (size_ == 1) return 0;
+    for (size_t at = 0; at < n; at += PIECE) {
+        int count = (int)(n - at < PIECE ? n - at : PIECE);
+        int e = MPI_Bcast(buf + at, count, MPI_DOUBLE, root, MPI_COMM_WORLD);
+        if (e != MPI_SUCCESS) return mpi_failed(e, "broadcast");
+    }
+    return 0;
+}
+
+int dist_any(int flag) {
+    if (size_ == 1) return flag != 0;
+    int mine = flag != 0, any = 0;
+    int e = MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+    return e != MPI_SUCCESS ? mpi_failed(e, "allreduce") : any;
+}
+
 #else /* one process */
 
 int dist_init(int *argc, char ***argv) {
@@ -174,5 +191,12 @@ int dist_chain_send(double *acc, size_t n, double *scalars, int ns) {
     (void)comm_seconds_, (void)bytes_sent_, (void)real_stderr_;
     return 0;
 }
+
+int dist_broadcast(double *buf, size_t n, int root) {
+    (void)buf, (void)n, (void)root;
+    return 0;
+}
+
+int dist_any(int flag) { return flag != 0; }
 
 #endif

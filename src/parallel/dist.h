@@ -51,9 +51,15 @@ int dist_chain_recv(double *acc, size_t n, double *scalars, int ns);
  * acc and scalars to every rank: on return every rank holds the whole sum. A group of one: nothing. */
 int dist_chain_send(double *acc, size_t n, double *scalars, int ns);
 
+/* Copies root's buf (n) to every rank (MPI_Bcast). A group of one: nothing. 0, or -1 with a message. */
+int dist_broadcast(double *buf, size_t n, int root);
+/* Whether flag is non-zero on any rank (MPI_Allreduce, a collective every rank must reach); a group of one:
+ * flag itself. 1 or 0, or -1 with a message. */
+int dist_any(int flag);
+
 /* Test hook (fault injection, documented in tests/test_cli_mpi.sh): whether the environment variable
- * HESSIAN_TEST_FAIL_RANK names this rank; the split sample loops (groups of more than one) then fail with an
- * error on that rank alone. */
+ * HESSIAN_TEST_FAIL_RANK names this rank; the split sample loops and training steps (groups of more than one)
+ * then fail with an error on that rank alone. */
 int dist_fault_injected(void);
 
 #endif
