@@ -680,18 +680,18 @@ int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weig
     return 0;
 }
 
-/* Sample n of conv2d_tangent_backward with the direct kernels: acc (K, O*Rg) += td_out[n] (x) col(in[n]) and the
- * cross terms, acc_b (K*O) += the sums of td_out[n]'s rows. */
+/* Sample n of conv2d_tangent_backward with the direct kernels: acc (K, O*Rg, lanes), in lane form (see
+ * conv2d_direct.h), += td_out[n] (x) col(in[n]) and the cross terms; acc_b (K*O) += the sums of td_out[n]'s rows. */
 static void FN(direct_tangent_backward_sample)(const Patches *p, int n, int K, real *acc, real *acc_b, real *td_in,
                                                const real *tdo /* (K*O, L) */, const real *d_out, const real *t_in,
                                                const real *t_weight, size_t ldw, const real *in, int cross_in,
                                                int cross_w, ConvBuffers *b) {
     const DirectShape *d = &p->d;
     int O = p->Og, L = p->L;
-    size_t wsize = (size_t)O * p->R;
+    size_t wsize = (size_t)O * p->R, lanes = (size_t)FN(direct_lanes)();
     const real *xp = FN(direct_input)(b->col, in + (size_t)n * p->in_size, d);
     FN(direct_spread)(b->wide, tdo, K * O, d);
-    FN(direct_weight_grad)(acc, 1, b->wide, K * O, xp, d);
+    FN(direct_weight_grad_lanes)(acc, b->wide, K * O, xp, d);
     for (int ko = 0; ko < K * O; ko++) {
         const real *row = tdo + (size_t)ko * L;
         real sum = 0;
@@ -703,7 +703,7 @@ static void FN(direct_tangent_backward_sample)(const Patches *p, int n, int K, r
     for (int k = 0; k < K; k++) {
         if (cross_w) {
             const real *tx = FN(direct_input)(b->col2, t_in + ((size_t)n * K + k) * p->in_size, d);
-            FN(direct_weight_grad)(acc + (size_t)k * wsize, 1, b->wide2, O, tx, d);
+            FN(direct_weight_grad_lanes)(acc + (size_t)k * wsize * lanes, b->wide2, O, tx, d);
         }
         if (cross_in)
             FN(direct_backward_data)(td_in + ((size_t)n * K + k) * p->in_size, 1, t_weight + (size_t)k * ldw, O,
@@ -742,7 +742,9 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
 
     /* Samples are summed in blocks fixed by N and the shape alone (not by the thread count), each block in
      * sample order into its own accumulator, and the blocks in order: the same bits for any thread count. */
-    size_t acc_size = (size_t)K * (wsize + (size_t)O); /* per block: K weight blocks then K bias blocks */
+    /* Direct layers accumulate the weight blocks in lane form (VL values per entry, reduced once per block). */
+    size_t lanes = p.direct ? (size_t)FN(direct_lanes)() : 1;
+    size_t acc_size = (size_t)K * (wsize * lanes + (size_t)O); /* per block: K weight blocks then K bias blocks */
     acc_size = (acc_size + 63) & ~(size_t)63; /* blocks 64 values apart: threads share no cache line (measured:
                                                 * 15% slower cnn HVPs without) */
     int blocks = N < CONV_ACC_BLOCKS ? N : CONV_ACC_BLOCKS;
@@ -758,7 +760,7 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
 #pragma omp for schedule(static)
         for (int blk = 0; blk < blocks; blk++) {
             real *acc = acc_all + (size_t)blk * acc_size;
-            real *acc_b = acc + (size_t)K * wsize;
+            real *acc_b = acc + (size_t)K * wsize * lanes;
             for (int n = (int)((long)N * blk / blocks); n < (int)((long)N * (blk + 1) / blocks); n++) {
                 if (failed) continue;
                 const real *tdo = td_out + (size_t)n * K * p.out_size; /* (K*O, L) */
@@ -806,11 +808,15 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
     if (failed) return -1;
     for (int blk = 0; blk < blocks; blk++) {
         const real *acc = acc_all + (size_t)blk * acc_size;
-        const real *acc_b = acc + (size_t)K * wsize;
+        const real *acc_b = acc + (size_t)K * wsize * lanes;
         for (int k = 0; k < K; k++) {
             real *dw = td_weight + (size_t)k * ldw;
-            const real *a = acc + (size_t)k * wsize;
-            for (size_t i = 0; i < wsize; i++) dw[i] += a[i];
+            const real *a = acc + (size_t)k * wsize * lanes;
+            if (p.direct) {
+                FN(direct_lanes_reduce)(dw, a, wsize);
+            } else {
+                for (size_t i = 0; i < wsize; i++) dw[i] += a[i];
+            }
             if (td_bias) {
                 real *db = td_bias + (size_t)k * ldw;
                 for (int o = 0; o < O; o++) db[o] += acc_b[(size_t)k * O + o];

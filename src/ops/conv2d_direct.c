@@ -143,7 +143,10 @@ static inline real FN(lane_sum_mem)(real *t) {
         fn(t_);                                                                                                     \
     })
 
-static inline __attribute__((always_inline)) void FN(weight_grad_block)(real *dw, int accumulate, const real *dy,
+/* mode: WG_SET, WG_ADD (dw (nb, R) = or += the sums) or WG_LANES (dw (nb, R, VL) += the lane vectors, summed later
+ * by direct_lanes_reduce: no reduction per sample). */
+enum { WG_SET, WG_ADD, WG_LANES };
+static inline __attribute__((always_inline)) void FN(weight_grad_block)(real *dw, int mode, const real *dy,
                                                                          const real *xp, const DirectShape *d,
                                                                          const int nb) {
     const int R = d->R, span = (int)round_up((size_t)d->cols, (size_t)VL);
@@ -166,28 +169,57 @@ static inline __attribute__((always_inline)) void FN(weight_grad_block)(real *dw
                         acc[b] += gv * x;
                     }
                 }
+                if (mode == WG_LANES) {
+                    _Pragma("GCC unroll 6")
+                    for (int b = 0; b < nb; b++) {
+                        real *dst = dw + ((size_t)b * R + r) * VL;
+                        vec v;
+                        VLOAD(v, dst);
+                        v += acc[b];
+                        VSTORE(dst, v);
+                    }
+                    continue;
+                }
                 _Pragma("GCC unroll 6")
                 for (int b = 0; b < nb; b++) {
                     real sum = FN(lane_sum)(acc[b]);
                     real *dst = dw + (size_t)b * R + r;
-                    *dst = accumulate ? *dst + sum : sum;
+                    *dst = mode == WG_ADD ? *dst + sum : sum;
                 }
             }
 }
 
-void FN(direct_weight_grad)(real *dw, int accumulate, const real *dy, int rows, const real *xp, const DirectShape *d) {
+static void FN(weight_grad)(real *dw, int mode, const real *dy, int rows, const real *xp, const DirectShape *d) {
     for (int b0 = 0; b0 < rows; b0 += DIRECT_BLOCK) {
         int nb = rows - b0 < DIRECT_BLOCK ? rows - b0 : DIRECT_BLOCK;
-        real *dwb = dw + (size_t)b0 * d->R;
+        real *dwb = dw + (size_t)b0 * d->R * (mode == WG_LANES ? VL : 1);
         const real *g = dy + (size_t)b0 * d->ld;
         switch (nb) {
-        case 1: FN(weight_grad_block)(dwb, accumulate, g, xp, d, 1); break;
-        case 2: FN(weight_grad_block)(dwb, accumulate, g, xp, d, 2); break;
-        case 3: FN(weight_grad_block)(dwb, accumulate, g, xp, d, 3); break;
-        case 4: FN(weight_grad_block)(dwb, accumulate, g, xp, d, 4); break;
-        case 5: FN(weight_grad_block)(dwb, accumulate, g, xp, d, 5); break;
-        default: FN(weight_grad_block)(dwb, accumulate, g, xp, d, DIRECT_BLOCK); break;
+        case 1: FN(weight_grad_block)(dwb, mode, g, xp, d, 1); break;
+        case 2: FN(weight_grad_block)(dwb, mode, g, xp, d, 2); break;
+        case 3: FN(weight_grad_block)(dwb, mode, g, xp, d, 3); break;
+        case 4: FN(weight_grad_block)(dwb, mode, g, xp, d, 4); break;
+        case 5: FN(weight_grad_block)(dwb, mode, g, xp, d, 5); break;
+        default: FN(weight_grad_block)(dwb, mode, g, xp, d, DIRECT_BLOCK); break;
         }
+    }
+}
+
+void FN(direct_weight_grad)(real *dw, int accumulate, const real *dy, int rows, const real *xp, const DirectShape *d) {
+    FN(weight_grad)(dw, accumulate ? WG_ADD : WG_SET, dy, rows, xp, d);
+}
+
+int FN(direct_lanes)(void) { return VL; }
+
+void FN(direct_weight_grad_lanes)(real *acc, const real *dy, int rows, const real *xp, const DirectShape *d) {
+    FN(weight_grad)(acc, WG_LANES, dy, rows, xp, d);
+}
+
+void FN(direct_lanes_reduce)(real *dw, const real *acc, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        real t[VL];
+        memcpy(t, acc + i * VL, sizeof t);
+        dw[i] += FN(lane_sum_mem)(t);
     }
 }
 

@@ -57,6 +57,14 @@ void FN(direct_forward)(real *Y /* (rows, cols) */, const real *w /* (rows, R) *
 void FN(direct_weight_grad)(real *dw /* (rows, R) */, int accumulate, const real *dy /* (rows, ld) */, int rows,
                             const real *xp /* (input_size) */, const DirectShape *d);
 
+/* The weight gradient summed over many samples without a lane reduction per sample: acc (rows, R, VL) += the
+ * lane vectors of dy x patches(xp)^T; direct_lanes_reduce(dw, acc, rows * R) then adds each entry's VL lanes
+ * (a pairwise tree) to dw (rows * R). VL = direct_lanes(). */
+int FN(direct_lanes)(void);
+void FN(direct_weight_grad_lanes)(real *acc /* (rows, R, VL) += */, const real *dy /* (rows, ld) */, int rows,
+                                  const real *xp /* (input_size) */, const DirectShape *d);
+void FN(direct_lanes_reduce)(real *dw /* (n) += */, const real *acc /* (n, VL) */, size_t n);
+
 /* dx (C, H, W) = (accumulate: +=) conv^T(dy, w), dy: padded rows (O, ld); dxp: scratch (input_size). */
 void FN(direct_backward_data)(real *dx /* (C,H,W) */, int accumulate, const real *w /* (O, R) */, int O,
                               const real *dy /* (O, ld) */, real *dxp /* (input_size) */, const DirectShape *d);
