@@ -12,6 +12,10 @@
  *     of one per output row. Column l = oh*Wp + ow; the columns with ow >= Wo are "gaps" that belong to no
  *     output: outputs are gathered from the valid columns and gradients enter with zeros in the gaps.
  *   general (a stride > 1): classic im2col, (C*kh*kw, Ho*Wo).
+ * Narrow layers (groups 1, stride 1, at most conv2d_direct_max_channels output channels and DIRECT_MAX_ROWS
+ * output-shaped rows per product; the study CNN's 5-channel layers) skip the patch matrix: conv2d_direct.c's
+ * kernels read the (padded) image in the wide layout's geometry directly ("direct" below), so col holds the
+ * padded image and the weight gradients are summed in lane form over a block of samples.
  * Small output planes (Ho*Wo < conv2d_batch_below, groups 1; ResNet's late stages: 4x4, 2x2, 1x1 at 32x32)
  * would make the per-sample GEMM a matrix-vector product that packs the whole weight matrix for a handful of
  * columns; there the im2col columns of a batch of samples sit side by side, (C*kh*kw, B*L), and each pass is
@@ -205,18 +209,25 @@ static void FN(patches_add_back)(real *dx, const real *dcol, real *pad_buf, cons
             }
 }
 
-/* out (rows, L) = or += the valid columns of wide (rows, cols). */
-static void FN(gather_outputs)(real *out, const real *wide, int rows, int accumulate, const ConvShape *s,
+/* out (rows, L) = (bias: + bias[r]) or += the valid columns of wide (rows, cols). The bias is added in the same
+ * pass (a row of a few outputs is too short for a memcpy call to pay). */
+static void FN(gather_outputs)(real *restrict out, const real *restrict wide, int rows, int accumulate,
+                               const real *bias /* (rows) or NULL; not with accumulate */, const ConvShape *s,
                                const Patches *p) {
-    for (int r = 0; r < rows; r++)
+    const int Wo = s->Wo;
+    for (int r = 0; r < rows; r++) {
+        real add = bias ? bias[r] : 0;
         for (int oh = 0; oh < s->Ho; oh++) {
-            real *d = out + (size_t)r * p->L + (size_t)oh * s->Wo;
-            const real *g = wide + (size_t)r * p->cols + (size_t)oh * p->Wp;
+            real *restrict d = out + (size_t)r * p->L + (size_t)oh * Wo;
+            const real *restrict g = wide + (size_t)r * p->cols + (size_t)oh * p->Wp;
             if (accumulate)
-                for (int ow = 0; ow < s->Wo; ow++) d[ow] += g[ow];
+                for (int ow = 0; ow < Wo; ow++) d[ow] += g[ow];
+            else if (bias)
+                for (int ow = 0; ow < Wo; ow++) d[ow] = g[ow] + add;
             else
-                memcpy(d, g, sizeof(real) * (size_t)s->Wo);
+                for (int ow = 0; ow < Wo; ow++) d[ow] = g[ow];
         }
+    }
 }
 
 /* wide (rows, cols) = out (rows, L) with zeros in the gap columns. */
@@ -543,7 +554,10 @@ static int FN(conv_apply)(real *out, const real *in, const real *weight, const r
             } else {
                 FN(gemm_groups)(&p, weight, FN(patches)(b.col, b.pad, in + (size_t)n * p.in_size, s, &p), 0, dst);
             }
-            if (p.layout == LAYOUT_WIDE) FN(gather_outputs)(y, dst, s->O, 0, s, &p);
+            if (p.layout == LAYOUT_WIDE) {
+                FN(gather_outputs)(y, dst, s->O, 0, bias, s, &p);
+                continue;
+            }
             if (bias)
                 for (int o = 0; o < s->O; o++)
                     for (int l = 0; l < p.L; l++) y[(size_t)o * p.L + l] += bias[o];
@@ -661,7 +675,7 @@ int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weig
                         for (int k = 0; k < K; k++)
                             FN(gemm_groups)(&p, stacked + (size_t)k * O * R, col, beta, dst + (size_t)k * O * p.cols);
                     }
-                    if (wide) FN(gather_outputs)(tn, b.wide, K * O, 1, s, &p);
+                    if (wide) FN(gather_outputs)(tn, b.wide, K * O, 1, NULL, s, &p);
                 }
             }
         }
