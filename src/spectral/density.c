@@ -12,7 +12,12 @@
  * [min node - 5 sigma, max node + 5 sigma], so it integrates to 1 up to ~1e-6. sigma <= 0 selects
  * sigma = max(range / 100, range / (grid - 11)) where range = max node - min node (or max(|node|, 1) when
  * every node is the same): 1% of the spectral range, and never less than one grid spacing, so the grid
- * resolves every Gaussian. Assumes a fixed operator. */
+ * resolves every Gaussian. Assumes a fixed operator.
+ *
+ * The runs go in lockstep, as many at a time as DENSITY_BATCH_BYTES of Krylov bases allow (all of them for
+ * small models, one at a time for ResNets): each step is one batched product of the group's vectors, which an
+ * operator with K directions per pass (hessian's) does much faster than K single products. Start vectors are
+ * drawn in run order, so the nodes are those of the runs done one by one (up to the products' rounding). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +33,15 @@ void density_result_free(DensityResult *res) {
     free(res->node_values);
     free(res->node_weights);
     memset(res, 0, sizeof *res);
+}
+
+/* Krylov bases of runs in lockstep at most (about 1 GiB). */
+#define DENSITY_BATCH_BYTES ((size_t)1 << 30)
+
+static void free_work(Krylov *kr, int made, int *active, int *slot, double *v, double *av, double *start,
+                      double *theta, double *s, double *scratch) {
+    for (int i = 0; i < made; i++) krylov_free(&kr[i]);
+    free(kr), free(active), free(slot), free(v), free(av), free(start), free(theta), free(s), free(scratch);
 }
 
 int spectral_density(LinOp *op, const DensityOptions *opt, DensityResult *res) {
@@ -46,8 +60,20 @@ int spectral_density(LinOp *op, const DensityOptions *opt, DensityResult *res) {
     int steps = (int64_t)opt->steps > n ? (int)n : opt->steps;
     const int64_t products0 = op->applications;
 
-    Krylov kr;
-    HS_TRY(krylov_init(&kr, n, steps));
+    int batch = opt->runs;
+    while (batch > 1 && (size_t)batch * (size_t)(steps + 3) * (size_t)n * sizeof(double) > DENSITY_BATCH_BYTES) batch--;
+    Krylov *kr = hs_calloc((size_t)batch, sizeof *kr);                  /* (batch) */
+    int *active = hs_calloc((size_t)batch, sizeof *active);             /* (batch) runs still stepping */
+    int *slot = hs_malloc((size_t)batch * sizeof *slot);                /* (batch) run of each batched vector */
+    double *v = hs_malloc((size_t)batch * (size_t)n * sizeof *v);       /* (batch, n) the group's vectors */
+    double *av = hs_malloc((size_t)batch * (size_t)n * sizeof *av);     /* (batch, n) their products */
+    if (!kr || !active || !slot || !v || !av) {
+        free(kr), free(active), free(slot), free(v), free(av);
+        return -1;
+    }
+    int made = 0;
+    for (; made < batch; made++)
+        if (krylov_init(&kr[made], n, steps) != 0) break;
     size_t max_nodes = (size_t)opt->runs * (size_t)steps;
     double *start = hs_malloc((size_t)n * sizeof *start);               /* (n) */
     double *theta = hs_malloc((size_t)steps * sizeof *theta);           /* (steps) */
@@ -57,35 +83,58 @@ int spectral_density(LinOp *op, const DensityOptions *opt, DensityResult *res) {
     res->node_weights = hs_malloc(max_nodes * sizeof *res->node_weights);
     res->x = hs_malloc((size_t)opt->grid * sizeof *res->x);
     res->density = hs_malloc((size_t)opt->grid * sizeof *res->density);
-    if (!start || !theta || !s || !scratch || !res->node_values || !res->node_weights || !res->x || !res->density)
+    if (made < batch || !start || !theta || !s || !scratch || !res->node_values || !res->node_weights || !res->x ||
+        !res->density)
         goto fail;
 
     Rng rng;
     rng_seed(&rng, opt->seed);
     int nodes = 0;
-    for (int r = 0; r < opt->runs; r++) {
-        if (opt->probe == DENSITY_RADEMACHER)
-            fill_rademacher(&rng, start, n, 1.0 / sqrt((double)n));
-        else
-            fill_normal(&rng, start, n);
-        if (krylov_start(&kr, start) != 0) goto fail;
+    for (int r0 = 0; r0 < opt->runs; r0 += batch) {
+        int nb = opt->runs - r0 < batch ? opt->runs - r0 : batch;
+        for (int i = 0; i < nb; i++) {
+            if (opt->probe == DENSITY_RADEMACHER)
+                fill_rademacher(&rng, start, n, 1.0 / sqrt((double)n));
+            else
+                fill_normal(&rng, start, n);
+            if (krylov_start(&kr[i], start) != 0) goto fail;
+            active[i] = 1;
+        }
         for (;;) {
-            if (krylov_step(&kr, op) != 0) {
-                hs_error_context("spectral_density run %d: ", r + 1);
+            int count = 0;
+            for (int i = 0; i < nb; i++) {
+                if (!active[i]) continue;
+                const double *q = krylov_next(&kr[i]);
+                if (!q) goto fail;
+                memcpy(v + (size_t)count * n, q, (size_t)n * sizeof *v);
+                slot[count++] = i;
+            }
+            if (count == 0) break;
+            if (linop_apply(op, v, av, count) != 0) {
+                hs_error_context("spectral_density runs %d-%d: ", r0 + 1, r0 + nb);
                 goto fail;
             }
-            if (kr.steps >= steps || kr.breakdown) break;
-            int ext = krylov_extend(&kr, &rng);
-            if (ext < 0) goto fail;
-            if (ext == 1) break;
+            for (int c = 0; c < count; c++) {
+                Krylov *k = &kr[slot[c]];
+                if (krylov_absorb(k, av + (size_t)c * n) != 0) goto fail;
+                if (k->steps >= steps || k->breakdown) {
+                    active[slot[c]] = 0;
+                    continue;
+                }
+                int ext = krylov_extend(k, &rng);
+                if (ext < 0) goto fail;
+                if (ext == 1) active[slot[c]] = 0;
+            }
         }
-        int m = kr.steps;
-        if (tridiag_all(kr.alpha, kr.beta, m, theta, s, scratch) != 0) goto fail;
-        for (int i = 0; i < m; i++) {
-            double s0 = s[(size_t)i * m];
-            res->node_values[nodes] = theta[i];
-            res->node_weights[nodes] = s0 * s0 / opt->runs;
-            nodes++;
+        for (int i = 0; i < nb; i++) {
+            int m = kr[i].steps;
+            if (tridiag_all(kr[i].alpha, kr[i].beta, m, theta, s, scratch) != 0) goto fail;
+            for (int j = 0; j < m; j++) {
+                double s0 = s[(size_t)j * m];
+                res->node_values[nodes] = theta[j];
+                res->node_weights[nodes] = s0 * s0 / opt->runs;
+                nodes++;
+            }
         }
     }
     res->nodes = nodes;
@@ -114,19 +163,11 @@ int spectral_density(LinOp *op, const DensityOptions *opt, DensityResult *res) {
     res->grid = opt->grid;
     res->sigma = sigma;
     res->products = op->applications - products0;
-    free(start);
-    free(theta);
-    free(s);
-    free(scratch);
-    krylov_free(&kr);
+    free_work(kr, made, active, slot, v, av, start, theta, s, scratch);
     return 0;
 
 fail:
-    free(start);
-    free(theta);
-    free(s);
-    free(scratch);
-    krylov_free(&kr);
+    free_work(kr, made, active, slot, v, av, start, theta, s, scratch);
     density_result_free(res);
     return -1;
 }

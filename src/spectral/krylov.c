@@ -76,12 +76,27 @@ int krylov_start(Krylov *kr, const double *start) {
     return 0;
 }
 
+const double *krylov_next(const Krylov *kr) {
+    int j = kr->steps;
+    if (j >= kr->cap || kr->basis != j + 1) {
+        hs_error("Lanczos: internal error (step %d without a basis vector)", j);
+        return NULL;
+    }
+    return kr->q + (int64_t)j * kr->n;
+}
+
 int krylov_step(Krylov *kr, LinOp *op) {
+    const double *qj = krylov_next(kr);
+    if (!qj) return -1;
+    if (linop_apply(op, qj, kr->w, 1) != 0) return hs_error_context("Lanczos step %d: ", kr->steps + 1);
+    return krylov_absorb(kr, NULL);
+}
+
+int krylov_absorb(Krylov *kr, const double *aq_in) {
     int j = kr->steps;
     int64_t n = kr->n;
-    if (j >= kr->cap || kr->basis != j + 1) return hs_error("Lanczos: internal error (step %d without a basis vector)", j);
-    const double *qj = kr->q + (int64_t)j * n;
-    if (linop_apply(op, qj, kr->w, 1) != 0) return hs_error_context("Lanczos step %d: ", j + 1);
+    if (!krylov_next(kr)) return -1;
+    if (aq_in) memcpy(kr->w, aq_in, (size_t)n * sizeof *kr->w);
     double aq = vec_norm(kr->w, n);
     if (aq > kr->anorm) kr->anorm = aq;
     /* w <- (I - Q Q^T)^2 w over q_0..q_j; the coefficient on q_j is alpha_j = q_j . A q_j. */

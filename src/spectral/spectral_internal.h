@@ -75,6 +75,11 @@ int krylov_init(Krylov *kr, int64_t n, int cap);
 int krylov_start(Krylov *kr, const double *start /* (n) */);
 /* One product w = A q_{steps} and full reorthogonalisation; steps++. */
 int krylov_step(Krylov *kr, LinOp *op);
+/* The same step in two halves, so that several Krylov spaces can share one batched product: krylov_next gives
+ * q_{steps} (NULL with a message when there is none); krylov_absorb takes aq = A q_{steps} (n; copied; NULL:
+ * already in kr->w) and finishes the step. */
+const double *krylov_next(const Krylov *kr);
+int krylov_absorb(Krylov *kr, const double *aq);
 /* Appends the next basis vector (w / beta, or on breakdown a fresh random vector orthogonal to the basis).
  * Returns 0, 1 when no vector can be added (cap reached or the whole space is spanned), -1 on error. */
 int krylov_extend(Krylov *kr, Rng *rng);
