@@ -47,6 +47,33 @@ int FN(curv_loss_grad)(Model *m, const SampleSet *set, double *loss, double *acc
 int FN(curv_hvp)(Model *m, const SampleSet *set, const double *v, int K, Curvature curvature, double *hv,
                  double *loss);
 
+/* Primal passes kept between products over the same fixed sample set (a fixed operator's Lanczos, power
+ * iteration, trace or density): each chunk of this process has its own model replica (sharing m's parameters)
+ * holding its inputs, activations and their gradients, so a product runs only the tangent passes. The result
+ * is the same bits as curv_hvp's (same chunks, same operations). The replicas are reused only while m's
+ * parameters, batch-norm buffers and modes, the sample set and the chunk size are those they ran with (all
+ * compared on every call); otherwise they are recomputed. Kept when the chunks of this process take at most
+ * HVP_CACHE_BYTES; beyond that curv_hvp_cached is curv_hvp. Zero-initialise; hvp_cache_free releases it. */
+#define HVP_CACHE_BYTES ((size_t)1 << 30)
+typedef struct {
+    int decided, enabled; /* whether caching was considered for this model and set, and is on */
+    int valid;            /* the replicas hold the primal passes of the chunks below */
+    Model **replicas;     /* (count) one per chunk lo..lo+count-1 */
+    real **x;             /* (count) each chunk's inputs (chunk, in_size) */
+    double *loss;         /* (count) each chunk's share of the mean loss */
+    int count, lo, chunk;
+    const SampleSource *source;
+    int *indices;         /* (set_count) the set it was computed for */
+    int set_count;
+    real *params;         /* (P) the parameters it ran with */
+    real *buffers;        /* (num_buffer_values) and the batch-norm running statistics */
+    int training, bn_mode;
+    int64_t reused;       /* products served from the replicas (tests check it moves) */
+} HvpCache;
+int FN(curv_hvp_cached)(Model *m, const SampleSet *set, const double *v, int K, Curvature curvature, double *hv,
+                        double *loss, HvpCache *cache);
+void FN(hvp_cache_free)(HvpCache *cache);
+
 typedef struct {
     double loss;
     double asymmetry;     /* max |H_ij - H_ji| over the entries computed twice (same-layer blocks) */

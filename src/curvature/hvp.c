@@ -194,8 +194,85 @@ int FN(curv_loss_grad)(Model *m, const SampleSet *set, double *loss, double *acc
     return 0;
 }
 
+void FN(hvp_cache_free)(HvpCache *c) {
+    if (!c) return;
+    FN(model_free_replicas)(c->replicas, c->count);
+    for (int i = 0; c->x && i < c->count; i++) free(c->x[i]);
+    free(c->x);
+    free(c->loss);
+    free(c->indices);
+    free(c->params);
+    free(c->buffers);
+    memset(c, 0, sizeof *c);
+}
+
+/* Whether the cache's replicas can serve this call as they are (every input compared). */
+static int FN(cache_matches)(const HvpCache *c, const Model *m, const SampleSet *set, int chunk, const ChunkPlan *plan) {
+    return c->valid && c->replicas[0]->params == m->params && c->source == set->source &&
+           c->set_count == set->count && c->chunk == chunk &&
+           c->lo == plan->lo && c->count == plan->hi - plan->lo && c->training == m->training &&
+           c->bn_mode == (int)m->bn_mode &&
+           memcmp(c->indices, set->indices, sizeof(int) * (size_t)set->count) == 0 &&
+           memcmp(c->params, m->params, sizeof(real) * m->num_params) == 0 &&
+           (m->num_buffer_values == 0 ||
+            memcmp(c->buffers, m->buffer_values, sizeof(real) * m->num_buffer_values) == 0);
+}
+
+/* Sets the cache up for this model, set and plan (once per model and set; 1 when it is on, 0 when not, -1 on
+ * error), leaving it invalid: the caller's passes fill the replicas. */
+static int FN(cache_setup)(HvpCache *c, Model *m, const SampleSet *set, int chunk, const ChunkPlan *plan) {
+    int mine = plan->hi - plan->lo;
+    if (c->decided && c->enabled && c->source == set->source && c->set_count == set->count && c->chunk == chunk &&
+        c->lo == plan->lo && c->count == mine && c->replicas[0]->params == m->params) {
+        memcpy(c->indices, set->indices, sizeof(int) * (size_t)set->count); /* same size: refill in place */
+        for (int i = 0; i < mine; i++) { /* the replicas copied these from m when made */
+            Model *r = c->replicas[i];
+            if (m->num_buffer_values) memcpy(r->buffer_values, m->buffer_values, sizeof(real) * m->num_buffer_values);
+            r->training = m->training;
+            r->bn_mode = m->bn_mode;
+        }
+        c->valid = 0;
+        return 1;
+    }
+    FN(hvp_cache_free)(c);
+    c->decided = 1;
+    size_t per_sample = m->arch->primal_bytes ? m->arch->primal_bytes(m) + sizeof(real) * m->in_size : 0;
+    if (!per_sample || m->training || mine <= 0 || (size_t)mine * (size_t)chunk * per_sample > HVP_CACHE_BYTES)
+        return 0;
+    c->count = mine, c->lo = plan->lo, c->chunk = chunk, c->source = set->source, c->set_count = set->count;
+    c->x = hs_calloc((size_t)mine, sizeof *c->x);
+    c->loss = hs_calloc((size_t)mine, sizeof *c->loss);
+    c->indices = hs_malloc(sizeof(int) * (size_t)set->count);
+    c->params = hs_malloc(sizeof(real) * m->num_params);
+    c->buffers = hs_malloc(sizeof(real) * (m->num_buffer_values + 1));
+    if (!c->x || !c->loss || !c->indices || !c->params || !c->buffers) goto fail;
+    for (int i = 0; i < mine; i++)
+        if (!(c->x[i] = hs_malloc(sizeof(real) * (size_t)chunk * m->in_size))) goto fail;
+    if (FN(model_create_replicas)(m, mine, &c->replicas) != 0) goto fail;
+    memcpy(c->indices, set->indices, sizeof(int) * (size_t)set->count);
+    c->enabled = 1;
+    return 1;
+fail:
+    FN(hvp_cache_free)(c);
+    return -1;
+}
+
+/* Records what the replicas were just computed with. */
+static void FN(cache_seal)(HvpCache *c, const Model *m) {
+    memcpy(c->params, m->params, sizeof(real) * m->num_params);
+    if (m->num_buffer_values) memcpy(c->buffers, m->buffer_values, sizeof(real) * m->num_buffer_values);
+    c->training = m->training;
+    c->bn_mode = (int)m->bn_mode;
+    c->valid = 1;
+}
+
 int FN(curv_hvp)(Model *m, const SampleSet *set, const double *v, int K, Curvature curvature, double *hv,
                  double *loss) {
+    return FN(curv_hvp_cached)(m, set, v, K, curvature, hv, loss, NULL);
+}
+
+int FN(curv_hvp_cached)(Model *m, const SampleSet *set, const double *v, int K, Curvature curvature, double *hv,
+                        double *loss, HvpCache *cache) {
     if (set->count <= 0) return hs_error("no samples selected");
     if (K <= 0) return hs_error("no directions given");
     size_t P = m->num_params;
@@ -209,6 +286,18 @@ int FN(curv_hvp)(Model *m, const SampleSet *set, const double *v, int K, Curvatu
     size_t PK = P * (size_t)K;
     ChunkBuffers b;
     HS_TRY(FN(chunk_alloc)(&b, set->source, chunk, P, K));
+    /* Primal passes from the cache (reuse: its replicas hold them), into it (fill), or as usual (neither). */
+    int reuse = 0, fill = 0;
+    if (cache) {
+        if (FN(cache_matches)(cache, m, set, chunk, &plan)) {
+            reuse = 1;
+            cache->reused++;
+        } else {
+            int on = FN(cache_setup)(cache, m, set, chunk, &plan);
+            if (on < 0) return -1;
+            fill = on;
+        }
+    }
     /* Kept partials (ranks > 0 of a split set): products (mine, K, P) and losses (mine). */
     real *kept = plan.keep && mine > 0 ? hs_malloc(sizeof(real) * PK * (size_t)mine) : NULL;
     double *kept_loss = plan.keep && mine > 0 ? hs_malloc(sizeof(double) * (size_t)mine) : NULL;
@@ -225,20 +314,31 @@ int FN(curv_hvp)(Model *m, const SampleSet *set, const double *v, int K, Curvatu
         int start = c * chunk;
         int n = set->count - start < chunk ? set->count - start : chunk;
         double part;
-        rc = FN(samples_fill)(set->source, set->indices + start, n, b.x, b.y);
-        if (rc == 0) rc = FN(model_forward)(m, b.x, n);
-        if (rc == 0) rc = FN(model_loss)(m, b.y, scale, &part, NULL);
-        if (rc == 0) rc = FN(model_backward)(m, b.y, scale, m->arch->grad_optional ? NULL : b.grad);
-        if (rc != 0) break;
+        Model *mc = reuse || fill ? cache->replicas[c - plan.lo] : m;
+        if (reuse) {
+            part = cache->loss[c - plan.lo];
+        } else {
+            real *x = fill ? cache->x[c - plan.lo] : b.x;
+            rc = FN(samples_fill)(set->source, set->indices + start, n, x, b.y);
+            if (rc == 0) rc = FN(model_forward)(mc, x, n);
+            if (rc == 0) rc = FN(model_loss)(mc, b.y, scale, &part, NULL);
+            if (rc == 0) rc = FN(model_backward)(mc, b.y, scale, mc->arch->grad_optional ? NULL : b.grad);
+            if (rc != 0) break;
+            if (fill) cache->loss[c - plan.lo] = part;
+        }
         real *h = plan.keep ? kept + (size_t)(c - plan.lo) * PK : b.hv;
         memset(h, 0, sizeof(real) * PK);
-        rc = FN(model_hvp_chunk)(m, b.vr, K, 0, curvature, h);
+        rc = FN(model_hvp_chunk)(mc, b.vr, K, 0, curvature, h);
         if (plan.keep) {
             kept_loss[c - plan.lo] = part;
         } else {
             total += part;
             FN(accumulate_chunk)(hv, h, PK, c == 0);
         }
+    }
+    if (fill) {
+        if (rc == 0) FN(cache_seal)(cache, m);
+        else cache->valid = 0;
     }
     if (rc == 0 && plan.split) rc = fault_hook();
     if (rc == 0 && plan.split) {

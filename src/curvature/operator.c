@@ -29,6 +29,7 @@ int FN(hessian_operator_init)(HessianOperator *op, Model *m, const SampleSource 
 }
 
 void FN(hessian_operator_free)(HessianOperator *op) {
+    FN(hvp_cache_free)(&op->cache);
     free(op->pool);
     free(op->block);
     free(op->full_v);
@@ -106,7 +107,8 @@ static int FN(hessian_operator_apply)(void *ctx, const double *v, double *out, i
         snprintf(msg, sizeof msg, "batch loss %.4f", op->last_loss);
         progress_update(op->progress, op->products, op->products > 1 ? msg : NULL);
     }
-    if (!op->block) return FN(curv_hvp)(op->model, &set, v, count, op->curvature, out, &op->last_loss);
+    HvpCache *cache = op->stochastic ? NULL : &op->cache; /* a fixed set: keep its primal passes */
+    if (!op->block) return FN(curv_hvp_cached)(op->model, &set, v, count, op->curvature, out, &op->last_loss, cache);
     size_t P = op->model->num_params;
     int64_t n = op->block_size;
     if (count > op->capacity) {
@@ -120,7 +122,7 @@ static int FN(hessian_operator_apply)(void *ctx, const double *v, double *out, i
     memset(op->full_v, 0, sizeof(double) * P * (size_t)count);
     for (int k = 0; k < count; k++)
         for (int64_t i = 0; i < n; i++) op->full_v[(size_t)k * P + (size_t)op->block[i]] = v[(size_t)k * n + i];
-    HS_TRY(FN(curv_hvp)(op->model, &set, op->full_v, count, op->curvature, op->full_hv, &op->last_loss));
+    HS_TRY(FN(curv_hvp_cached)(op->model, &set, op->full_v, count, op->curvature, op->full_hv, &op->last_loss, cache));
     for (int k = 0; k < count; k++)
         for (int64_t i = 0; i < n; i++) out[(size_t)k * n + i] = op->full_hv[(size_t)k * P + (size_t)op->block[i]];
     return 0;

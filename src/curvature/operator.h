@@ -35,6 +35,7 @@ typedef struct {
     int capacity;
     int64_t products;   /* Hessian-vector products so far */
     struct Progress *progress; /* optional (src/core/progress.h): updated after every product */
+    HvpCache cache;     /* a fixed operator's primal passes, kept between products (curvature.h) */
 } HessianOperator;
 
 int FN(hessian_operator_init)(HessianOperator *op, Model *m, const SampleSource *source, const int *pool, int pool_count,

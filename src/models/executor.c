@@ -966,6 +966,11 @@ static int FN(exec_init)(Model *m) {
     return 0;
 }
 
+static size_t FN(exec_primal_bytes)(const Model *m) {
+    const ExecState *s = m->state;
+    return sizeof(real) * (s->total + s->dtotal + 2) + sizeof(int32_t) * s->argmax_total;
+}
+
 const ModelArch FN(executor_arch) = {
     .name = "graph",
     .init = FN(exec_init),
@@ -973,6 +978,7 @@ const ModelArch FN(executor_arch) = {
     .forward = FN(exec_forward),
     .backward = FN(exec_backward),
     .grad_optional = 1,
+    .primal_bytes = FN(exec_primal_bytes),
     .tangent_forward = FN(exec_tangent_forward),
     .tangent_backward = FN(exec_tangent_backward),
     .diag_backward = FN(exec_diag_backward),

@@ -64,6 +64,9 @@ typedef struct {
     /* 1 when that diagonal is the Hessian's, 0 (reason in why) when not, -1 (hs_error) when it cannot be
      * computed (batch statistics). */
     int (*diag_exact)(const Model *m, char *why, size_t size);
+    /* Bytes per sample that a forward and backward pass keep (activations, their gradients, pooling indices):
+     * what keeping a chunk's primal passes between products costs (curvature's HvpCache). */
+    size_t (*primal_bytes)(const Model *m);
 } ModelArch;
 
 struct Model {
