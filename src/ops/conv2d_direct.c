@@ -146,47 +146,53 @@ static inline real FN(lane_sum_mem)(real *t) {
 /* mode: WG_SET, WG_ADD (dw (nb, R) = or += the sums) or WG_LANES (dw (nb, R, VL) += the lane vectors, summed later
  * by direct_lanes_reduce: no reduction per sample). */
 enum { WG_SET, WG_ADD, WG_LANES };
+/* Entry (b, r) of the block: the lane vector a added (WG_LANES) or its lane sum stored or added. */
+static inline __attribute__((always_inline)) void FN(weight_grad_store)(real *dw, int mode, int R, int b, int r,
+                                                                         const vec *a) {
+    if (mode == WG_LANES) {
+        real *dst = dw + ((size_t)b * R + r) * VL;
+        vec v;
+        VLOAD(v, dst);
+        v += *a;
+        VSTORE(dst, v);
+        return;
+    }
+    real sum = FN(lane_sum)(*a);
+    real *dst = dw + (size_t)b * R + r;
+    *dst = mode == WG_ADD ? *dst + sum : sum;
+}
+
+/* Two patch rows r, r + 1 per pass (the second a repeat of the first past the end, not stored), so each load of
+ * a dy row feeds two multiply-adds: 2 nb accumulators + nb + 2 values in registers. */
 static inline __attribute__((always_inline)) void FN(weight_grad_block)(real *dw, int mode, const real *dy,
                                                                          const real *xp, const DirectShape *d,
                                                                          const int nb) {
     const int R = d->R, span = (int)round_up((size_t)d->cols, (size_t)VL);
     const real *g = dy + d->front;
-    int r = 0;
-    for (int c = 0; c < d->C; c++)
-        for (int i = 0; i < d->kh; i++)
-            for (int j = 0; j < d->kw; j++, r++) {
-                const real *xr = xp + (size_t)c * d->plane + (size_t)i * d->dh * d->Wp + (size_t)j * d->dw;
-                vec acc[DIRECT_BLOCK];
-                _Pragma("GCC unroll 6")
-                for (int b = 0; b < nb; b++) acc[b] = (vec){0};
-                for (int l0 = 0; l0 < span; l0 += VL) {
-                    vec x;
-                    VLOAD(x, xr + l0);
-                    _Pragma("GCC unroll 6")
-                    for (int b = 0; b < nb; b++) {
-                        vec gv;
-                        VLOAD(gv, g + (size_t)b * d->ld + l0);
-                        acc[b] += gv * x;
-                    }
-                }
-                if (mode == WG_LANES) {
-                    _Pragma("GCC unroll 6")
-                    for (int b = 0; b < nb; b++) {
-                        real *dst = dw + ((size_t)b * R + r) * VL;
-                        vec v;
-                        VLOAD(v, dst);
-                        v += acc[b];
-                        VSTORE(dst, v);
-                    }
-                    continue;
-                }
-                _Pragma("GCC unroll 6")
-                for (int b = 0; b < nb; b++) {
-                    real sum = FN(lane_sum)(acc[b]);
-                    real *dst = dw + (size_t)b * R + r;
-                    *dst = mode == WG_ADD ? *dst + sum : sum;
-                }
+    for (int r = 0; r < R; r += 2) {
+        int two = r + 1 < R;
+        const real *x0 = xp + direct_row_offset(d, (size_t)r), *x1 = two ? xp + direct_row_offset(d, (size_t)r + 1) : x0;
+        vec a0[DIRECT_BLOCK], a1[DIRECT_BLOCK];
+        _Pragma("GCC unroll 6")
+        for (int b = 0; b < nb; b++) a0[b] = a1[b] = (vec){0};
+        for (int l0 = 0; l0 < span; l0 += VL) {
+            vec u0, u1;
+            VLOAD(u0, x0 + l0);
+            VLOAD(u1, x1 + l0);
+            _Pragma("GCC unroll 6")
+            for (int b = 0; b < nb; b++) {
+                vec gv;
+                VLOAD(gv, g + (size_t)b * d->ld + l0);
+                a0[b] += gv * u0;
+                a1[b] += gv * u1;
             }
+        }
+        _Pragma("GCC unroll 6")
+        for (int b = 0; b < nb; b++) {
+            FN(weight_grad_store)(dw, mode, R, b, r, &a0[b]);
+            if (two) FN(weight_grad_store)(dw, mode, R, b, r + 1, &a1[b]);
+        }
+    }
 }
 
 static void FN(weight_grad)(real *dw, int mode, const real *dy, int rows, const real *xp, const DirectShape *d) {
