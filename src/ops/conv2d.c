@@ -694,6 +694,16 @@ int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weig
     return 0;
 }
 
+/* acc (rows) += the sum of each row of x (rows, L): the bias terms of a sample's weight gradients. */
+static void FN(add_row_sums)(real *acc, const real *x, int rows, int L) {
+    for (int r = 0; r < rows; r++) {
+        const real *row = x + (size_t)r * L;
+        real sum = 0;
+        for (int l = 0; l < L; l++) sum += row[l];
+        acc[r] += sum;
+    }
+}
+
 /* Sample n of conv2d_tangent_backward with the direct kernels: acc (K, O*Rg, lanes), in lane form (see
  * conv2d_direct.h), += td_out[n] (x) col(in[n]) and the cross terms; acc_b (K*O) += the sums of td_out[n]'s rows. */
 static void FN(direct_tangent_backward_sample)(const Patches *p, int n, int K, real *acc, real *acc_b, real *td_in,
@@ -706,12 +716,7 @@ static void FN(direct_tangent_backward_sample)(const Patches *p, int n, int K, r
     const real *xp = FN(direct_input)(b->col, in + (size_t)n * p->in_size, d);
     FN(direct_spread)(b->wide, tdo, K * O, d);
     FN(direct_weight_grad_lanes)(acc, b->wide, K * O, xp, d);
-    for (int ko = 0; ko < K * O; ko++) {
-        const real *row = tdo + (size_t)ko * L;
-        real sum = 0;
-        for (int l = 0; l < L; l++) sum += row[l];
-        acc_b[ko] += sum;
-    }
+    FN(add_row_sums)(acc_b, tdo, K * O, L);
     if (!cross_in && !cross_w) return;
     FN(direct_spread)(b->wide2, d_out + (size_t)n * p->out_size, O, d);
     for (int k = 0; k < K; k++) {
@@ -791,13 +796,7 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
                     for (int k = 0; k < K; k++)
                         FN(gemm_groups_w)(&p, tdo_cols + (size_t)k * O * p.cols, col, acc + (size_t)k * wsize);
                 }
-                if (td_bias)
-                    for (int ko = 0; ko < K * O; ko++) {
-                        const real *row = tdo + (size_t)ko * L;
-                        real sum = 0;
-                        for (int l = 0; l < L; l++) sum += row[l];
-                        acc_b[ko] += sum;
-                    }
+                if (td_bias) FN(add_row_sums)(acc_b, tdo, K * O, L);
                 if (!cross_in && !cross_w) continue;
                 const real *dy = FN(as_columns)(b.wide2, d_out + (size_t)n * p.out_size, O, s, &p); /* (O, cols) */
                 for (int k = 0; k < K; k++) {
