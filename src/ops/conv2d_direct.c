@@ -1,10 +1,11 @@
 /* conv2d_direct.c: direct (patch-free) kernels for narrow stride-1 convolutions (see conv2d_direct.h).
  *
  * The kernels run on GCC/Clang vector types as wide as one register of the build's instruction set (see
- * VEC_BYTES), so the same code serves every CPU of this project. Register blocking: the forward and backward-data kernels keep up to DIRECT_BLOCK output rows
- * (or input channels) times two vectors of columns in registers and stream the patch rows past them; the
- * weight-gradient kernel keeps one vector accumulator per output row and reduces its lanes in a fixed order at
- * the end. Loads past the last column read the zero slack of the padded buffers. */
+ * VEC_BYTES), so the same code serves every CPU of this project. Register blocking: the forward and backward-data
+ * kernels keep up to DIRECT_BLOCK output rows (or input channels) times two vectors of columns in registers and
+ * stream the patch rows past them; the weight-gradient kernel keeps, per output row, one vector accumulator for each
+ * of two patch rows, and its lanes are summed in a fixed order (per entry, or once per block of samples in lane
+ * form). Loads past the last column read the zero slack of the padded buffers. */
 #include <string.h>
 
 #include "conv2d_direct.h"
@@ -124,24 +125,15 @@ void FN(direct_forward)(real *Y, const real *w, int rows, const real *xp, const 
     }
 }
 
-/* ---- weight gradient: nb rows of dw, one vector accumulator each ---- */
+/* ---- weight gradient: nb rows of dw, two patch rows per pass ---- */
 
-/* The sum of a vector's lanes as a pairwise tree (a fixed order): depth log2(VL) instead of a chain of VL
- * dependent additions, which took a quarter of this kernel's time. A macro-free helper on a copy in memory,
- * so no vector crosses a function boundary. */
-static inline real FN(lane_sum_mem)(real *t) {
+/* The sum of the VL lanes at t (overwritten) as a pairwise tree, a fixed order: depth log2(VL) instead of a chain
+ * of VL dependent additions, which took a quarter of the weight-gradient kernel's time. */
+static inline real FN(lane_sum)(real *t) {
     _Pragma("GCC unroll 8") for (int w = VL / 2; w >= 1; w /= 2)
         _Pragma("GCC unroll 16") for (int i = 0; i < w; i++) t[i] += t[i + w];
     return t[0];
 }
-#define lane_sum_f32(v) lane_sum_of(v, lane_sum_mem_f32)
-#define lane_sum_f64(v) lane_sum_of(v, lane_sum_mem_f64)
-#define lane_sum_of(v, fn)                                                                                          \
-    __extension__({                                                                                                 \
-        real t_[VL];                                                                                                \
-        VSTORE(t_, (v));                                                                                            \
-        fn(t_);                                                                                                     \
-    })
 
 /* mode: WG_SET, WG_ADD (dw (nb, R) = or += the sums) or WG_LANES (dw (nb, R, VL) += the lane vectors, summed later
  * by direct_lanes_reduce: no reduction per sample). */
@@ -157,7 +149,9 @@ static inline __attribute__((always_inline)) void FN(weight_grad_store)(real *dw
         VSTORE(dst, v);
         return;
     }
-    real sum = FN(lane_sum)(*a);
+    real t[VL];
+    VSTORE(t, *a);
+    real sum = FN(lane_sum)(t);
     real *dst = dw + (size_t)b * R + r;
     *dst = mode == WG_ADD ? *dst + sum : sum;
 }
@@ -225,7 +219,7 @@ void FN(direct_lanes_reduce)(real *dw, const real *acc, size_t n) {
     for (size_t i = 0; i < n; i++) {
         real t[VL];
         memcpy(t, acc + i * VL, sizeof t);
-        dw[i] += FN(lane_sum_mem)(t);
+        dw[i] += FN(lane_sum)(t);
     }
 }
 
