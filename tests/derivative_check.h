@@ -63,10 +63,10 @@ void batchnorm_eval_backward_f64(double *d_in, double *d_gamma, double *d_beta, 
                                  double eps, int N, int C, int HW);
 int batchnorm_train_forward_f64(double *out, double *mean, double *invstd, const double *in, const double *gamma,
                                 const double *beta, double *running_mean, double *running_var, double momentum,
-                                double eps, int N, int C, int HW);
-void batchnorm_train_backward_f64(double *d_in, double *d_gamma, double *d_beta, const double *d_out,
-                                  const double *in, const double *gamma, const double *mean, const double *invstd,
-                                  int N, int C, int HW);
+                                double eps, int N, int C, int HW, const struct BatchStatsGroup *group);
+int batchnorm_train_backward_f64(double *d_in, double *d_gamma, double *d_beta, const double *d_out,
+                                 const double *in, const double *gamma, const double *mean, const double *invstd,
+                                 int N, int C, int HW, const struct BatchStatsGroup *group);
 void avgpool_forward_f64(double *out, const double *in, int N, int C, int HW);
 void avgpool2d_forward_f64(double *out, const double *in, int N, const PoolShape *s);
 

@@ -15,8 +15,10 @@
  *      against the backward pass applied to td_out; entries of the (K, ldw) matrix outside the gamma/beta
  *      blocks untouched.
  * Average pool: forward against loops, backward and tangent forward against central differences, tangent
- * backward against the backward pass per direction. Add: exact. Finally train-mode passes give the same bits
- * with 1 and 2 threads. */
+ * backward against the backward pass per direction. Add: exact. Train-mode passes give the same bits with 1 and
+ * 2 threads. Synchronised batch norm: a batch cut into slices run by 2 or 3 threads standing in for processes
+ * (a BatchStatsGroup summing in thread order) gives the whole batch's outputs, statistics and gradients; a group
+ * of one gives its bits. */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -60,7 +62,7 @@ typedef struct {
 static void bn_fwd(const BnCtx *x, real *out, real *mean, real *invstd) {
     if (x->train) {
         if (FN(batchnorm_train_forward)(out, mean, invstd, x->in, x->gamma, x->beta, NULL, NULL, BN_MOMENTUM, BN_EPS,
-                                        x->N, x->C, x->HW) != 0)
+                                        x->N, x->C, x->HW, NULL) != 0)
             rc_failures++;
     } else {
         FN(batchnorm_eval_forward)(out, x->in, x->gamma, x->beta, x->rmean, x->rvar, BN_EPS, x->N, x->C, x->HW);
@@ -70,7 +72,7 @@ static void bn_fwd(const BnCtx *x, real *out, real *mean, real *invstd) {
 static void ref_bn_fwd(const BnRef *x, double *out, double *mean, double *invstd) {
     if (x->train) {
         if (batchnorm_train_forward_f64(out, mean, invstd, x->in, x->gamma, x->beta, NULL, NULL, BN_MOMENTUM, BN_EPS,
-                                        x->N, x->C, x->HW) != 0)
+                                        x->N, x->C, x->HW, NULL) != 0)
             rc_failures++;
     } else {
         batchnorm_eval_forward_f64(out, x->in, x->gamma, x->beta, x->rmean, x->rvar, BN_EPS, x->N, x->C, x->HW);
@@ -92,7 +94,8 @@ static void eval_bn_bwd(void *c, double *out) {
     if (x->train) {
         double *y = dvec(n), *mean = dvec((size_t)x->C), *invstd = dvec((size_t)x->C);
         ref_bn_fwd(x, y, mean, invstd);
-        batchnorm_train_backward_f64(out, d_gamma, d_beta, x->d_out, x->in, x->gamma, mean, invstd, x->N, x->C, x->HW);
+        batchnorm_train_backward_f64(out, d_gamma, d_beta, x->d_out, x->in, x->gamma, mean, invstd, x->N, x->C, x->HW,
+                                     NULL);
         free(y), free(mean), free(invstd);
     } else {
         batchnorm_eval_backward_f64(out, d_gamma, d_beta, x->d_out, x->in, x->gamma, x->rmean, x->rvar, BN_EPS, x->N,
@@ -190,7 +193,7 @@ static void test_bn(int train, int N, int C, int HW, int K) {
         snprintf(what, sizeof what, "%s: cached invstd", name);
         compare(1, what, invstd, sref, nc, RTOL_EXACT);
         int rc = FN(batchnorm_train_forward)(out2, mean, invstd, in, gamma, beta, rm2, rv2, BN_MOMENTUM, BN_EPS, N, C,
-                                             HW);
+                                             HW, NULL);
         CHECK(rc == 0, "%s: forward with update failed: %s", name, hs_last_error());
         CHECK(memcmp(out2, out, sizeof(real) * n) == 0, "%s: the update changed the output", name);
         snprintf(what, sizeof what, "%s: running_mean update (PyTorch formula)", name);
@@ -208,7 +211,7 @@ static void test_bn(int train, int N, int C, int HW, int K) {
     fill(d_b, nc);
     real *d_g0 = vec_copy(d_g, nc), *d_b0 = vec_copy(d_b, nc);
     if (train)
-        FN(batchnorm_train_backward)(d_in, d_g, d_b, r, in, gamma, mean, invstd, N, C, HW);
+        FN(batchnorm_train_backward)(d_in, d_g, d_b, r, in, gamma, mean, invstd, N, C, HW, NULL);
     else
         FN(batchnorm_eval_backward)(d_in, d_g, d_b, r, in, gamma, rmean, rvar, BN_EPS, N, C, HW);
     double *g_in = dvec(n), *g_g = dvec(nc), *g_b = dvec(nc);
@@ -229,7 +232,7 @@ static void test_bn(int train, int N, int C, int HW, int K) {
         real *acc = vec(nc), *two = vec(nc), *inc_g = vec(nc);
         for (size_t c = 0; c < nc; c++) inc_g[c] = d_g[c] - d_g0[c];
         if (train)
-            FN(batchnorm_train_backward)(NULL, d_g, d_b, r, in, gamma, mean, invstd, N, C, HW);
+            FN(batchnorm_train_backward)(NULL, d_g, d_b, r, in, gamma, mean, invstd, N, C, HW, NULL);
         else
             FN(batchnorm_eval_backward)(NULL, d_g, d_b, r, in, gamma, rmean, rvar, BN_EPS, N, C, HW);
         for (size_t c = 0; c < nc; c++) acc[c] = d_g[c] - d_g0[c], two[c] = 2 * inc_g[c];
@@ -237,7 +240,7 @@ static void test_bn(int train, int N, int C, int HW, int K) {
         compare_r(what, acc, two, nc);
         real *alias = vec_copy(r, n);
         if (train)
-            FN(batchnorm_train_backward)(alias, d_g, d_b, alias, in, gamma, mean, invstd, N, C, HW);
+            FN(batchnorm_train_backward)(alias, d_g, d_b, alias, in, gamma, mean, invstd, N, C, HW, NULL);
         else
             FN(batchnorm_eval_backward)(alias, d_g, d_b, alias, in, gamma, rmean, rvar, BN_EPS, N, C, HW);
         snprintf(what, sizeof what, "%s: backward in place (d_in == d_out)", name);
@@ -338,7 +341,7 @@ static void test_bn(int train, int N, int C, int HW, int K) {
 /* PyTorch refuses batch statistics of a single value per channel; so must we. */
 static void test_bn_single_value(void) {
     real x[3] = {1, 2, 3}, y[3], g[3] = {1, 1, 1}, b[3] = {0, 0, 0}, m[3], s[3];
-    int rc = FN(batchnorm_train_forward)(y, m, s, x, g, b, NULL, NULL, BN_MOMENTUM, BN_EPS, 1, 3, 1);
+    int rc = FN(batchnorm_train_forward)(y, m, s, x, g, b, NULL, NULL, BN_MOMENTUM, BN_EPS, 1, 3, 1, NULL);
     CHECK(rc != 0 && strstr(hs_last_error(), "more than 1 value"), "batch norm train with M = 1 accepted: %s",
           hs_last_error());
 }
@@ -432,9 +435,9 @@ static void run_train_passes(int N, int C, int HW, int K, size_t ldw, const real
     real *t_out = db + C, *td_in = t_out + (size_t)K * n, *td = td_in + (size_t)K * n;
     memset(dg, 0, sizeof(real) * 2 * (size_t)C);
     memset(td, 0, sizeof(real) * (size_t)K * ldw);
-    if (FN(batchnorm_train_forward)(out, mean, invstd, in, gamma, beta, NULL, NULL, BN_MOMENTUM, BN_EPS, N, C, HW))
+    if (FN(batchnorm_train_forward)(out, mean, invstd, in, gamma, beta, NULL, NULL, BN_MOMENTUM, BN_EPS, N, C, HW, NULL))
         rc_failures++;
-    FN(batchnorm_train_backward)(d_in, dg, db, d_out, in, gamma, mean, invstd, N, C, HW);
+    FN(batchnorm_train_backward)(d_in, dg, db, d_out, in, gamma, mean, invstd, N, C, HW, NULL);
     FN(batchnorm_train_tangent_forward)(t_out, t_in, tp, tp + C, ldw, in, gamma, mean, invstd, K, N, C, HW);
     if (FN(batchnorm_train_tangent_backward)(td_in, td, td + C, ldw, td_out, d_out, t_in, tp, in, gamma, mean, invstd,
                                              K, N, C, HW))
@@ -459,6 +462,100 @@ static void test_threads(void) {
     free(in), free(gamma), free(beta), free(d_out), free(t_in), free(tp), free(td_out), free(r1), free(rn);
 }
 
+/* ---------------------------------------------------------------- synchronised batch norm (a group) */
+
+/* A group of G OpenMP threads standing in for G processes: each thread publishes its values, and after a
+ * barrier every thread adds them in thread order (what dist_sum_ordered does over MPI ranks). */
+static int threads_sum(double *values, size_t n, void *user) {
+    double **slots = user, *total = malloc(sizeof(double) * (n ? n : 1));
+    int t = omp_get_thread_num(), G = omp_get_num_threads();
+    slots[t] = values;
+#pragma omp barrier
+    for (size_t i = 0; total && i < n; i++) {
+        double sum = slots[0][i];
+        for (int r = 1; r < G; r++) sum += slots[r][i];
+        total[i] = sum;
+    }
+#pragma omp barrier
+    if (total) memcpy(values, total, sizeof(double) * n);
+    free(total);
+    return total ? 0 : -1;
+}
+
+/* Cuts a batch of N samples into G slices run by G threads with a group: every slice's output, cache, running
+ * statistics and d_in equal the whole batch's (no group) to RTOL_EXACT, and the slices' d_gamma and d_beta add up
+ * to the whole batch's. A group whose sum does nothing (G = 1) gives the whole batch's bits. Without the group
+ * the slices' own statistics differ from the batch's: the check fails. */
+static void test_group(int G, int N, int C, int HW) {
+    size_t n = (size_t)N * C * HW;
+    real *in = vec(n), *gamma = vec(C), *beta = vec(C), *d_out = vec(n), *rm0 = vec(C), *rv0 = vec(C);
+    real *out = vec(n), *mean = vec(C), *invstd = vec(C), *d_in = vec(n), *dgb = vec(2 * (size_t)C), *rm = vec(C),
+         *rv = vec(C);
+    real *g_out = vec(n), *g_mean = vec((size_t)G * C), *g_invstd = vec((size_t)G * C), *g_d_in = vec(n),
+         *g_dgb = vec((size_t)G * 2 * C), *g_rm = vec((size_t)G * C), *g_rv = vec((size_t)G * C);
+    fill(in, n), fill(gamma, C), fill(beta, C), fill(d_out, n), fill(rm0, C), fill(rv0, C);
+    for (int c = 0; c < C; c++) rv0[c] = (real)(1 + fabs((double)rv0[c]));
+    memcpy(rm, rm0, sizeof(real) * C), memcpy(rv, rv0, sizeof(real) * C);
+    memset(dgb, 0, sizeof(real) * 2 * (size_t)C), memset(g_dgb, 0, sizeof(real) * (size_t)G * 2 * C);
+    if (FN(batchnorm_train_forward)(out, mean, invstd, in, gamma, beta, rm, rv, BN_MOMENTUM, BN_EPS, N, C, HW, NULL) ||
+        FN(batchnorm_train_backward)(d_in, dgb, dgb + C, d_out, in, gamma, mean, invstd, N, C, HW, NULL))
+        rc_failures++;
+    double *slots[8] = {0};
+    BatchStatsGroup group = {threads_sum, slots};
+    int team = 0, failures = 0;
+#pragma omp parallel num_threads(G) reduction(+ : failures)
+    {
+        int r = omp_get_thread_num(), lo = N * r / G, hi = N * (r + 1) / G;
+#pragma omp single
+        team = omp_get_num_threads();
+        if (team == G) {
+            size_t at = (size_t)lo * C * HW;
+            real *m = g_mean + (size_t)r * C, *s = g_invstd + (size_t)r * C, *dg = g_dgb + (size_t)r * 2 * C;
+            memcpy(g_rm + (size_t)r * C, rm0, sizeof(real) * C), memcpy(g_rv + (size_t)r * C, rv0, sizeof(real) * C);
+            failures += FN(batchnorm_train_forward)(g_out + at, m, s, in + at, gamma, beta, g_rm + (size_t)r * C,
+                                                    g_rv + (size_t)r * C, BN_MOMENTUM, BN_EPS, hi - lo, C, HW,
+                                                    &group) != 0;
+            failures += FN(batchnorm_train_backward)(g_d_in + at, dg, dg + C, d_out + at, in + at, gamma, m, s,
+                                                     hi - lo, C, HW, &group) != 0;
+        }
+    }
+    CHECK(team == G && failures == 0, "batch norm over a group of %d: %d threads, %d failures (%s)", G, team,
+          failures, hs_last_error());
+    real *sum_dgb = vec(2 * (size_t)C);
+    for (int j = 0; j < 2 * C; j++) {
+        sum_dgb[j] = 0;
+        for (int r = 0; r < G; r++) sum_dgb[j] += g_dgb[(size_t)r * 2 * C + j];
+    }
+    if (G == 1) {
+        CHECK(memcmp(g_out, out, sizeof(real) * n) == 0 && memcmp(g_mean, mean, sizeof(real) * C) == 0 &&
+                  memcmp(g_invstd, invstd, sizeof(real) * C) == 0 && memcmp(g_rm, rm, sizeof(real) * C) == 0 &&
+                  memcmp(g_rv, rv, sizeof(real) * C) == 0 && memcmp(g_d_in, d_in, sizeof(real) * n) == 0 &&
+                  memcmp(g_dgb, dgb, sizeof(real) * 2 * C) == 0,
+              "batch norm over a group of one differs from no group");
+    } else {
+        char what[96];
+        snprintf(what, sizeof what, "group of %d: output", G);
+        compare_r(what, g_out, out, n);
+        snprintf(what, sizeof what, "group of %d: d_in", G);
+        compare_r(what, g_d_in, d_in, n);
+        snprintf(what, sizeof what, "group of %d: d_gamma, d_beta summed", G);
+        compare_r(what, sum_dgb, dgb, 2 * (size_t)C);
+        for (int r = 0; r < G; r++) {
+            snprintf(what, sizeof what, "group of %d, slice %d: mean", G, r);
+            compare_r(what, g_mean + (size_t)r * C, mean, C);
+            snprintf(what, sizeof what, "group of %d, slice %d: invstd", G, r);
+            compare_r(what, g_invstd + (size_t)r * C, invstd, C);
+            snprintf(what, sizeof what, "group of %d, slice %d: running mean", G, r);
+            compare_r(what, g_rm + (size_t)r * C, rm, C);
+            snprintf(what, sizeof what, "group of %d, slice %d: running var", G, r);
+            compare_r(what, g_rv + (size_t)r * C, rv, C);
+        }
+    }
+    free(in), free(gamma), free(beta), free(d_out), free(rm0), free(rv0), free(out), free(mean), free(invstd);
+    free(d_in), free(dgb), free(rm), free(rv), free(g_out), free(g_mean), free(g_invstd), free(g_d_in), free(g_dgb);
+    free(g_rm), free(g_rv), free(sum_dgb);
+}
+
 int main(void) {
     rng_state = 0x2545F4914F6CDD1Dull; /* this test's stream */
     double t0 = hs_seconds();
@@ -470,6 +567,9 @@ int main(void) {
     test_avgpool(2, 3, 1, 3);
     test_add();
     test_threads();
+    test_group(1, 4, 3, 5);
+    test_group(2, 6, 4, 9);
+    test_group(3, 7, 3, 4); /* uneven slices (2, 2, 3 samples) */
     CHECK(rc_failures == 0, "%d op calls returned an error (last: %s)", rc_failures, hs_last_error());
     printf("%s: max relative errors: central differences %.2e, exact-order comparisons %.2e\n",
            CHECK_NAME("test_batchnorm"), worst_fd, worst_exact);

@@ -565,7 +565,8 @@ int FN(cmd_train)(int argc, char **argv) {
          "cross-entropy (int labels) or mse (float targets) (default cross-entropy)", 0},
         {"--no-augment", ARG_FLAG, &no_augment, "CIFAR-10 without random crop and flip (.npy data never is)", 0},
         {"--sync-bn", ARG_FLAG, &sync_bn,
-         "batch norm statistics over the whole batch under mpirun (not implemented: refused)", 0},
+         "under mpirun, batch norm with the statistics of the whole batch (PyTorch's SyncBatchNorm), "
+         "not of each rank's slice", 0},
         {"--epochs", ARG_INT, &epochs, "training epochs (in all, also with --resume)", 0},
         {"--batch", ARG_INT, &batch, "mini-batch size", 0},
         {"--lr", ARG_DOUBLE, &lr, "learning rate", 0},
@@ -602,7 +603,8 @@ int FN(cmd_train)(int argc, char **argv) {
                             "Under mpirun -np R (make MPI=1) the ranks split every batch: without batch norm the "
                             "checkpoint has\nthe same bits for every R; with batch norm (by default, as PyTorch DDP) "
                             "each rank normalises its slice\nof the batch with its own statistics and rank 0's "
-                            "running statistics are kept, so the result depends on R.\n"
+                            "running statistics are kept, so the result depends on R;\nwith --sync-bn every slice is "
+                            "normalised with the whole batch's statistics (equal to one process up to rounding).\n"
                             "example: hessian train --model cnn --data data --epochs 2 --batch 100 --lr 0.01 "
                             "--momentum 0.9 --out cnn.safetensors --json train.json",
                             specs, (int)(sizeof specs / sizeof specs[0]));
@@ -615,8 +617,6 @@ int FN(cmd_train)(int argc, char **argv) {
         args_check_positive_int("--sharpness-iters", sp.iters) ||
         args_check_positive_int("--sharpness-batch", sp.batch) || args_check_range("--beta", sp.beta, 0, 0.999999) ||
         (init && resume && hs_error("--init and --resume exclude each other")) ||
-        (sync_bn && hs_error("--sync-bn is not implemented: under mpirun each rank normalises its own slice of the "
-                             "batch (PyTorch DDP's default)")) ||
         (!sharp_at && !args_given(argc, argv, "--sharpness-every") &&
          (args_check_unused(argc, argv, "--sharpness-iters", "without --sharpness-at or --sharpness-every") ||
           args_check_unused(argc, argv, "--sharpness-batch", "without --sharpness-at or --sharpness-every") ||
@@ -683,7 +683,8 @@ int FN(cmd_train)(int argc, char **argv) {
         goto fail;
     size_t P = m->num_params;
     /* The seed draws the initialisation (command_open_model above) and the loader's shuffles/augmentation. */
-    if (FN(trainer_init)(&trainer, m, &train, n_train, batch, augment, seed, lr, momentum, wd) != 0) goto fail;
+    if (FN(trainer_init)(&trainer, m, &train, n_train, batch, augment, seed, lr, momentum, wd, sync_bn) != 0)
+        goto fail;
     int nb = trainer.batches;
     real *buf = trainer.buf;
     if (resume) {
@@ -718,9 +719,10 @@ int FN(cmd_train)(int argc, char **argv) {
             arch, P, n_train, train.unit, epochs, batch, lr, momentum, wd);
     if (dist_size() > 1)
         fprintf(stderr, "data-parallel over %d ranks%s\n", dist_size(),
-                m->num_buffers > 0 ? " (batch norm: each rank normalises its slice of the batch; rank 0's running "
-                                     "statistics are kept)"
-                                   : "");
+                m->num_buffers == 0 ? ""
+                : sync_bn ? " (batch norm: the whole batch's statistics, summed over the ranks: --sync-bn)"
+                          : " (batch norm: each rank normalises its slice of the batch; rank 0's running "
+                            "statistics are kept)");
     struct sigaction on;
     memset(&on, 0, sizeof on);
     on.sa_handler = FN(on_signal);

@@ -435,7 +435,7 @@ static int FN(exec_forward)(Model *m, const real *x, int N) {
                 HS_TRY(FN(batchnorm_train_forward)(out, s->mean + p->soff, s->invstd + p->soff, in,
                                                    PRM(n->param[0]), PRM(n->param[1]), m->training ? rm : NULL,
                                                    m->training ? rv : NULL, n->attrs.momentum, n->attrs.eps, N, p->C,
-                                                   p->HW));
+                                                   p->HW, m->training ? m->bn_group : NULL));
             } else {
                 FN(batchnorm_eval_forward)(out, in, PRM(n->param[0]), PRM(n->param[1]), rm, rv, n->attrs.eps, N,
                                            p->C, p->HW);
@@ -536,8 +536,9 @@ static int FN(exec_backward)(Model *m, real *grad) {
             break;
         case GOP_BATCHNORM:
             if (s->batch)
-                FN(batchnorm_train_backward)(d_in, ACC(grad, n->param[0]), ACC(grad, n->param[1]), d_out, in,
-                                             PRM(n->param[0]), s->mean + p->soff, s->invstd + p->soff, N, p->C, p->HW);
+                HS_TRY(FN(batchnorm_train_backward)(d_in, ACC(grad, n->param[0]), ACC(grad, n->param[1]), d_out,
+                                                    in, PRM(n->param[0]), s->mean + p->soff, s->invstd + p->soff, N,
+                                                    p->C, p->HW, m->training ? m->bn_group : NULL));
             else
                 FN(batchnorm_eval_backward)(d_in, ACC(grad, n->param[0]), ACC(grad, n->param[1]), d_out, in,
                                             PRM(n->param[0]), BUF(n->buffer[0]), BUF(n->buffer[1]), n->attrs.eps, N,
@@ -683,7 +684,7 @@ static void FN(recompute_gradient)(Model *m, ExecState *s, int i) {
     const real *in = FN(val)(m, s, i), *d_out = FN(grad)(m, s, i + 1);
     if (s->batch)
         FN(batchnorm_train_backward)(s->dscratch, gg, gb, d_out, in, PRM(bn->param[0]), s->mean + p->soff,
-                                     s->invstd + p->soff, N, p->C, p->HW);
+                                     s->invstd + p->soff, N, p->C, p->HW, NULL); /* no group: cannot fail */
     else
         FN(batchnorm_eval_backward)(s->dscratch, gg, gb, d_out, in, PRM(bn->param[0]), BUF(bn->buffer[0]),
                                     BUF(bn->buffer[1]), bn->attrs.eps, N, p->C, p->HW);

@@ -91,6 +91,9 @@ struct Model {
     int64_t batches_tracked; /* batch norm's num_batches_tracked (same for every layer) */
     int num_layers;
     int training;          /* batch norm uses batch statistics and updates running ones */
+    /* training over a group of processes with synchronised batch norm (the statistics of the whole batch, whose
+     * slices the processes hold: ops.h); NULL: the statistics of the model's own samples */
+    const struct BatchStatsGroup *bn_group;
     BatchNormMode bn_mode; /* for second-order passes */
     /* per-chunk state, grown on demand */
     int N, K, capacity_N, capacity_NK;

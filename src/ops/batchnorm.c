@@ -23,6 +23,7 @@
  * Diagonal pass (eval only): per sample and vector, g_gamma = sum_hw td_y xhat and g_beta = sum_hw td_y, squared.
  * Sums are in double and per channel (or per direction and channel), in a fixed order. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/scratch.h"
@@ -154,64 +155,145 @@ void FN(batchnorm_eval_diag)(double *diag_gamma, double *diag_beta, const real *
 
 /* ---------------------------------------------------------------- train */
 
-int FN(batchnorm_train_forward)(real *out, real *mean, real *invstd, const real *in, const real *gamma,
-                                const real *beta, real *running_mean, real *running_var, double momentum, double eps,
-                                int N, int C, int HW) {
-    long M = (long)N * HW;
-    if (M < 2) return hs_error("batch norm in training mode needs more than 1 value per channel (got %ld)", M);
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        double sum = 0, sq = 0;
-        for (int n = 0; n < N; n++) {
-            const real *x = in + AT(n, c);
-            for (int i = 0; i < HW; i++) sum += (double)x[i];
-        }
-        double mu = sum / (double)M;
-        for (int n = 0; n < N; n++) {
-            const real *x = in + AT(n, c);
-            for (int i = 0; i < HW; i++) sq += ((double)x[i] - mu) * ((double)x[i] - mu);
-        }
-        double var = sq / (double)M;
-        mean[c] = (real)mu;
-        invstd[c] = (real)(1.0 / sqrt(var + eps));
-        if (running_mean && running_var) {
-            running_mean[c] = (real)((1 - momentum) * (double)running_mean[c] + momentum * mu);
-            running_var[c] = (real)((1 - momentum) * (double)running_var[c] + momentum * sq / (double)(M - 1));
-        }
-        real m = mean[c], s = invstd[c], g = gamma[c], b = beta[c];
-        for (int n = 0; n < N; n++) {
-            const real *x = in + AT(n, c);
-            real *y = out + AT(n, c);
-            for (int i = 0; i < HW; i++) y[i] = g * ((x[i] - m) * s) + b;
-        }
+/* Per channel c of a (N,C,HW) tensor, in a fixed order (samples, then positions), in double. */
+static double FN(channel_sum)(const real *in, int c, int N, int C, int HW) {
+    double sum = 0;
+    for (int n = 0; n < N; n++) {
+        const real *x = in + AT(n, c);
+        for (int i = 0; i < HW; i++) sum += (double)x[i];
     }
-    return 0;
+    return sum;
 }
 
-void FN(batchnorm_train_backward)(real *d_in, real *d_gamma, real *d_beta, const real *d_out, const real *in,
-                                  const real *gamma, const real *mean, const real *invstd, int N, int C, int HW) {
+static double FN(channel_centred_squares)(const real *in, double mu, int c, int N, int C, int HW) {
+    double sq = 0;
+    for (int n = 0; n < N; n++) {
+        const real *x = in + AT(n, c);
+        for (int i = 0; i < HW; i++) sq += ((double)x[i] - mu) * ((double)x[i] - mu);
+    }
+    return sq;
+}
+
+/* From channel c's sum and centred squares over M values: the cache, the running statistics, and y. */
+static void FN(channel_normalise)(real *out, real *mean, real *invstd, const real *in, const real *gamma,
+                                  const real *beta, real *running_mean, real *running_var, double momentum, double eps,
+                                  double sum, double sq, double M, int c, int N, int C, int HW) {
+    double mu = sum / M, var = sq / M;
+    mean[c] = (real)mu;
+    invstd[c] = (real)(1.0 / sqrt(var + eps));
+    if (running_mean && running_var) {
+        running_mean[c] = (real)((1 - momentum) * (double)running_mean[c] + momentum * mu);
+        running_var[c] = (real)((1 - momentum) * (double)running_var[c] + momentum * sq / (M - 1));
+    }
+    real m = mean[c], s = invstd[c], g = gamma[c], b = beta[c];
+    for (int n = 0; n < N; n++) {
+        const real *x = in + AT(n, c);
+        real *y = out + AT(n, c);
+        for (int i = 0; i < HW; i++) y[i] = g * ((x[i] - m) * s) + b;
+    }
+}
+
+int FN(batchnorm_train_forward)(real *out, real *mean, real *invstd, const real *in, const real *gamma,
+                                const real *beta, real *running_mean, real *running_var, double momentum, double eps,
+                                int N, int C, int HW, const BatchStatsGroup *group) {
     double M = (double)N * HW;
+    if (!group) { /* one pass per channel while its values are in cache */
+        if (M < 2) return hs_error("batch norm in training mode needs more than 1 value per channel (got %.0f)", M);
 #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        real mu = mean[c], s = invstd[c];
-        double sdy = 0, sdyx = 0;
-        for (int n = 0; n < N; n++) {
-            const real *x = in + AT(n, c), *dy = d_out + AT(n, c);
-            for (int i = 0; i < HW; i++) {
-                sdy += (double)dy[i];
-                sdyx += (double)dy[i] * (double)((x[i] - mu) * s);
-            }
+        for (int c = 0; c < C; c++) {
+            double sum = FN(channel_sum)(in, c, N, C, HW);
+            double sq = FN(channel_centred_squares)(in, sum / M, c, N, C, HW);
+            FN(channel_normalise)(out, mean, invstd, in, gamma, beta, running_mean, running_var, momentum, eps, sum,
+                                  sq, M, c, N, C, HW);
         }
-        if (d_gamma) d_gamma[c] += (real)sdyx;
-        if (d_beta) d_beta[c] += (real)sdy;
-        if (!d_in) continue;
-        real A = (real)(sdy / M), B = (real)(sdyx / M), gs = gamma[c] * s;
-        for (int n = 0; n < N; n++) {
-            const real *x = in + AT(n, c), *dy = d_out + AT(n, c);
-            real *dx = d_in + AT(n, c);
-            for (int i = 0; i < HW; i++) dx[i] = gs * (dy[i] - A - ((x[i] - mu) * s) * B);
+        return 0;
+    }
+    /* Over a group: the sums of every channel, then the group's; the centred squares about the whole batch's
+     * mean, then the group's; then normalise. The same operations per channel as above. */
+    double *sums = hs_malloc(sizeof(double) * (2 * (size_t)C + 1)); /* (C) sums, M, then (C) centred squares */
+    if (!sums) return -1;
+    double *sq = sums + C + 1;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) sums[c] = FN(channel_sum)(in, c, N, C, HW);
+    sums[C] = M;
+    int rc = group->sum(sums, (size_t)C + 1, group->user);
+    M = sums[C];
+    if (rc == 0 && M < 2) rc = hs_error("batch norm in training mode needs more than 1 value per channel (got %.0f "
+                                        "over the group)", M);
+    if (rc == 0) {
+#pragma omp parallel for schedule(static)
+        for (int c = 0; c < C; c++) sq[c] = FN(channel_centred_squares)(in, sums[c] / M, c, N, C, HW);
+        rc = group->sum(sq, (size_t)C, group->user);
+    }
+    if (rc == 0) {
+#pragma omp parallel for schedule(static)
+        for (int c = 0; c < C; c++)
+            FN(channel_normalise)(out, mean, invstd, in, gamma, beta, running_mean, running_var, momentum, eps,
+                                  sums[c], sq[c], M, c, N, C, HW);
+    }
+    free(sums);
+    return rc;
+}
+
+/* Channel c's sums of dy and dy xhat, in a fixed order, in double. */
+static void FN(channel_dy_sums)(double *sdy, double *sdyx, const real *d_out, const real *in, real mu, real s, int c,
+                                int N, int C, int HW) {
+    double a = 0, b = 0;
+    for (int n = 0; n < N; n++) {
+        const real *x = in + AT(n, c), *dy = d_out + AT(n, c);
+        for (int i = 0; i < HW; i++) {
+            a += (double)dy[i];
+            b += (double)dy[i] * (double)((x[i] - mu) * s);
         }
     }
+    *sdy = a;
+    *sdyx = b;
+}
+
+/* dx of channel c from the batch's sums over M values. */
+static void FN(channel_dx)(real *d_in, const real *d_out, const real *in, real gamma, real mu, real s, double sdy,
+                           double sdyx, double M, int c, int N, int C, int HW) {
+    real A = (real)(sdy / M), B = (real)(sdyx / M), gs = gamma * s;
+    for (int n = 0; n < N; n++) {
+        const real *x = in + AT(n, c), *dy = d_out + AT(n, c);
+        real *dx = d_in + AT(n, c);
+        for (int i = 0; i < HW; i++) dx[i] = gs * (dy[i] - A - ((x[i] - mu) * s) * B);
+    }
+}
+
+int FN(batchnorm_train_backward)(real *d_in, real *d_gamma, real *d_beta, const real *d_out, const real *in,
+                                 const real *gamma, const real *mean, const real *invstd, int N, int C, int HW,
+                                 const BatchStatsGroup *group) {
+    double M = (double)N * HW;
+    if (!group) {
+#pragma omp parallel for schedule(static)
+        for (int c = 0; c < C; c++) {
+            double sdy, sdyx;
+            FN(channel_dy_sums)(&sdy, &sdyx, d_out, in, mean[c], invstd[c], c, N, C, HW);
+            if (d_gamma) d_gamma[c] += (real)sdyx;
+            if (d_beta) d_beta[c] += (real)sdy;
+            if (d_in) FN(channel_dx)(d_in, d_out, in, gamma[c], mean[c], invstd[c], sdy, sdyx, M, c, N, C, HW);
+        }
+        return 0;
+    }
+    double *sums = hs_malloc(sizeof(double) * (2 * (size_t)C + 1)); /* (C) sums of dy, (C) of dy xhat, M */
+    if (!sums) return -1;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        FN(channel_dy_sums)(&sums[c], &sums[C + c], d_out, in, mean[c], invstd[c], c, N, C, HW);
+        if (d_gamma) d_gamma[c] += (real)sums[C + c]; /* this slice's share of the parameter gradients */
+        if (d_beta) d_beta[c] += (real)sums[c];
+    }
+    sums[2 * C] = M;
+    int rc = group->sum(sums, 2 * (size_t)C + 1, group->user);
+    if (rc == 0 && d_in) {
+        M = sums[2 * C];
+#pragma omp parallel for schedule(static)
+        for (int c = 0; c < C; c++)
+            FN(channel_dx)(d_in, d_out, in, gamma[c], mean[c], invstd[c], sums[c], sums[C + c], M, c, N, C, HW);
+    }
+    free(sums);
+    return rc;
 }
 
 void FN(batchnorm_train_tangent_forward)(real *t_out, const real *t_in, const real *t_gamma, const real *t_beta,

@@ -160,15 +160,26 @@ void FN(batchnorm_eval_tangent_backward)(real *td_in /* (N,K,C,HW) or NULL */,
                                          const real *t_in /* or NULL */, const real *t_gamma /* or NULL */,
                                          const real *in, const real *gamma, const real *running_mean,
                                          const real *running_var, double eps, int K, int N, int C, int HW);
-/* Fails (hs_error) when M = N*HW < 2, as PyTorch does ("expected more than 1 value per channel"). running_mean
- * and running_var NULL: no running-statistics update. */
+/* Synchronised batch norm (train mode over a group of processes, each holding a slice of the batch): sum
+ * replaces the n doubles of values (per-channel sums over this process's slice, then its count) by their sums
+ * over the group, the same bits on every process; 0, or -1 with hs_error(). The statistics (mean, variance)
+ * and the backward pass's mean dy and mean dy xhat are then those of the whole batch; d_gamma and d_beta stay
+ * this slice's share (the caller adds the shares). group NULL: the statistics of the N samples of the call. */
+typedef struct BatchStatsGroup {
+    int (*sum)(double *values, size_t n, void *user);
+    void *user;
+} BatchStatsGroup;
+/* Fails (hs_error) when M = N*HW < 2 (over the group: the whole batch's M), as PyTorch does ("expected more
+ * than 1 value per channel"). running_mean and running_var NULL: no running-statistics update. */
 int FN(batchnorm_train_forward)(real *out /* (N,C,HW) */, real *mean /* (C) cache */, real *invstd /* (C) cache */,
                                 const real *in /* (N,C,HW) */, const real *gamma, const real *beta,
                                 real *running_mean /* (C) updated, or NULL */, real *running_var /* (C) or NULL */,
-                                double momentum, double eps, int N, int C, int HW);
-void FN(batchnorm_train_backward)(real *d_in /* (N,C,HW) or NULL */, real *d_gamma /* (C) += or NULL */,
-                                  real *d_beta /* (C) += or NULL */, const real *d_out /* (N,C,HW) */, const real *in,
-                                  const real *gamma, const real *mean, const real *invstd, int N, int C, int HW);
+                                double momentum, double eps, int N, int C, int HW, const BatchStatsGroup *group);
+/* Fails only over a group (its sum, or no memory). */
+int FN(batchnorm_train_backward)(real *d_in /* (N,C,HW) or NULL */, real *d_gamma /* (C) += or NULL */,
+                                 real *d_beta /* (C) += or NULL */, const real *d_out /* (N,C,HW) */, const real *in,
+                                 const real *gamma, const real *mean, const real *invstd, int N, int C, int HW,
+                                 const BatchStatsGroup *group);
 void FN(batchnorm_train_tangent_forward)(real *t_out /* (N,K,C,HW) */, const real *t_in /* or NULL */,
                                          const real *t_gamma /* (K,ldw) or NULL */,
                                          const real *t_beta /* (K,ldw) or NULL */, size_t ldw, const real *in,

@@ -7,17 +7,26 @@
 
 #include "../parallel/dist.h"
 
+/* The group's sums for synchronised batch norm: over the MPI ranks, in rank order. */
+static int FN(ranks_sum)(double *values, size_t n, void *user) {
+    (void)user;
+    return dist_sum_ordered(values, n);
+}
+
 int FN(trainer_init)(Trainer *t, Model *m, const SampleSource *src, int count, int batch, int augment, uint64_t seed,
-                     double lr, double momentum, double weight_decay) {
+                     double lr, double momentum, double weight_decay, int sync_bn) {
     memset(t, 0, sizeof *t);
     t->model = m;
     if (batch <= 0 || batch > count)
         return hs_error("the batch size must be in [1, %d] (the training samples), got %d", count, batch);
     int R = dist_size(), bn = m->num_buffers > 0;
-    if (bn && R > 1 && batch / R < 2)
-        return hs_error("batch norm over %d ranks: each rank normalises its own slice of the batch, which needs at "
-                        "least 2 samples (--batch %d gives %d); use --batch %d or more, or fewer ranks",
-                        R, batch, batch / R, 2 * R);
+    t->sync_bn = bn && R > 1 && sync_bn;
+    int min_slice = t->sync_bn ? 1 : 2; /* samples per rank: a slice normalised alone needs 2 */
+    if (bn && R > 1 && batch / R < min_slice)
+        return hs_error("batch norm over %d ranks: each rank %s its own slice of the batch, which needs at "
+                        "least %d sample%s (--batch %d gives %d); use --batch %d or more, or fewer ranks",
+                        R, t->sync_bn ? "holds" : "normalises", min_slice, min_slice > 1 ? "s" : "", batch,
+                        batch / R, min_slice * R);
     size_t P = m->num_params;
     t->x = hs_malloc(sizeof(real) * (size_t)batch * m->in_size);
     t->y = hs_malloc(FN(model_target_bytes)(m) * (size_t)batch);
@@ -29,7 +38,7 @@ int FN(trainer_init)(Trainer *t, Model *m, const SampleSource *src, int count, i
     /* Batch norm cannot normalise a batch of one image (PyTorch refuses it too): drop such a last batch; over R
      * ranks, drop a last batch that leaves a rank's slice under 2 samples. */
     int rest = count % batch;
-    if (bn && rest > 0 && (R > 1 ? rest / R < 2 : rest == 1)) t->loader.drop_last = 1;
+    if (bn && rest > 0 && (R > 1 ? rest / R < min_slice : rest == 1)) t->loader.drop_last = 1;
     t->batches = sample_loader_batches(&t->loader);
     t->bn_split = bn && R > 1;
     /* Without batch norm, the threads run whole passes on shares of the batch (one parallel region per step
@@ -50,6 +59,7 @@ int FN(trainer_init)(Trainer *t, Model *m, const SampleSource *src, int count, i
         }
     } else if (t->bn_split && !(t->grads = hs_malloc(sizeof(real) * P))) goto fail;
     t->opt = (Sgd){lr, momentum, weight_decay, 0};
+    t->bn_group = (BatchStatsGroup){FN(ranks_sum), NULL};
     return 0;
 fail:
     FN(trainer_free)(t);
@@ -105,7 +115,8 @@ static int FN(batch_gradient)(Trainer *t, int n, double *loss, int *correct) {
             return -1;
         return FN(combine)(t, t->grads, t->replica_count, losses, rights, loss, correct);
     }
-    if (t->bn_split) { /* batch norm over the ranks: each normalises its own slice with its own statistics */
+    if (t->bn_split) { /* batch norm over the ranks: each normalises its own slice with its own statistics, or
+                        * (sync_bn: m->bn_group) with the whole batch's */
         int R = dist_size(), r = dist_rank();
         int lo = (int)((long)n * r / R), hi = (int)((long)n * (r + 1) / R);
         const void *y = (const char *)t->y + (size_t)lo * FN(model_target_bytes)(m);
@@ -130,6 +141,7 @@ int FN(trainer_epoch)(Trainer *t, TrainStepFn on_step, void *user, TrainEpochSta
     size_t P = m->num_params;
     memset(stats, 0, sizeof *stats);
     m->training = 1;
+    m->bn_group = t->sync_bn ? &t->bn_group : NULL;
     int n, rc = 0;
     while ((n = sample_loader_next(&t->loader, t->x, sizeof(real), t->y)) > 0) {
         double loss;
@@ -150,7 +162,9 @@ int FN(trainer_epoch)(Trainer *t, TrainStepFn on_step, void *user, TrainEpochSta
         }
     }
     m->training = 0;
-    if (rc == 0 && n >= 0 && t->bn_split) rc = FN(trainer_share_buffers)(t);
+    m->bn_group = NULL;
+    /* With sync_bn every rank already holds the same running statistics (the same sums, the same bits). */
+    if (rc == 0 && n >= 0 && t->bn_split && !t->sync_bn) rc = FN(trainer_share_buffers)(t);
     return rc != 0 || n < 0 ? -1 : 0;
 }
 

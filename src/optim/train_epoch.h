@@ -17,10 +17,14 @@
  * statistics; the slices' gradients (each of the loss scaled by 1/n, so their sum is the gradient of the
  * batch's mean loss) are added in rank order, and after the epoch every rank takes rank 0's running
  * statistics (DDP's broadcast_buffers). Results with batch norm then depend on R; a batch must give every rank
- * at least 2 samples (a last batch that does not is dropped).
+ * at least 2 samples (a last batch that does not is dropped). With sync_bn (PyTorch's SyncBatchNorm) the slices
+ * are normalised with the statistics of the whole batch instead: each batch norm adds its per-channel sums over
+ * the ranks in rank order (dist_sum_ordered, the same bits on every rank), so the forward and backward passes
+ * are those of the whole batch up to the order of the additions, every rank updates the same running
+ * statistics, and a rank needs only 1 sample of each batch.
  *
  * Usage:
- *   Trainer t;  trainer_init(&t, m, &src, n_train, batch, augment, seed, lr, momentum, wd);
+ *   Trainer t;  trainer_init(&t, m, &src, n_train, batch, augment, seed, lr, momentum, wd, sync_bn);
  *   for (epoch ...) trainer_epoch(&t, on_step, user, &stats);
  *   trainer_free(&t); */
 #ifndef HS_TRAIN_EPOCH_H
@@ -30,6 +34,7 @@
 
 #include "../data/samples.h"
 #include "../models/model.h"
+#include "../ops/ops.h" /* BatchStatsGroup */
 #include "sgd.h"
 
 #define TRAIN_SHARES 8
@@ -49,6 +54,8 @@ typedef struct {
     int shares;           /* shares per batch (0: the batch runs whole on the model) */
     int share_lo, share_hi; /* this rank's shares [share_lo, share_hi) (all of them in one process) */
     int bn_split;         /* batch norm over R > 1 ranks: each rank runs its slice of the batch */
+    int sync_bn;          /* ... with the whole batch's statistics (bn_group, set on the model during an epoch) */
+    BatchStatsGroup bn_group;
     double *acc;          /* (P) the running sum passed along the ranks (R > 1) */
 } Trainer;
 
@@ -67,7 +74,7 @@ typedef int (*TrainStepFn)(void *user, int batch_index, int n, double loss, int 
 /* The loader over samples 0..count-1 of src (batch <= count; augment needs a source with augmentation), the
  * buffers and the replicas. m->loss must suit the source (curv_check_source). */
 int FN(trainer_init)(Trainer *t, Model *m, const SampleSource *src, int count, int batch, int augment, uint64_t seed,
-                     double lr, double momentum, double weight_decay);
+                     double lr, double momentum, double weight_decay, int sync_bn);
 /* One epoch with batch norm in training mode (m->training is 1 during the epoch and 0 after). on_step may be
  * NULL. On failure the message names the batch. */
 int FN(trainer_epoch)(Trainer *t, TrainStepFn on_step, void *user, TrainEpochStats *stats);

@@ -53,6 +53,10 @@ int dist_chain_send(double *acc, size_t n, double *scalars, int ns);
 
 /* Copies root's buf (n) to every rank (MPI_Bcast). A group of one: nothing. 0, or -1 with a message. */
 int dist_broadcast(double *buf, size_t n, int root);
+/* Replaces v (n) on every rank by the sum over the ranks of their v, added in rank order in double (an
+ * MPI_Allgather, then the same additions on every rank): every rank gets the same bits, which depend on the
+ * group size only. A group of one: nothing. 0, or -1 with a message. (Synchronised batch norm's statistics.) */
+int dist_sum_ordered(double *v, size_t n);
 /* Whether flag is non-zero on any rank (MPI_Allreduce, a collective every rank must reach); a group of one:
  * flag itself. 1 or 0, or -1 with a message. */
 int dist_any(int flag);

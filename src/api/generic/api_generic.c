@@ -171,7 +171,7 @@ int FN(api_train)(void *mv, const SampleSource *src, int count, const hs_train_o
     HS_TRY(FN(api_check_source)(m, src));
     Trainer t;
     HS_TRY(FN(trainer_init)(&t, m, src, count, opt->batch, opt->augment, opt->seed, opt->lr, opt->momentum,
-                            opt->weight_decay));
+                            opt->weight_decay, 0));
     TrainEpochStats st = {0};
     int64_t steps = 0;
     int rc = 0;
