@@ -7,7 +7,7 @@
  *   exact: the full Hessian and all its eigenvalues (once; skipped with --no-exact)
  * and prints one JSON object on stdout.
  *
- * usage: bench_cnn_f32 DIR [--samples 1000] [--repeats 5] [--checkpoint CKPT] [--no-exact] */
+ * usage: bench_cnn_f32 DIR [--samples 1000] [--repeats 5] [--checkpoint CKPT] [--no-exact] [--exact-chunk 64] */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -51,12 +51,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *dir = argv[1], *ckpt = NULL;
-    int samples = 1000, repeats = 5, exact = 1;
+    int samples = 1000, repeats = 5, exact = 1, exact_chunk = 64;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--samples") && i + 1 < argc) samples = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--checkpoint") && i + 1 < argc) ckpt = argv[++i];
         else if (!strcmp(argv[i], "--no-exact")) exact = 0;
+        else if (!strcmp(argv[i], "--exact-chunk") && i + 1 < argc) exact_chunk = atoi(argv[++i]);
         else {
             fprintf(stderr, "bench_cnn: unknown argument '%s'\n", argv[i]);
             return 2;
@@ -91,7 +92,7 @@ int main(int argc, char **argv) {
            HS_PRECISION_NAME, omp_get_max_threads(), samples, grad_s, hvp_s, hvp_s / grad_s);
     if (exact) {
         double *H = malloc(sizeof(double) * P * P), *eig = malloc(sizeof(double) * P);
-        set.chunk = 64;
+        set.chunk = exact_chunk;
         ExactInfo info;
         if (FN(curv_exact)(m, &set, CURVATURE_HESSIAN, H, &info, NULL, NULL) != 0) return fail("exact");
         double t1 = hs_seconds();

@@ -4,9 +4,10 @@
  *   grad: loss and gradient (batch norm in eval mode)
  *   hvp:  one exact Hessian-vector product (batch norm in eval mode, as the study measures)
  * on training images 0..samples-1 of DIR; median of --repeats after one warm-up; one JSON line on stdout.
+ * grad and hvp run the samples in chunks of --chunk (default: all of them in one pass), as `hessian` does.
  * Compiled once per precision (build/bench/bench_model_f32, _f64).
  *
- * usage: bench_model_f32 DIR --model resnet50 --task step|grad|hvp [--samples 100] [--repeats 3] */
+ * usage: bench_model_f32 DIR --model resnet50 --task step|grad|hvp [--samples 100] [--chunk N] [--repeats 3] */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -29,19 +30,21 @@ static int fail(const char *what) {
 
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : NULL, *arch = "resnet50", *task = "step";
-    int samples = 100, repeats = 3;
+    int samples = 100, repeats = 3, chunk = 0;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) arch = argv[++i];
         else if (!strcmp(argv[i], "--task") && i + 1 < argc) task = argv[++i];
         else if (!strcmp(argv[i], "--samples") && i + 1 < argc) samples = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--chunk") && i + 1 < argc) chunk = atoi(argv[++i]);
         else {
             fprintf(stderr, "bench_model: unknown argument '%s'\n", argv[i]);
             return 2;
         }
     }
+    if (chunk <= 0 || chunk > samples) chunk = samples;
     if (!dir || samples <= 0 || repeats <= 0 || repeats > 64) {
-        fprintf(stderr, "usage: bench_model DIR --model M --task step|grad|hvp [--samples N] [--repeats R]\n");
+        fprintf(stderr, "usage: bench_model DIR --model M --task step|grad|hvp [--samples N] [--chunk N] [--repeats R]\n");
         return 2;
     }
     SampleSource train;
@@ -58,7 +61,7 @@ int main(int argc, char **argv) {
     if (!idx || !x || !g || !buf || !y || !gd || !v || !hv) return fail("memory");
     if (FN(samples_fill)(&train, idx, samples, x, y) != 0) return fail("data");
     for (size_t i = 0; i < P; i++) v[i] = sin(0.1 * (double)i);
-    SampleSet set = {&train, idx, samples, samples, 0};
+    SampleSet set = {&train, idx, samples, chunk, 0};
     Sgd opt = {0.1, 0.9, 5e-4, 0};
     double t[64];
     for (int r = -1; r < repeats; r++) {
@@ -85,7 +88,8 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"tool\": \"hessian\", \"model\": \"%s\", \"task\": \"%s\", \"precision\": \"%s\", \"threads\": %d, "
-           "\"samples\": %d, \"seconds\": %.4f, \"peak_rss_mb\": %.0f}\n",
-           arch, task, HS_PRECISION_NAME, omp_get_max_threads(), samples, t[repeats / 2], ru.ru_maxrss / 1024.0);
+           "\"samples\": %d, \"chunk\": %d, \"seconds\": %.4f, \"peak_rss_mb\": %.0f}\n",
+           arch, task, HS_PRECISION_NAME, omp_get_max_threads(), samples, chunk, t[repeats / 2],
+           ru.ru_maxrss / 1024.0);
     return 0;
 }

@@ -3,6 +3,8 @@
 # training step, one gradient and one Hessian-vector product with hessian and with PyTorch (torchvision
 # layout, same threads), each task in its own process so peak memory is its own; prints times, ratios and
 # peak memory.   bash bench/run_resnet.sh [DATA_DIR]
+# CHUNK=N runs grad and hvp in chunks of N samples on both sides (the ResNet-50 1,000-image row: SAMPLES=1000
+# CHUNK=250 TASKS=hvp); REPEATS (default 3) timed runs after one warm-up; TASKS (default "step grad hvp").
 # PEER_PYTHON picks the peer's interpreter: Debian's PyTorch 1.13 (/usr/bin/python3, the default) or PyTorch 2.x
 # from PyPI (PEER_PYTHON=$HOME/.venv-torch2/bin/python, made by `sh bench/torch2_peer.sh --install`).
 set -euo pipefail
@@ -10,18 +12,22 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 data=${1:-data}
 model=${MODEL:-resnet50}
 samples=${SAMPLES:-100}
+chunk=${CHUNK:-0}
+repeats=${REPEATS:-3}
+tasks=${TASKS:-step grad hvp}
 export OMP_NUM_THREADS=${THREADS:-2}
 scripts/get-data.sh "$data"
 make -s all build/bench/bench_model_f32
 py=${PEER_PYTHON:-/usr/bin/python3}
 "$py" -c 'import torch, torchvision' 2>/dev/null || {
     echo "bench: $py needs torch and torchvision (apt-get install python3-torch python3-torchvision)" >&2; exit 1; }
-echo "peer: PyTorch $("$py" -c 'import torch; print(torch.__version__)'), $OMP_NUM_THREADS threads, model $model, $samples images" >&2
+echo "peer: PyTorch $("$py" -c 'import torch; print(torch.__version__)'), $OMP_NUM_THREADS threads, model $model, $samples images, chunk ${chunk:-all}" >&2
 printf '%-6s %12s %12s %8s %14s %14s\n' task "PyTorch s" "hessian s" ratio "PyTorch MB" "hessian MB"
-for task in step grad hvp; do
-    h=$(build/bench/bench_model_f32 "$data" --model "$model" --task "$task" --samples "$samples")
+for task in $tasks; do
+    h=$(build/bench/bench_model_f32 "$data" --model "$model" --task "$task" --samples "$samples" --chunk "$chunk" \
+        --repeats "$repeats")
     t=$("$py" bench/torch_model_peer.py --data "$data" --model "$model" --task "$task" --samples "$samples" \
-        --threads "$OMP_NUM_THREADS" 2>/dev/null)
+        --chunk "$chunk" --repeats "$repeats" --threads "$OMP_NUM_THREADS" 2>/dev/null)
     /usr/bin/python3 - "$task" "$h" "$t" <<'PY'
 import json, sys
 task, h, t = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])

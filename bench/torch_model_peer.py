@@ -4,7 +4,9 @@ classifier with 10 outputs): one task per process, median of --repeats after a w
   step: one SGD step (lr 0.1, momentum 0.9, weight decay 5e-4), model.train()
   grad: loss and gradient, model.eval()
   hvp:  double-backward Hessian-vector product, model.eval()
-usage: /usr/bin/python3 bench/torch_model_peer.py --data DIR --model resnet50 --task step [--samples 100]"""
+grad and hvp run the samples in chunks of --chunk (default: all in one batch), each chunk's mean loss weighted by
+its share of the samples and the chunks' products added, as hessian and PyHessian's data-loader mode do.
+usage: /usr/bin/python3 bench/torch_model_peer.py --data DIR --model resnet50 --task step [--samples 100] [--chunk N]"""
 import argparse, json, os, resource, sys, time
 
 import numpy as np
@@ -23,7 +25,9 @@ def main():
     ap.add_argument("--samples", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--chunk", type=int, default=0)
     a = ap.parse_args()
+    chunk = a.chunk if 0 < a.chunk < a.samples else a.samples
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = getattr(torchvision.models, a.model)(num_classes=10)
@@ -42,17 +46,24 @@ def main():
             opt.zero_grad()
             lossf(model(x), y).backward()
             opt.step()
-        elif a.task == "grad":
-            model.eval()
-            torch.autograd.grad(lossf(model(x), y), params)
         else:
             model.eval()
-            g = torch.autograd.grad(lossf(model(x), y), params, create_graph=True)
-            torch.autograd.grad(sum((gi * vi).sum() for gi, vi in zip(g, v)), params)
+            total = [torch.zeros_like(p) for p in params]
+            for lo in range(0, a.samples, chunk):
+                xs, ys = x[lo:lo + chunk], y[lo:lo + chunk]
+                loss = lossf(model(xs), ys) * (len(ys) / a.samples)
+                if a.task == "grad":
+                    parts = torch.autograd.grad(loss, params)
+                else:
+                    g = torch.autograd.grad(loss, params, create_graph=True)
+                    parts = torch.autograd.grad(sum((gi * vi).sum() for gi, vi in zip(g, v)), params)
+                    del g
+                for t, p in zip(total, parts):
+                    t += p
         if r:
             times.append(time.perf_counter() - t0)
     print(json.dumps({"tool": "pytorch", "torch": torch.__version__, "model": a.model, "task": a.task,
-                      "samples": a.samples, "seconds": float(np.median(times)),
+                      "samples": a.samples, "chunk": chunk, "seconds": float(np.median(times)),
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
 
 
