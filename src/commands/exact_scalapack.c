@@ -19,7 +19,6 @@
 #include "exact_scalapack.h"
 
 #define EXACT_SCALAPACK_NB 64
-#define EXACT_DIRECTIONS 512 /* curvature/exact.c's batch of unit directions */
 
 static void progress_cb(void *user, int64_t done, int64_t total) { (void)total; progress_update(user, done, NULL); }
 
@@ -38,7 +37,7 @@ int FN(exact_scalapack)(Model *m, const SampleSet *set, Curvature curvature, con
     if (dmat_eig_workspace_bytes(&A, &ws) != 0) goto done;
     int chunk = set->chunk > 0 ? set->chunk : 64;
     if (chunk > set->count) chunk = set->count;
-    double K = P < EXACT_DIRECTIONS ? (double)P : EXACT_DIRECTIONS, values = 0;
+    double K = P < EXACT_MAX_DIRECTIONS ? (double)P : EXACT_MAX_DIRECTIONS, values = 0;
     if (m->graph)
         for (int i = 0; i < m->graph->num_nodes; i++) values += (double)m->graph->nodes[i].size;
     double local = dmat_local_bytes(&A), dirs = 2.0 * K * (double)P * sizeof(real),

@@ -13,10 +13,6 @@
 #include "../parallel/dist.h"
 #include "curvature.h"
 
-#ifndef EXACT_MAX_DIRECTIONS
-#define EXACT_MAX_DIRECTIONS 512
-#endif
-
 /* Rows of the selected positions, per layer: positions [begin[l], begin[l+1]) of sel are layer l's (tensors are
  * in layer order; a tensor out of order makes the layer ranges overlap and is caught by curv_layers_ordered).
  * begin: (L+1), allocated here. */
