@@ -23,7 +23,6 @@
  * Diagonal pass (eval only): per sample and vector, g_gamma = sum_hw td_y xhat and g_beta = sum_hw td_y, squared.
  * Sums are in double and per channel (or per direction and channel), in a fixed order. */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "../core/scratch.h"
@@ -210,7 +209,8 @@ int FN(batchnorm_train_forward)(real *out, real *mean, real *invstd, const real 
     }
     /* Over a group: the sums of every channel, then the group's; the centred squares about the whole batch's
      * mean, then the group's; then normalise. The same operations per channel as above. */
-    double *sums = hs_malloc(sizeof(double) * (2 * (size_t)C + 1)); /* (C) sums, M, then (C) centred squares */
+    /* (C) sums, M, then (C) centred squares: a calling-thread slot (scratch.h), no allocation per step */
+    double *sums = scratch_get(5, sizeof(double) * (2 * (size_t)C + 1));
     if (!sums) return -1;
     double *sq = sums + C + 1;
 #pragma omp parallel for schedule(static)
@@ -231,7 +231,6 @@ int FN(batchnorm_train_forward)(real *out, real *mean, real *invstd, const real 
             FN(channel_normalise)(out, mean, invstd, in, gamma, beta, running_mean, running_var, momentum, eps,
                                   sums[c], sq[c], M, c, N, C, HW);
     }
-    free(sums);
     return rc;
 }
 
@@ -276,7 +275,7 @@ int FN(batchnorm_train_backward)(real *d_in, real *d_gamma, real *d_beta, const 
         }
         return 0;
     }
-    double *sums = hs_malloc(sizeof(double) * (2 * (size_t)C + 1)); /* (C) sums of dy, (C) of dy xhat, M */
+    double *sums = scratch_get(5, sizeof(double) * (2 * (size_t)C + 1)); /* (C) sums of dy, (C) of dy xhat, M */
     if (!sums) return -1;
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
@@ -292,7 +291,6 @@ int FN(batchnorm_train_backward)(real *d_in, real *d_gamma, real *d_beta, const 
         for (int c = 0; c < C; c++)
             FN(channel_dx)(d_in, d_out, in, gamma[c], mean[c], invstd[c], sums[c], sums[C + c], M, c, N, C, HW);
     }
-    free(sums);
     return rc;
 }
 

@@ -20,6 +20,11 @@ static FILE *real_stderr_;
 /* Chain statistics (HESSIAN_DIST_STATS): combinations, seconds inside recv/send (waiting included), bytes sent. */
 static long combines_;
 static double comm_seconds_, bytes_sent_;
+#ifdef HS_MPI
+/* dist_sum_ordered's (R, n) buffer of every rank's values: grow-only, so steady-state training allocates nothing. */
+static double *gathered_;
+static size_t gathered_count_;
+#endif
 
 int dist_rank(void) { return rank_; }
 int dist_size(void) { return size_; }
@@ -89,6 +94,9 @@ void dist_finalize(void) {
                     all[3 * r + 2] / 1e6);
         free(all);
     }
+    free(gathered_);
+    gathered_ = NULL;
+    gathered_count_ = 0;
     fflush(stdout);
     fflush(stderr);
     MPI_Finalize();
@@ -160,22 +168,23 @@ int dist_broadcast(double *buf, size_t n, int root) {
 int dist_sum_ordered(double *v, size_t n) {
     if (size_ == 1 || n == 0) return 0;
     if (n > (size_t)(INT_MAX / size_)) return hs_error("dist_sum_ordered: %zu values over %d ranks is too many", n, size_);
-    double *all = hs_malloc(sizeof(double) * n * (size_t)size_); /* (R, n): every rank's values, in rank order */
-    if (!all) return -1;
+    double *all = gathered_;
+    if (n * (size_t)size_ > gathered_count_) {
+        free(gathered_);
+        gathered_count_ = 0;
+        if (!(all = gathered_ = hs_malloc(sizeof(double) * n * (size_t)size_))) return -1;
+        gathered_count_ = n * (size_t)size_;
+    }
     double t0 = hs_seconds();
     int e = MPI_Allgather(v, (int)n, MPI_DOUBLE, all, (int)n, MPI_DOUBLE, MPI_COMM_WORLD);
     comm_seconds_ += hs_seconds() - t0;
-    if (e != MPI_SUCCESS) {
-        free(all);
-        return mpi_failed(e, "allgather");
-    }
+    if (e != MPI_SUCCESS) return mpi_failed(e, "allgather");
     bytes_sent_ += 8.0 * (double)n * (size_ - 1);
     for (size_t i = 0; i < n; i++) {
         double sum = all[i];
         for (int r = 1; r < size_; r++) sum += all[(size_t)r * n + i];
         v[i] = sum;
     }
-    free(all);
     return 0;
 }
 
