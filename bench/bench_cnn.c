@@ -5,9 +5,12 @@
  *   grad:  loss and gradient of the mean cross-entropy
  *   hvp:   one exact Hessian-vector product (forward, backward, tangent forward and backward)
  *   exact: the full Hessian and all its eigenvalues (once; skipped with --no-exact)
+ *   block: with --block K, one product with K directions together (hvp_block_seconds; per direction
+ *          hvp_block_seconds / K), the pass block Lanczos and the trace estimators issue
  * and prints one JSON object on stdout.
  *
- * usage: bench_cnn_f32 DIR [--samples 1000] [--repeats 5] [--checkpoint CKPT] [--no-exact] [--exact-chunk 64] */
+ * usage: bench_cnn_f32 DIR [--samples 1000] [--repeats 5] [--checkpoint CKPT] [--no-exact] [--exact-chunk 64]
+ *                          [--block K] [--chunk 500] */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -51,20 +54,22 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *dir = argv[1], *ckpt = NULL;
-    int samples = 1000, repeats = 5, exact = 1, exact_chunk = 64;
+    int samples = 1000, repeats = 5, exact = 1, exact_chunk = 64, block = 0, chunk = 500;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--samples") && i + 1 < argc) samples = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--checkpoint") && i + 1 < argc) ckpt = argv[++i];
         else if (!strcmp(argv[i], "--no-exact")) exact = 0;
         else if (!strcmp(argv[i], "--exact-chunk") && i + 1 < argc) exact_chunk = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--block") && i + 1 < argc) block = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--chunk") && i + 1 < argc) chunk = atoi(argv[++i]);
         else {
             fprintf(stderr, "bench_cnn: unknown argument '%s'\n", argv[i]);
             return 2;
         }
     }
-    if (samples <= 0 || repeats <= 0 || repeats > 64) {
-        fprintf(stderr, "bench_cnn: --samples must be > 0 and --repeats in 1..64\n");
+    if (samples <= 0 || repeats <= 0 || repeats > 64 || block < 0 || block > 4096 || chunk < 1) {
+        fprintf(stderr, "bench_cnn: --samples must be > 0, --repeats in 1..64 and --block in 0..4096\n");
         return 2;
     }
     SampleSource train;
@@ -76,7 +81,7 @@ int main(int argc, char **argv) {
     double *g = malloc(sizeof(double) * P), *v = malloc(sizeof(double) * P), *hv = malloc(sizeof(double) * P);
     for (int i = 0; i < samples; i++) idx[i] = i;
     for (size_t i = 0; i < P; i++) v[i] = sin(0.1 * (double)i);
-    SampleSet set = {&train, idx, samples, samples <= 500 ? samples : 500, 0};
+    SampleSet set = {&train, idx, samples, samples <= chunk ? samples : chunk, 0};
     double tg[64], th[64], loss;
     for (int r = -1; r < repeats; r++) {
         double t0 = hs_seconds();
@@ -90,6 +95,21 @@ int main(int argc, char **argv) {
     printf("{\"tool\": \"hessian\", \"precision\": \"%s\", \"threads\": %d, \"samples\": %d, \"grad_seconds\": %.6f, "
            "\"hvp_seconds\": %.6f, \"hvp_over_grad\": %.3f",
            HS_PRECISION_NAME, omp_get_max_threads(), samples, grad_s, hvp_s, hvp_s / grad_s);
+    if (block > 0) {
+        double *vb = malloc(sizeof(double) * P * (size_t)block), *hb = malloc(sizeof(double) * P * (size_t)block);
+        if (!vb || !hb) return fail("out of memory");
+        for (size_t i = 0; i < P * (size_t)block; i++) vb[i] = sin(0.1 * (double)i);
+        for (int r = -1; r < repeats; r++) {
+            double t0 = hs_seconds();
+            if (FN(curv_hvp)(m, &set, vb, block, CURVATURE_HESSIAN, hb, NULL) != 0) return fail("block hvp");
+            if (r >= 0) th[r] = hs_seconds() - t0;
+        }
+        double tb = median(th, repeats);
+        printf(", \"block\": %d, \"hvp_block_seconds\": %.6f, \"block_seconds_per_direction\": %.6f", block, tb,
+               tb / block);
+        free(vb);
+        free(hb);
+    }
     if (exact) {
         double *H = malloc(sizeof(double) * P * P), *eig = malloc(sizeof(double) * P);
         set.chunk = exact_chunk;

@@ -22,6 +22,7 @@ int curv_hvp_f32(Model *m, const SampleSet *set, const double *v, int K, Curvatu
                  double *loss);
 int curv_exact_f32(Model *m, const SampleSet *set, Curvature curvature, double *H, ExactInfo *info,
                    ExactProgress progress, void *user);
+extern long gemm_serialized_calls_f32, gemm_serialized_calls_f64;
 
 enum { K = 3 };
 static const int thread_counts[3] = {1, 2, 3};
@@ -97,8 +98,45 @@ static void run_case(const Case *c, const SampleSource *data) {
     else model_free_f64(m);
 }
 
+/* One direction (K = 1) through the cnn's linear layers on 128-sample chunks: their products (128 x 125 x 30)
+ * are large enough for FN(gemm) to want two threads. The per-direction loops must not wrap them in a
+ * serialized region (a false `if` clause), where FN(gemm)'s team would be a nested one that libgomp creates
+ * anew on every call (it cost the cnn HVP 4-65 ms per product on 100-sample chunks). Bits at 1 and 2 threads
+ * agree too. */
+static void single_direction(const SampleSource *data, int f32) {
+    Model *m = NULL;
+    int rc = f32 ? model_create_f32("cnn", 7, &m) : model_create_f64("cnn", 7, &m);
+    CHECK(rc == 0, "create cnn: %s", hs_last_error());
+    if (rc != 0) return;
+    size_t P = m->num_params;
+    enum { N = 128 };
+    int idx[N];
+    for (int i = 0; i < N; i++) idx[i] = i;
+    SampleSet set = {data, idx, N, N, 0};
+    double *v = malloc(sizeof(double) * P), *hv = malloc(sizeof(double) * 2 * P);
+    random_vector(v, P, 13);
+    long before = f32 ? gemm_serialized_calls_f32 : gemm_serialized_calls_f64;
+    for (int t = 0; t < 2 && rc == 0; t++) {
+        omp_set_num_threads(t + 1);
+        rc = f32 ? curv_hvp_f32(m, &set, v, 1, CURVATURE_HESSIAN, hv + t * P, NULL)
+                 : curv_hvp_f64(m, &set, v, 1, CURVATURE_HESSIAN, hv + t * P, NULL);
+        CHECK(rc == 0, "cnn K = 1: %s", hs_last_error());
+    }
+    long made = (f32 ? gemm_serialized_calls_f32 : gemm_serialized_calls_f64) - before;
+    CHECK(made == 0, "cnn %s K = 1: %ld products asked for threads inside a serialized region", f32 ? "f32" : "f64",
+          made);
+    CHECK(rc != 0 || memcmp(hv, hv + P, sizeof(double) * P) == 0, "cnn %s K = 1: H v differs between 1 and 2 threads",
+          f32 ? "f32" : "f64");
+    printf("cnn       %s K = 1 on %d-sample chunks: no serialized threaded products, same bits at 1 and 2 threads\n",
+           f32 ? "f32" : "f64", N);
+    free(v);
+    free(hv);
+    if (f32) model_free_f32(m);
+    else model_free_f64(m);
+}
+
 int main(void) {
-    Cifar10 data = synthetic_data(12, 5);
+    Cifar10 data = synthetic_data(128, 5);
     const Case cases[] = {
         {"cnn", 1, 0, 1, 12}, {"cnn", 0, 0, 1, 12}, {"resnet18", 1, 1, 0, 7}, {"resnet18", 1, 0, 0, 7},
         {"resnet18", 0, 1, 0, 7},
@@ -107,6 +145,8 @@ int main(void) {
     SampleSource src;
     CHECK(samples_wrap_cifar10(&data, "synthetic", &src) == 0, "source: %s", hs_last_error());
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], &src);
+    single_direction(&src, 1);
+    single_direction(&src, 0);
     omp_set_num_threads(threads);
     samples_free(&src);
     cifar10_free(&data);

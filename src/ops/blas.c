@@ -18,6 +18,8 @@
 #define cblas_gemm_f32 cblas_sgemm
 #define cblas_gemm_f64 cblas_dgemm
 
+long FN(gemm_serialized_calls) = 0;
+
 static void FN(blas_gemm)(int ta, int tb, int M, int N, int K, real alpha, const real *A, int lda, const real *B,
                           int ldb, real beta, real *C, int ldc) {
     FN(cblas_gemm)(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
@@ -40,9 +42,16 @@ void FN(gemm)(int ta, int tb, int M, int N, int K, real alpha, const real *A, in
         return;
     }
     /* Otherwise tiles run in a parallel region, even a single one (in a region of two threads), so that
-     * OpenBLAS does not thread them; with one thread OpenBLAS does not either. */
+     * OpenBLAS does not thread them; with one thread OpenBLAS does not either. Inside a serialized region (a
+     * team of one: an `if` clause that was false) that region is a nested team, whose threads libgomp creates
+     * anew on every call (slow, but OpenBLAS would thread the product itself otherwise, with other bits): such
+     * calls are counted, and callers avoid them (tests/test_threads.c checks). */
     int threads = omp_get_max_threads();
     if (threads > tiles) threads = tiles > 1 ? tiles : 2;
+    if (omp_get_level() > 0 && threads > 1 && !omp_in_parallel()) {
+#pragma omp atomic
+        FN(gemm_serialized_calls)++;
+    }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && !omp_in_parallel())
     for (int t = 0; t < tiles; t++) {
         int lo = (int)((long)side * t / tiles), hi = (int)((long)side * (t + 1) / tiles), n = hi - lo;

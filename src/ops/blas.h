@@ -16,4 +16,8 @@
 void FN(gemm)(int ta, int tb, int M, int N, int K, real alpha, const real *A /* op: (M,K) */, int lda,
               const real *B /* op: (K,N) */, int ldb, real beta, real *C /* (M,N) */, int ldc);
 
+/* Calls that needed a threaded product from inside a serialized parallel region (a team of one), which costs a
+ * nested team of new threads per call; kernels should make none (tests/test_threads.c checks). */
+extern long FN(gemm_serialized_calls);
+
 #endif
