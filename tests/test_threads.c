@@ -147,6 +147,9 @@ int main(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], &src);
     single_direction(&src, 1);
     single_direction(&src, 0);
+    CHECK(gemm_serialized_calls_f32 + gemm_serialized_calls_f64 == 0,
+          "%ld products (f32 %ld, f64 %ld) asked for threads inside a serialized region in the cases above",
+          gemm_serialized_calls_f32 + gemm_serialized_calls_f64, gemm_serialized_calls_f32, gemm_serialized_calls_f64);
     omp_set_num_threads(threads);
     samples_free(&src);
     cifar10_free(&data);
