@@ -2,16 +2,19 @@
  *
  * The kernels run on GCC/Clang vector types as wide as one register of the build's instruction set (see
  * VEC_BYTES), so the same code serves every CPU of this project. Register blocking: the forward and backward-data
- * kernels keep up to DIRECT_BLOCK output rows (or input channels) times two vectors of columns in registers and
+ * kernels keep up to DIRECT_BLOCK output rows (or input channels) times NV vectors of columns in registers and
  * stream the patch rows past them; the weight-gradient kernel keeps, per output row, one vector accumulator for each
- * of two patch rows, and its lanes are summed in a fixed order (per entry, or once per block of samples in lane
- * form). Loads past the last column read the zero slack of the padded buffers. */
+ * of NV patch rows, and its lanes are summed in a fixed order (per entry, or once per block of samples in lane
+ * form). NV is 4 where the instruction set has 32 vector registers (AVX-512) and 2 where it has 16: more
+ * multiply-adds per load (the kernels were load-bound, their loads mostly straddling cache lines), and the sums
+ * are the same, in the same order, for any NV. Loads past the last column read the zero slack of the padded
+ * buffers. */
 #include <string.h>
 
 #include "conv2d_direct.h"
 
 /* The widest vector the build's instruction set has (AVX-512: 64 bytes, AVX: 32, else SSE's 16), so that a
- * register block (2 * DIRECT_BLOCK accumulators) fits the register file without spills on every build. */
+ * register block (NV * DIRECT_BLOCK accumulators) fits the register file without spills on every build. */
 #if defined(VEC_BYTES) /* set on the command line (measurements) */
 #elif defined(__AVX512F__)
 #define VEC_BYTES 64
@@ -24,8 +27,13 @@ typedef real vec __attribute__((vector_size(VEC_BYTES)));
 #define VL ((int)(sizeof(vec) / sizeof(real)))
 #define VLOAD(v, p) memcpy(&(v), (p), sizeof(vec))
 #define VSTORE(p, v) memcpy((p), &(v), sizeof(vec))
-#define DIRECT_BLOCK 6 /* rows (or channels) per register block: 12 accumulators + 3 registers fit AVX2's 16 */
-#define SLACK (2 * VL)  /* readable zeros after a padded buffer: the kernels load two vectors past a column */
+#define DIRECT_BLOCK 6 /* rows (or channels) per register block */
+#if VEC_BYTES == 64
+#define NV 4 /* vectors per register block: 24 accumulators + 5 registers fit AVX-512's 32 */
+#else
+#define NV 2 /* 12 accumulators + 3 registers fit AVX2's 16 */
+#endif
+#define SLACK (NV * VL) /* readable zeros after a padded buffer: the kernels load NV vectors past a column */
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
@@ -72,37 +80,34 @@ void FN(direct_spread)(real *dst, const real *out, int rows, const DirectShape *
 static inline __attribute__((always_inline)) void FN(forward_block)(real *Y, const real *w, const real *xp,
                                                                      const DirectShape *d, const int nb) {
     const int R = d->R;
-    for (int l0 = 0; l0 < d->cols; l0 += 2 * VL) {
-        vec a0[DIRECT_BLOCK], a1[DIRECT_BLOCK];
+    for (int l0 = 0; l0 < d->cols; l0 += NV * VL) {
+        vec a[DIRECT_BLOCK][NV];
         _Pragma("GCC unroll 6")
-        for (int b = 0; b < nb; b++) a0[b] = a1[b] = (vec){0};
+        for (int b = 0; b < nb; b++)
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) a[b][v] = (vec){0};
         int r = 0;
         for (int c = 0; c < d->C; c++)
             for (int i = 0; i < d->kh; i++) {
                 const real *xr = xp + (size_t)c * d->plane + (size_t)i * d->dh * d->Wp + l0;
                 for (int j = 0; j < d->kw; j++, r++) {
-                    vec x0, x1;
-                    VLOAD(x0, xr + (size_t)j * d->dw);
-                    VLOAD(x1, xr + (size_t)j * d->dw + VL);
+                    vec x[NV];
+                    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) VLOAD(x[v], xr + (size_t)j * d->dw + v * VL);
                     _Pragma("GCC unroll 6")
                     for (int b = 0; b < nb; b++) {
                         real wv = w[(size_t)b * R + r];
-                        a0[b] += x0 * wv;
-                        a1[b] += x1 * wv;
+                        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) a[b][v] += x[v] * wv;
                     }
                 }
             }
-        int n = d->cols - l0 < 2 * VL ? d->cols - l0 : 2 * VL;
+        int n = d->cols - l0 < NV * VL ? d->cols - l0 : NV * VL;
         _Pragma("GCC unroll 6")
         for (int b = 0; b < nb; b++) {
             real *y = Y + (size_t)b * d->cols + l0;
-            if (n == 2 * VL) {
-                VSTORE(y, a0[b]);
-                VSTORE(y + VL, a1[b]);
+            if (n == NV * VL) {
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) VSTORE(y + v * VL, a[b][v]);
             } else {
-                real tmp[2 * VL];
-                VSTORE(tmp, a0[b]);
-                VSTORE(tmp + VL, a1[b]);
+                real tmp[NV * VL];
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) VSTORE(tmp + v * VL, a[b][v]);
                 memcpy(y, tmp, sizeof(real) * (size_t)n);
             }
         }
@@ -125,7 +130,7 @@ void FN(direct_forward)(real *Y, const real *w, int rows, const real *xp, const 
     }
 }
 
-/* ---- weight gradient: nb rows of dw, two patch rows per pass ---- */
+/* ---- weight gradient: nb rows of dw, NV patch rows per pass ---- */
 
 /* The sum of the VL lanes at t (overwritten) as a pairwise tree, a fixed order: depth log2(VL) instead of a chain
  * of VL dependent additions, which took a quarter of the weight-gradient kernel's time. */
@@ -156,36 +161,36 @@ static inline __attribute__((always_inline)) void FN(weight_grad_store)(real *dw
     *dst = mode == WG_ADD ? *dst + sum : sum;
 }
 
-/* Two patch rows r, r + 1 per pass (the second a repeat of the first past the end, not stored), so each load of
- * a dy row feeds two multiply-adds: 2 nb accumulators + nb + 2 values in registers. */
+/* NV patch rows r.. r + NV - 1 per pass (past the end, repeats of row r, not stored), so each load of a dy row
+ * feeds NV multiply-adds: NV nb accumulators + nb + NV values in registers. */
 static inline __attribute__((always_inline)) void FN(weight_grad_block)(real *dw, int mode, const real *dy,
                                                                          const real *xp, const DirectShape *d,
                                                                          const int nb) {
     const int R = d->R, span = (int)round_up((size_t)d->cols, (size_t)VL);
     const real *g = dy + d->front;
-    for (int r = 0; r < R; r += 2) {
-        int two = r + 1 < R;
-        const real *x0 = xp + direct_row_offset(d, (size_t)r), *x1 = two ? xp + direct_row_offset(d, (size_t)r + 1) : x0;
-        vec a0[DIRECT_BLOCK], a1[DIRECT_BLOCK];
+    for (int r = 0; r < R; r += NV) {
+        const real *x[NV];
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < NV; v++) x[v] = xp + direct_row_offset(d, (size_t)(r + v < R ? r + v : r));
+        vec a[DIRECT_BLOCK][NV];
         _Pragma("GCC unroll 6")
-        for (int b = 0; b < nb; b++) a0[b] = a1[b] = (vec){0};
+        for (int b = 0; b < nb; b++)
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) a[b][v] = (vec){0};
         for (int l0 = 0; l0 < span; l0 += VL) {
-            vec u0, u1;
-            VLOAD(u0, x0 + l0);
-            VLOAD(u1, x1 + l0);
+            vec u[NV];
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) VLOAD(u[v], x[v] + l0);
             _Pragma("GCC unroll 6")
             for (int b = 0; b < nb; b++) {
                 vec gv;
                 VLOAD(gv, g + (size_t)b * d->ld + l0);
-                a0[b] += gv * u0;
-                a1[b] += gv * u1;
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) a[b][v] += gv * u[v];
             }
         }
         _Pragma("GCC unroll 6")
-        for (int b = 0; b < nb; b++) {
-            FN(weight_grad_store)(dw, mode, R, b, r, &a0[b]);
-            if (two) FN(weight_grad_store)(dw, mode, R, b, r + 1, &a1[b]);
-        }
+        for (int b = 0; b < nb; b++)
+            _Pragma("GCC unroll 4")
+            for (int v = 0; v < NV; v++)
+                if (r + v < R) FN(weight_grad_store)(dw, mode, R, b, r + v, &a[b][v]);
     }
 }
 
@@ -229,33 +234,31 @@ static inline __attribute__((always_inline)) void FN(backward_block)(real *dxp, 
                                                                       const real *dy, const DirectShape *d,
                                                                       const int nb) {
     const int khw = d->kh * d->kw, R = d->R;
-    for (size_t q0 = 0; q0 < d->plane; q0 += 2 * VL) {
-        vec a0[DIRECT_BLOCK], a1[DIRECT_BLOCK];
+    for (size_t q0 = 0; q0 < d->plane; q0 += NV * VL) {
+        vec a[DIRECT_BLOCK][NV];
         _Pragma("GCC unroll 6")
-        for (int b = 0; b < nb; b++) a0[b] = a1[b] = (vec){0};
+        for (int b = 0; b < nb; b++)
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) a[b][v] = (vec){0};
         for (int o = 0; o < O; o++) {
             const real *g = dy + (size_t)o * d->ld + d->front + q0;
             const real *wo = w + (size_t)o * R + (size_t)c0 * khw;
             for (int i = 0; i < d->kh; i++)
                 for (int j = 0; j < d->kw; j++) {
                     const real *src = g - ((size_t)i * d->dh * d->Wp + (size_t)j * d->dw);
-                    vec v0, v1;
-                    VLOAD(v0, src);
-                    VLOAD(v1, src + VL);
+                    vec y[NV];
+                    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) VLOAD(y[v], src + v * VL);
                     _Pragma("GCC unroll 6")
                     for (int b = 0; b < nb; b++) {
                         real wv = wo[b * khw + i * d->kw + j];
-                        a0[b] += v0 * wv;
-                        a1[b] += v1 * wv;
+                        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) a[b][v] += y[v] * wv;
                     }
                 }
         }
-        size_t n = d->plane - q0 < (size_t)(2 * VL) ? d->plane - q0 : (size_t)(2 * VL);
+        size_t n = d->plane - q0 < (size_t)(NV * VL) ? d->plane - q0 : (size_t)(NV * VL);
         _Pragma("GCC unroll 6")
         for (int b = 0; b < nb; b++) {
-            real tmp[2 * VL];
-            VSTORE(tmp, a0[b]);
-            VSTORE(tmp + VL, a1[b]);
+            real tmp[NV * VL];
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) VSTORE(tmp + v * VL, a[b][v]);
             memcpy(dxp + (size_t)(c0 + b) * d->plane + q0, tmp, sizeof(real) * n);
         }
     }
