@@ -705,18 +705,19 @@ static void FN(add_row_sums)(real *acc, const real *x, int rows, int L) {
 }
 
 /* Sample n of conv2d_tangent_backward with the direct kernels: acc (K, O*Rg, lanes), in lane form (see
- * conv2d_direct.h), += td_out[n] (x) col(in[n]) and the cross terms; acc_b (K*O) += the sums of td_out[n]'s rows. */
+ * conv2d_direct.h), += td_out[n] (x) col(in[n]) and the cross terms; acc_b (K*O, lanes), also in lane form, += the
+ * sums of td_out[n]'s rows (NULL: no bias). */
 static void FN(direct_tangent_backward_sample)(const Patches *p, int n, int K, real *acc, real *acc_b, real *td_in,
                                                const real *tdo /* (K*O, L) */, const real *d_out, const real *t_in,
                                                const real *t_weight, size_t ldw, const real *in, int cross_in,
                                                int cross_w, ConvBuffers *b) {
     const DirectShape *d = &p->d;
-    int O = p->Og, L = p->L;
+    int O = p->Og;
     size_t wsize = (size_t)O * p->R, lanes = (size_t)FN(direct_lanes)();
     const real *xp = FN(direct_input)(b->col, in + (size_t)n * p->in_size, d);
     FN(direct_spread)(b->wide, tdo, K * O, d);
     FN(direct_weight_grad_lanes)(acc, b->wide, K * O, xp, d);
-    FN(add_row_sums)(acc_b, tdo, K * O, L);
+    if (acc_b) FN(direct_row_sums_lanes)(acc_b, b->wide, K * O, d);
     if (!cross_in && !cross_w) return;
     FN(direct_spread)(b->wide2, d_out + (size_t)n * p->out_size, O, d);
     for (int k = 0; k < K; k++) {
@@ -763,7 +764,7 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
      * sample order into its own accumulator, and the blocks in order: the same bits for any thread count. */
     /* Direct layers accumulate the weight blocks in lane form (VL values per entry, reduced once per block). */
     size_t lanes = p.direct ? (size_t)FN(direct_lanes)() : 1;
-    size_t acc_size = (size_t)K * (wsize * lanes + (size_t)O); /* per block: K weight blocks then K bias blocks */
+    size_t acc_size = (size_t)K * (wsize + (size_t)O) * lanes; /* per block: K weight blocks then K bias blocks */
     acc_size = (acc_size + 63) & ~(size_t)63; /* blocks 64 values apart: threads share no cache line (measured:
                                                 * 15% slower cnn HVPs without) */
     int blocks = N < CONV_ACC_BLOCKS ? N : CONV_ACC_BLOCKS;
@@ -784,8 +785,8 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
                 if (failed) continue;
                 const real *tdo = td_out + (size_t)n * K * p.out_size; /* (K*O, L) */
                 if (p.direct) {
-                    FN(direct_tangent_backward_sample)(&p, n, K, acc, acc_b, td_in, tdo, d_out, t_in, t_weight, ldw,
-                                                       in, cross_in, cross_w, &b);
+                    FN(direct_tangent_backward_sample)(&p, n, K, acc, td_bias ? acc_b : NULL, td_in, tdo, d_out, t_in,
+                                                       t_weight, ldw, in, cross_in, cross_w, &b);
                     continue;
                 }
                 const real *col = FN(patches)(b.col, b.pad, in + (size_t)n * p.in_size, s, &p);
@@ -830,7 +831,9 @@ int FN(conv2d_tangent_backward)(real *td_in, real *td_weight, real *td_bias, siz
             } else {
                 for (size_t i = 0; i < wsize; i++) dw[i] += a[i];
             }
-            if (td_bias) {
+            if (td_bias && p.direct) {
+                FN(direct_lanes_reduce)(td_bias + (size_t)k * ldw, acc_b + (size_t)k * O * lanes, (size_t)O);
+            } else if (td_bias) {
                 real *db = td_bias + (size_t)k * ldw;
                 for (int o = 0; o < O; o++) db[o] += acc_b[(size_t)k * O + o];
             }

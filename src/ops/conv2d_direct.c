@@ -228,6 +228,31 @@ void FN(direct_lanes_reduce)(real *dw, const real *acc, size_t n) {
     }
 }
 
+void FN(direct_row_sums_lanes)(real *acc, const real *dy, int rows, const DirectShape *d) {
+    const int span = (int)round_up((size_t)d->cols, (size_t)VL);
+    for (int b = 0; b < rows; b++) {
+        const real *g = dy + (size_t)b * d->ld + d->front;
+        vec s0 = (vec){0}, s1 = (vec){0}; /* two chains, even and odd vectors, added at the end: a fixed order */
+        int l0 = 0;
+        for (; l0 + VL < span; l0 += 2 * VL) {
+            vec u0, u1;
+            VLOAD(u0, g + l0);
+            VLOAD(u1, g + l0 + VL);
+            s0 += u0;
+            s1 += u1;
+        }
+        if (l0 < span) {
+            vec u0;
+            VLOAD(u0, g + l0);
+            s0 += u0;
+        }
+        vec a;
+        VLOAD(a, acc + (size_t)b * VL);
+        a += s0 + s1;
+        VSTORE(acc + (size_t)b * VL, a);
+    }
+}
+
 /* ---- backward data: nb input channels c0.. of dxp (the padded plane) ---- */
 
 static inline __attribute__((always_inline)) void FN(backward_block)(real *dxp, const real *w, int O, int c0,

@@ -64,6 +64,11 @@ int FN(direct_lanes)(void);
 void FN(direct_weight_grad_lanes)(real *acc /* (rows, R, VL) += */, const real *dy /* (rows, ld) */, int rows,
                                   const real *xp /* (input_size) */, const DirectShape *d);
 void FN(direct_lanes_reduce)(real *dw /* (n) += */, const real *acc /* (n, VL) */, size_t n);
+/* acc (rows, VL) += the lane vectors of each padded row's sum (dy zero outside its values): a bias gradient in lane
+ * form, summed by direct_lanes_reduce like the weights (a scalar sum per row was a chain of dependent additions as
+ * long as the row, as slow as the weight gradient itself for the cnn's first layer). */
+void FN(direct_row_sums_lanes)(real *acc /* (rows, VL) += */, const real *dy /* (rows, ld) */, int rows,
+                               const DirectShape *d);
 
 /* dx (C, H, W) = (accumulate: +=) conv^T(dy, w), dy: padded rows (O, ld); dxp: scratch (input_size). */
 void FN(direct_backward_data)(real *dx /* (C,H,W) */, int accumulate, const real *w /* (O, R) */, int O,
