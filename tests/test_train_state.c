@@ -30,7 +30,8 @@ static void test_signal(int sig, int own_handler) {
     const char *path = temp_path(own_handler ? "handled.txt" : "killed.txt");
     pid_t pid = fork();
     if (pid == 0) {
-        if (own_handler) signal(sig, on_signal);
+        /* SIG_DFL first: a shell that starts the tests in the background ignores SIGINT, and children inherit it */
+        signal(sig, own_handler ? on_signal : SIG_DFL);
         AtomicFile af;
         if (atomic_file_open(&af, path) != 0) _exit(3);
         fputs("partial", af.fp);

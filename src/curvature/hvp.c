@@ -73,8 +73,18 @@ static void FN(accumulate_chunk)(double *acc, const real *part, size_t n, int fi
     }
 }
 
-static int chunk_size(const SampleSet *set) {
-    int c = set->chunk > 0 ? set->chunk : 250;
+/* The automatic chunk (set->chunk <= 0): 128 samples for models whose primal passes keep at most SMALL_MODEL_VALUES
+ * values per sample (whatever the precision), 250 for the others. Small models are bound by streaming their
+ * activations between ops, which smaller chunks keep closer in cache; large ones by GEMMs, which larger chunks
+ * feed better (measured, f32, 2 threads, 1,000 images: cnn, 12,200 values per sample, HVP 0.040 -> 0.035 s at 128;
+ * cnn_wide, 21,800, 0.110 s either way; ResNet-50, 697,000, 500 images: 7.8-8.0 s at 250 against 8.6 s at 125). */
+#define SMALL_MODEL_VALUES ((size_t)16384)
+static int FN(chunk_size)(const Model *m, const SampleSet *set) {
+    int c = set->chunk;
+    if (c <= 0) {
+        size_t per_sample = m->arch->primal_bytes ? m->arch->primal_bytes(m) / sizeof(real) : SIZE_MAX;
+        c = per_sample <= SMALL_MODEL_VALUES ? 128 : 250;
+    }
     return c < set->count ? c : set->count;
 }
 
@@ -128,7 +138,7 @@ int FN(curv_loss_grad)(Model *m, const SampleSet *set, double *loss, double *acc
     if (set->count <= 0) return hs_error("no samples selected");
     HS_TRY(FN(curv_check_source)(m, set->source));
     size_t P = m->num_params;
-    int chunk = chunk_size(set);
+    int chunk = FN(chunk_size)(m, set);
     ChunkPlan plan = plan_chunks(set, chunk);
     int mine = plan.hi - plan.lo;
     ChunkBuffers b;
@@ -280,7 +290,7 @@ int FN(curv_hvp_cached)(Model *m, const SampleSet *set, const double *v, int K, 
     for (int k = 0; k < K; k++)
         for (size_t i = 0; i < P; i++)
             if (!isfinite(v[(size_t)k * P + i])) return hs_error("direction %d is not finite at index %zu", k, i);
-    int chunk = chunk_size(set);
+    int chunk = FN(chunk_size)(m, set);
     ChunkPlan plan = plan_chunks(set, chunk);
     int mine = plan.hi - plan.lo;
     size_t PK = P * (size_t)K;
