@@ -10,7 +10,8 @@
  * and prints one JSON object on stdout.
  *
  * usage: bench_cnn_f32 DIR [--samples 1000] [--repeats 5] [--checkpoint CKPT] [--no-exact] [--exact-chunk 64]
- *                          [--block K] [--chunk 500] */
+ *                          [--block K] [--chunk N]
+ * (--chunk: samples per pass of the gradient and HVPs, default 0: the library's automatic choice) */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -54,7 +55,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *dir = argv[1], *ckpt = NULL;
-    int samples = 1000, repeats = 5, exact = 1, exact_chunk = 64, block = 0, chunk = 500;
+    int samples = 1000, repeats = 5, exact = 1, exact_chunk = 64, block = 0, chunk = 0;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--samples") && i + 1 < argc) samples = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
@@ -68,8 +69,8 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (samples <= 0 || repeats <= 0 || repeats > 64 || block < 0 || block > 4096 || chunk < 1) {
-        fprintf(stderr, "bench_cnn: --samples must be > 0, --repeats in 1..64 and --block in 0..4096\n");
+    if (samples <= 0 || repeats <= 0 || repeats > 64 || block < 0 || block > 4096 || chunk < 0) {
+        fprintf(stderr, "bench_cnn: --samples must be > 0, --repeats in 1..64 and --block in 0..4096, --chunk >= 0\n");
         return 2;
     }
     SampleSource train;
@@ -81,7 +82,7 @@ int main(int argc, char **argv) {
     double *g = malloc(sizeof(double) * P), *v = malloc(sizeof(double) * P), *hv = malloc(sizeof(double) * P);
     for (int i = 0; i < samples; i++) idx[i] = i;
     for (size_t i = 0; i < P; i++) v[i] = sin(0.1 * (double)i);
-    SampleSet set = {&train, idx, samples, samples <= chunk ? samples : chunk, 0};
+    SampleSet set = {&train, idx, samples, chunk, 0};
     double tg[64], th[64], loss;
     for (int r = -1; r < repeats; r++) {
         double t0 = hs_seconds();
