@@ -37,7 +37,10 @@
 #include "ops.h"
 
 /* Scratch slots: per thread inside parallel regions, then on the calling thread. */
-enum { SLOT_COL, SLOT_COL2, SLOT_PAD, SLOT_WIDE, SLOT_WIDE2, SLOT_STACKED, SLOT_ACC, SLOT_INDEX, SLOT_BIAS };
+enum { SLOT_COL, SLOT_COL2, SLOT_PAD, SLOT_WIDE, SLOT_WIDE2, SLOT_STACKED, SLOT_ACC, SLOT_INDEX };
+/* The stacked bias tangents of conv2d_tangent_forward's dense path share the sparse path's index slot (a call takes
+ * one path or the other; slots past 7 belong to src/curvature, see scratch.h). */
+#define SLOT_BIAS SLOT_INDEX
 
 /* Parameter-gradient accumulators: at most this many sample blocks, and at most this many values in all. */
 #define CONV_ACC_BLOCKS 16
