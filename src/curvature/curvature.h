@@ -26,8 +26,8 @@ typedef struct {
     const SampleSource *source;
     const int *indices; /* (count) */
     int count;
-    int chunk;          /* samples per pass (memory vs. speed); <= 0: automatic (128 for models of at most 16,384
-                            primal values per sample, 250 for larger ones; see hvp.c) */
+    int chunk;          /* samples per pass (memory vs. speed); <= 0: automatic (128 for models without batch norm
+                            of at most 16,384 primal values per sample, 250 for others; see hvp.c) */
     int local;          /* 1: this process computes the whole set alone, also in a data-parallel (MPI) run */
 } SampleSet;
 

@@ -73,8 +73,9 @@ static void FN(accumulate_chunk)(double *acc, const real *part, size_t n, int fi
     }
 }
 
-/* The automatic chunk (set->chunk <= 0): 128 samples for models whose primal passes keep at most SMALL_MODEL_VALUES
- * values per sample (whatever the precision), 250 for the others. Small models are bound by streaming their
+/* The automatic chunk (set->chunk <= 0): 128 samples for models without buffers (batch-norm statistics, whose batch
+ * mode depends on the chunk) whose primal passes keep at most SMALL_MODEL_VALUES values per sample (whatever the
+ * precision), 250 for the others, so the chunk changes roundings only. Small models are bound by streaming their
  * activations between ops, which smaller chunks keep closer in cache; large ones by GEMMs, which larger chunks
  * feed better (measured, f32, 2 threads, 1,000 images: cnn, 12,200 values per sample, HVP 0.040 -> 0.035 s at 128;
  * cnn_wide, 21,800, 0.110 s either way; ResNet-50, 697,000, 500 images: 7.8-8.0 s at 250 against 8.6 s at 125). */
@@ -83,7 +84,7 @@ static int FN(chunk_size)(const Model *m, const SampleSet *set) {
     int c = set->chunk;
     if (c <= 0) {
         size_t per_sample = m->arch->primal_bytes ? m->arch->primal_bytes(m) / sizeof(real) : SIZE_MAX;
-        c = per_sample <= SMALL_MODEL_VALUES ? 128 : 250;
+        c = per_sample <= SMALL_MODEL_VALUES && m->num_buffer_values == 0 ? 128 : 250;
     }
     return c < set->count ? c : set->count;
 }

@@ -643,7 +643,8 @@ int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weig
         real *stacked_bias = NULL; /* (K*O) the bias tangents of the rows of a sample's t_out, when assigning */
         if (assign && t_bias) {
             if (!(stacked_bias = scratch_get(SLOT_BIAS, sizeof(real) * (size_t)K * O))) return -1;
-            for (int k = 0; k < K; k++) memcpy(stacked_bias + (size_t)k * O, t_bias + (size_t)k * ldw, sizeof(real) * O);
+            for (int k = 0; k < K; k++)
+                memcpy(stacked_bias + (size_t)k * O, t_bias + (size_t)k * ldw, sizeof(real) * (size_t)O);
         }
         int32_t *nz_index = NULL;
         if (sparse) {
