@@ -618,28 +618,31 @@ int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weig
     HS_TRY(conv_check(s));
     Patches p = patches_for_rows(s, (size_t)K * s->O);
     int R = p.Rg, L = p.L, O = s->O, failed = 0;
-    /* Without an input tangent, a dense weight tangent in the wide layout writes t_out itself, its bias added in
-     * the same pass ((0 + conv) + b and conv + b are the same values): no zeroing and no separate bias pass over
-     * t_out, which for the cnn's first layer (16 MB per 1,000 images) took more time than the convolution. */
-    int assign = !t_in && t_weight && !FN(batched)(s) && p.layout == LAYOUT_WIDE;
-    if (t_in) {
-        HS_TRY(FN(conv_apply)(t_out, t_in, weight, NULL, (long)N * K, s));
-    }
-    if (t_weight && FN(batched)(s)) {
-        if (!t_in) memset(t_out, 0, sizeof(real) * p.out_size * (size_t)N * K);
-        HS_TRY(FN(batched_tangent_weights)(t_out, t_weight, ldw, in, K, N, s));
-    } else if (t_weight) {
-        /* Stack the K weight tangents into one (K*O, Rg) matrix; when few entries are non-zero (unit directions,
-         * as the exact Hessian uses), add their patch rows directly instead of multiplying by zeros. */
-        size_t total = (size_t)K * O * R, nnz = 0;
-        real *stacked = scratch_get(SLOT_STACKED, sizeof(real) * total);
-        if (!stacked) return -1;
+    int batched = FN(batched)(s);
+    /* Stack the K weight tangents into one (K*O, Rg) matrix; when few entries are non-zero (unit directions, as the
+     * exact Hessian uses), add their patch rows directly instead of multiplying by zeros. */
+    size_t total = (size_t)K * O * R, nnz = 0;
+    real *stacked = NULL;
+    if (t_weight && !batched) {
+        if (!(stacked = scratch_get(SLOT_STACKED, sizeof(real) * total))) return -1;
         for (int k = 0; k < K; k++)
             memcpy(stacked + (size_t)k * O * R, t_weight + (size_t)k * ldw, sizeof(real) * (size_t)O * R);
         for (size_t i = 0; i < total; i++) nnz += stacked[i] != 0;
-        int sparse = nnz * 16 < total;
-        if (sparse) assign = 0;
-        if (!t_in && !assign) memset(t_out, 0, sizeof(real) * p.out_size * (size_t)N * K);
+    }
+    int sparse = stacked && nnz * 16 < total;
+    /* Without an input tangent, a dense weight tangent in the wide layout writes t_out itself, its bias added in
+     * the same pass ((0 + conv) + b and conv + b are the same values): no zeroing and no separate bias pass over
+     * t_out, which for the cnn's first layer (16 MB per 1,000 images) took more time than the convolution (Xeon
+     * with AVX-512, 2 threads). */
+    int assign = !t_in && stacked && !sparse && p.layout == LAYOUT_WIDE;
+    if (t_in) {
+        HS_TRY(FN(conv_apply)(t_out, t_in, weight, NULL, (long)N * K, s));
+    } else if (!assign) {
+        memset(t_out, 0, sizeof(real) * p.out_size * (size_t)N * K);
+    }
+    if (t_weight && batched) {
+        HS_TRY(FN(batched_tangent_weights)(t_out, t_weight, ldw, in, K, N, s));
+    } else if (t_weight) {
         real *stacked_bias = NULL; /* (K*O) the bias tangents of the rows of a sample's t_out, when assigning */
         if (assign && t_bias) {
             if (!(stacked_bias = scratch_get(SLOT_BIAS, sizeof(real) * (size_t)K * O))) return -1;
@@ -694,8 +697,6 @@ int FN(conv2d_tangent_forward)(real *t_out, const real *t_in, const real *t_weig
             }
         }
         if (failed) return -1;
-    } else if (!t_in) {
-        memset(t_out, 0, sizeof(real) * p.out_size * (size_t)N * K);
     }
     if (t_bias && !assign) {
 #pragma omp parallel for schedule(static) collapse(2)

@@ -66,7 +66,7 @@ void FN(direct_weight_grad_lanes)(real *acc /* (rows, R, VL) += */, const real *
 void FN(direct_lanes_reduce)(real *dw /* (n) += */, const real *acc /* (n, VL) */, size_t n);
 /* acc (rows, VL) += the lane vectors of each padded row's sum (dy zero outside its values): a bias gradient in lane
  * form, summed by direct_lanes_reduce like the weights (a scalar sum per row was a chain of dependent additions as
- * long as the row, as slow as the weight gradient itself for the cnn's first layer). */
+ * long as the row, as slow as the weight gradient itself for the cnn's first layer on a Xeon with AVX-512). */
 void FN(direct_row_sums_lanes)(real *acc /* (rows, VL) += */, const real *dy /* (rows, ld) */, int rows,
                                const DirectShape *d);
 
