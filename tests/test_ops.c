@@ -34,7 +34,7 @@
 #define EPS 1e-6 /* central-difference step */
 
 /* conv2d.c's tuning of its batched small-plane path (planes below `below` outputs, groups 1; `columns` per GEMM). */
-extern int FN(conv2d_batch_columns), FN(conv2d_batch_below), FN(conv2d_direct_max_channels);
+extern int FN(conv2d_batch_columns), FN(conv2d_batch_below), FN(conv2d_direct_max_channels), FN(conv2d_dense_always);
 
 #include "derivative_check.h"
 
@@ -984,11 +984,13 @@ static void test_threads(void) {
      * a size above 1: libgomp would end the extra worker threads, whose per-thread scratch buffers are never
      * freed, and LeakSanitizer (make DEBUG=1) would report them. */
     const int max_threads = omp_get_max_threads(), many = max_threads > 1 ? max_threads : 2;
-    const ConvShape shapes[4] = {
+    const ConvShape shapes[6] = {
         conv2d_shape(3, 9, 8, 4, 3, 1, 1), conv2d_shape(5, 6, 7, 6, 1, 1, 0),
         conv2d_shape_general(4, 9, 8, 6, 3, 2, 2, 2, 1, 2, 1, 1, 0, 2, 1),  /* groups 2, im2col layout */
-        conv2d_shape_general(4, 7, 6, 8, 3, 3, 4, 1, 1, 1, 1, 1, 1, 1, 1)}; /* multiplier 2, wide layout */
-    for (int si = 0; si < 4; si++) {
+        conv2d_shape_general(4, 7, 6, 8, 3, 3, 4, 1, 1, 1, 1, 1, 1, 1, 1), /* multiplier 2, wide layout */
+        conv2d_shape(64, 2, 2, 96, 3, 1, 1),                                /* dense matrix: 3x3 on 2x2 */
+        conv2d_shape(24, 4, 4, 40, 3, 1, 1)};                               /* batched patches: 4x4 */
+    for (int si = 0; si < 6; si++) {
         ConvShape s = shapes[si];
         const int N = 13, K = 3;
         size_t nin = (size_t)N * s.C * s.H * s.W, nout = (size_t)N * s.O * s.Ho * s.Wo;
@@ -1072,16 +1074,19 @@ int main(void) {
         {2, 2, 6, 9, 3, 2, 3, 1, 1, 2, 1, 2, 0, 1, 1, 2, 2},  /* stride (1,2), dilation (1,2) */
         {3, 6, 5, 5, 4, 2, 2, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1},  /* groups 2, only bottom/right padding */
     };
-    /* Each three times: per sample with the direct kernels for narrow stride-1 layers (groups 1, up to 16 output
+    /* Each four times: per sample with the direct kernels for narrow stride-1 layers (groups 1, up to 16 output
      * channels: most shapes here), per-sample GEMMs (every layout), and, for groups 1, the batched small-plane
-     * path with batches of 1 or 2 samples (columns 50: batch boundaries inside N). */
-    for (int path = 0; path < 3; path++) {
+     * path with batches of 1 or 2 samples (columns 50: batch boundaries inside N), and the dense-matrix path of
+     * tiny planes, forced on every groups-1 shape (by default it takes planes of at most kh*kw pixels: the
+     * tiny-plane shapes below). */
+    for (int path = 0; path < 4; path++) {
         const int columns = FN(conv2d_batch_columns), below = FN(conv2d_batch_below);
         const int direct = FN(conv2d_direct_max_channels);
-        FN(conv2d_batch_below) = path == 2 ? 1 << 30 : 0;
+        FN(conv2d_batch_below) = path >= 2 ? 1 << 30 : 0;
         FN(conv2d_batch_columns) = path == 2 ? 50 : columns;
         FN(conv2d_direct_max_channels) = path == 0 ? 1 << 30 : 0;
-        const char *tag = path == 0 ? " [direct]" : path == 1 ? " [per sample]" : " [batched]";
+        FN(conv2d_dense_always) = path == 3;
+        const char *tag = path == 0 ? " [direct]" : path == 1 ? " [per sample]" : path == 2 ? " [batched]" : " [dense]";
         for (int i = 0; i < 8; i++)
             for (int bias = 1; bias >= 0; bias--) {
                 const int *c = conv[i];
@@ -1092,7 +1097,7 @@ int main(void) {
         for (int i = 0; i < 12; i++)
             for (int bias = 1; bias >= 0; bias--) {
                 const int *c = gconv[i];
-                if (path == 2 && c[7] != 1) continue; /* groups > 1: per-sample GEMMs only */
+                if (path >= 2 && c[7] != 1) continue; /* groups > 1: per-sample GEMMs only */
                 ConvShape cs = conv2d_shape_general(c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10],
                                                     c[11], c[12], c[13], c[14], c[15]);
                 Layer L = make_conv_shape(c[0], cs, bias);
@@ -1100,7 +1105,26 @@ int main(void) {
                 test_layer(&L, c[16]);
             }
         FN(conv2d_batch_below) = below, FN(conv2d_batch_columns) = columns, FN(conv2d_direct_max_channels) = direct;
+        FN(conv2d_dense_always) = 0;
     }
+    /* tiny planes, default settings: the dense path (H*W <= kh*kw), and the batched patches beside it */
+    const int tiny[6][17] = {
+        {3, 4, 2, 2, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2}, /* 3x3 on 2x2, pads 1: ResNet's 2x2 stage (dense) */
+        {3, 6, 1, 1, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2}, /* 3x3 on 1x1, pads 1: only the centre tap (dense) */
+        {4, 5, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 3}, /* 1x1 on 1x1: W itself (dense) */
+        {3, 4, 2, 2, 4, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, 2}, /* 3x3 stride 2 on 2x2 -> 1x1 (dense) */
+        {3, 3, 2, 3, 4, 2, 3, 1, 1, 2, 1, 1, 1, 0, 0, 1, 1}, /* 2x3, odd pads and strides (dense) */
+        {3, 4, 4, 4, 5, 1, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 2}, /* 1x1 stride 2 on 4x4: batched patches */
+    };
+    for (int i = 0; i < 6; i++)
+        for (int bias = 1; bias >= 0; bias--) {
+            const int *c = tiny[i];
+            ConvShape cs = conv2d_shape_general(c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11],
+                                                c[12], c[13], c[14], c[15]);
+            Layer L = make_conv_shape(c[0], cs, bias);
+            strncat(L.name, " [tiny plane]", sizeof L.name - strlen(L.name) - 1);
+            test_layer(&L, c[16]);
+        }
     /* the square shape fills the general fields */
     {
         ConvShape a = conv2d_shape(3, 9, 8, 4, 3, 2, 1);

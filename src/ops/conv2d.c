@@ -330,71 +330,56 @@ static int FN(batch_size)(const ConvShape *s, long count, size_t rows) {
     return (int)B;
 }
 
-/* The input columns [ow_lo, ow_hi) of kernel column j that fall inside the input. */
-static void ow_range(const ConvShape *s, int j, int *ow_lo, int *ow_hi) {
-    int lo = 0, hi = s->Wo, shift = j * s->dil_w - s->pad_l;
-    while (lo < s->Wo && lo * s->stride_w + shift < 0) lo++;
-    while (hi > lo && (hi - 1) * s->stride_w + shift >= s->W) hi--;
-    *ow_lo = lo, *ow_hi = hi;
-}
+/* The links of a small plane: output position p < L reads input position q < H*W through kernel tap i*kw + j, in
+ * (tap, p) order (so that col2im adds each input's terms in the order of a loop over taps, then outputs). The
+ * batched patch copies and the dense matrices below are loops over them. */
+typedef struct {
+    int p, q, tap;
+} PlaneLink;
 
-/* col rows (c, i, j), each L values at col + row*ld: im2col of one image x (C, H, W). */
-static void FN(im2col_ld)(real *col, size_t ld, const real *x, const ConvShape *s) {
-    for (int c = 0; c < s->C; c++)
-        for (int i = 0; i < s->kh; i++)
-            for (int j = 0; j < s->kw; j++) {
-                real *row = col + (size_t)((c * s->kh + i) * s->kw + j) * ld;
-                const real *plane = x + (size_t)c * s->H * s->W;
-                int ow_lo, ow_hi, shift = j * s->dil_w - s->pad_l;
-                ow_range(s, j, &ow_lo, &ow_hi);
-                for (int oh = 0; oh < s->Ho; oh++) {
-                    int h = oh * s->stride_h - s->pad_t + i * s->dil_h;
-                    real *dst = row + (size_t)oh * s->Wo;
-                    if (h < 0 || h >= s->H) {
-                        memset(dst, 0, sizeof(real) * (size_t)s->Wo);
-                        continue;
-                    }
-                    const real *src = plane + (size_t)h * s->W;
-                    for (int ow = 0; ow < ow_lo; ow++) dst[ow] = 0;
-                    if (s->stride_w == 1) {
-                        memcpy(dst + ow_lo, src + ow_lo + shift, sizeof(real) * (size_t)(ow_hi - ow_lo));
-                    } else {
-                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow] = src[ow * s->stride_w + shift];
-                    }
-                    for (int ow = ow_hi; ow < s->Wo; ow++) dst[ow] = 0;
+typedef struct {
+    const PlaneLink *link; /* (count) */
+    int count;
+    int complete; /* every (tap, p) reads an input: the patch rows hold no padding zeros */
+} PlaneLinks;
+
+/* Fills pl in scratch slot SLOT_WIDE2 (free on every batched path). */
+static int plane_links(PlaneLinks *pl, const ConvShape *s) {
+    int L = s->Ho * s->Wo, T = s->kh * s->kw;
+    PlaneLink *link = scratch_get(SLOT_WIDE2, sizeof(PlaneLink) * (size_t)L * T);
+    if (!link) return -1;
+    int n = 0;
+    for (int i = 0; i < s->kh; i++)
+        for (int j = 0; j < s->kw; j++)
+            for (int oh = 0; oh < s->Ho; oh++)
+                for (int ow = 0; ow < s->Wo; ow++) {
+                    int h = oh * s->stride_h - s->pad_t + i * s->dil_h, w = ow * s->stride_w - s->pad_l + j * s->dil_w;
+                    if (h >= 0 && h < s->H && w >= 0 && w < s->W)
+                        link[n++] = (PlaneLink){oh * s->Wo + ow, h * s->W + w, i * s->kw + j};
                 }
-            }
+    pl->link = link, pl->count = n, pl->complete = n == L * T;
+    return 0;
 }
 
-/* x (C, H, W) += col2im(col), col rows at stride ld. */
-static void FN(col2im_add_ld)(real *x, const real *col, size_t ld, const ConvShape *s) {
-    for (int c = 0; c < s->C; c++)
-        for (int i = 0; i < s->kh; i++)
-            for (int j = 0; j < s->kw; j++) {
-                const real *row = col + (size_t)((c * s->kh + i) * s->kw + j) * ld;
-                real *plane = x + (size_t)c * s->H * s->W;
-                int ow_lo, ow_hi, shift = j * s->dil_w - s->pad_l;
-                ow_range(s, j, &ow_lo, &ow_hi);
-                for (int oh = 0; oh < s->Ho; oh++) {
-                    int h = oh * s->stride_h - s->pad_t + i * s->dil_h;
-                    if (h < 0 || h >= s->H) continue;
-                    real *dst = plane + (size_t)h * s->W;
-                    const real *src = row + (size_t)oh * s->Wo;
-                    if (s->stride_w == 1) {
-                        real *d = dst + shift;
-                        for (int ow = ow_lo; ow < ow_hi; ow++) d[ow] += src[ow];
-                    } else {
-                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow * s->stride_w + shift] += src[ow];
-                    }
-                }
+/* col (C*kh*kw, bn*L) = im2col of the images x0 + n*stride, n < bn: padding entries zeroed row by row first. */
+static void FN(gather_cols)(real *col, const real *x0, size_t stride, int bn, const PlaneLinks *pl,
+                            const ConvShape *s) {
+    size_t L = (size_t)s->Ho * s->Wo, ld = (size_t)bn * L, HW = (size_t)s->H * s->W;
+    int T = s->kh * s->kw, rows = s->C * T;
+#pragma omp parallel if (bn > 1 && ld * rows > PARALLEL_MIN)
+    {
+        if (!pl->complete) {
+#pragma omp for schedule(static)
+            for (int r = 0; r < rows; r++) memset(col + (size_t)r * ld, 0, sizeof(real) * ld);
+        }
+#pragma omp for schedule(static)
+        for (int n = 0; n < bn; n++)
+            for (int c = 0; c < s->C; c++) {
+                const real *x = x0 + (size_t)n * stride + (size_t)c * HW; /* (H*W) */
+                real *dst = col + (size_t)c * T * ld + (size_t)n * L;     /* rows (tap) at stride ld */
+                for (int e = 0; e < pl->count; e++) dst[(size_t)pl->link[e].tap * ld + pl->link[e].p] = x[pl->link[e].q];
             }
-}
-
-/* col (C*kh*kw, bn*L) = im2col of the images x0 + n*stride, n < bn. */
-static void FN(gather_cols)(real *col, const real *x0, size_t stride, int bn, const ConvShape *s) {
-    size_t L = (size_t)s->Ho * s->Wo, ld = (size_t)bn * L;
-#pragma omp parallel for schedule(static) if (bn > 1 && ld * s->C * s->kh * s->kw > PARALLEL_MIN)
-    for (int n = 0; n < bn; n++) FN(im2col_ld)(col + (size_t)n * L, ld, x0 + (size_t)n * stride, s);
+    }
 }
 
 /* Y (O, bn*L) = the images y0 + n*stride (O, L). */
@@ -402,7 +387,11 @@ static void FN(gather_out)(real *Y, const real *y0, size_t stride, int bn, int O
     size_t ld = (size_t)bn * L;
 #pragma omp parallel for schedule(static) if (bn > 1 && ld * O > PARALLEL_MIN)
     for (int n = 0; n < bn; n++)
-        for (int o = 0; o < O; o++) memcpy(Y + o * ld + n * L, y0 + n * stride + o * L, sizeof(real) * L);
+        for (int o = 0; o < O; o++) { /* rows of a few values: a loop, not a memcpy call */
+            real *restrict dst = Y + o * ld + n * L;
+            const real *restrict src = y0 + n * stride + o * L;
+            for (size_t l = 0; l < L; l++) dst[l] = src[l];
+        }
 }
 
 /* images y0 + n*stride (O, L) = (add: +=) Y (O, bn*L). */
@@ -411,38 +400,174 @@ static void FN(scatter_out)(real *y0, size_t stride, const real *Y, int bn, int 
 #pragma omp parallel for schedule(static) if (bn > 1 && ld * O > PARALLEL_MIN)
     for (int n = 0; n < bn; n++)
         for (int o = 0; o < O; o++) {
-            real *dst = y0 + n * stride + o * L;
-            const real *src = Y + o * ld + n * L;
+            real *restrict dst = y0 + n * stride + o * L;
+            const real *restrict src = Y + o * ld + n * L;
             if (add) {
                 for (size_t l = 0; l < L; l++) dst[l] += src[l];
             } else {
-                memcpy(dst, src, sizeof(real) * L);
+                for (size_t l = 0; l < L; l++) dst[l] = src[l];
             }
         }
 }
 
 /* images x0 + n*stride (C, H, W) = (add: +=) col2im(col (C*kh*kw, bn*L)). */
-static void FN(scatter_cols)(real *x0, size_t stride, const real *col, int bn, const ConvShape *s, int add) {
-    size_t L = (size_t)s->Ho * s->Wo, ld = (size_t)bn * L, in_size = (size_t)s->C * s->H * s->W;
-#pragma omp parallel for schedule(static) if (bn > 1 && ld * s->C * s->kh * s->kw > PARALLEL_MIN)
+static void FN(scatter_cols)(real *x0, size_t stride, const real *col, int bn, const PlaneLinks *pl,
+                             const ConvShape *s, int add) {
+    size_t L = (size_t)s->Ho * s->Wo, ld = (size_t)bn * L, HW = (size_t)s->H * s->W;
+    int T = s->kh * s->kw;
+#pragma omp parallel for schedule(static) if (bn > 1 && ld * s->C * T > PARALLEL_MIN)
     for (int n = 0; n < bn; n++) {
-        real *x = x0 + n * stride;
-        if (!add) memset(x, 0, sizeof(real) * in_size);
-        FN(col2im_add_ld)(x, col + n * L, ld, s);
+        real *x = x0 + (size_t)n * stride;
+        if (!add) memset(x, 0, sizeof(real) * (size_t)s->C * HW);
+        for (int c = 0; c < s->C; c++) {
+            real *xc = x + (size_t)c * HW;                                  /* (H*W) */
+            const real *src = col + (size_t)c * T * ld + (size_t)n * L;     /* rows (tap) at stride ld */
+            for (int e = 0; e < pl->count; e++) xc[pl->link[e].q] += src[(size_t)pl->link[e].tap * ld + pl->link[e].p];
+        }
     }
+}
+
+/* ---- tiny input planes: the convolution as one dense matrix ----
+ * When an input plane has no more pixels than the kernel has taps (H*W <= kh*kw, groups 1; ResNet's 2x2 and 1x1
+ * stages at 32x32, whose 3x3 kernels mostly read padding), the convolution of one sample is the dense matrix
+ * Wd (O*L, C*H*W), Wd[(o,p),(c,q)] = W[o,c,i,j] for the one tap (i,j) that joins output p to input q (0 where none
+ * does), and the images already are the rows of an (N, C*H*W) matrix. Each pass is then a GEMM on the tensors as
+ * they lie: no patch copies, and at most im2col's multiply-adds (L*H*W <= L*kh*kw per channel pair; a 3x3 kernel
+ * on a 1x1 plane does 1/9 of them). The weight gradient is gathered tap by tap from Wd's ("fold"). A 1x1 kernel on
+ * a 1x1 plane is a plain matrix product with W itself. Runs on the calling thread; scratch: SLOT_COL and SLOT_COL2
+ * (dense matrices), SLOT_WIDE (a dense gradient), SLOT_WIDE2 (the links). */
+int FN(conv2d_dense_always) = 0; /* tests: the dense path for every small-plane shape with groups 1 */
+#define DENSE_MAX_VALUES ((size_t)1 << 24) /* entries of Wd past which the im2col batches are kept */
+
+typedef struct {
+    PlaneLinks pl;
+    int P, Q;     /* O*L and C*H*W: Wd's rows and columns */
+    int identity; /* 1x1 kernel, 1x1 input and output: Wd is W */
+} Dense;
+
+static int FN(dense)(const ConvShape *s) {
+    size_t values = (size_t)s->O * s->Ho * s->Wo * (size_t)s->C * s->H * s->W;
+    return values <= DENSE_MAX_VALUES && (FN(conv2d_dense_always) || s->H * s->W <= s->kh * s->kw);
+}
+
+static int dense_prepare(Dense *d, const ConvShape *s) {
+    HS_TRY(plane_links(&d->pl, s));
+    d->P = s->O * s->Ho * s->Wo, d->Q = s->C * s->H * s->W;
+    d->identity = s->Ho * s->Wo == 1 && s->H * s->W == 1 && s->kh * s->kw == 1 && d->pl.count == 1;
+    return 0;
+}
+
+/* The dense matrix (P, Q) of the weights W (O, C*kh*kw): W itself, or expanded into scratch slot `slot`. */
+static const real *FN(dense_weights)(const Dense *d, int slot, const real *W, const ConvShape *s) {
+    if (d->identity) return W;
+    real *Wd = scratch_get(slot, sizeof(real) * (size_t)d->P * d->Q);
+    if (!Wd) return NULL;
+    int L = s->Ho * s->Wo, HW = s->H * s->W, T = s->kh * s->kw;
+    size_t rows = (size_t)L * d->Q; /* Wd values per output channel */
+#pragma omp parallel for schedule(static) if ((size_t)s->O * rows > PARALLEL_MIN)
+    for (int o = 0; o < s->O; o++) {
+        real *block = Wd + (size_t)o * rows; /* (L, Q) */
+        memset(block, 0, sizeof(real) * rows);
+        for (int c = 0; c < s->C; c++) {
+            const real *w = W + ((size_t)o * s->C + c) * T; /* (kh*kw) */
+            real *dst = block + (size_t)c * HW;
+            for (int e = 0; e < d->pl.count; e++) {
+                const PlaneLink *k = &d->pl.link[e];
+                dst[(size_t)k->p * d->Q + k->q] = w[k->tap];
+            }
+        }
+    }
+    return Wd;
+}
+
+/* dW (O, C*kh*kw) += the weight gradient gathered from the dense gradient dWd (P, Q), links in order. */
+static void FN(dense_fold)(real *dW, const real *dWd, const Dense *d, const ConvShape *s) {
+    int L = s->Ho * s->Wo, HW = s->H * s->W, T = s->kh * s->kw;
+    size_t rows = (size_t)L * d->Q;
+#pragma omp parallel for schedule(static) if ((size_t)s->O * rows > PARALLEL_MIN)
+    for (int o = 0; o < s->O; o++)
+        for (int c = 0; c < s->C; c++) {
+            real *dw = dW + ((size_t)o * s->C + c) * T;
+            const real *src = dWd + (size_t)o * rows + (size_t)c * HW;
+            for (int e = 0; e < d->pl.count; e++) {
+                const PlaneLink *k = &d->pl.link[e];
+                dw[k->tap] += src[(size_t)k->p * d->Q + k->q];
+            }
+        }
+}
+
+/* out (count, O*L) = in (count, C*H*W) Wd^T. */
+static int FN(dense_forward)(real *out, const real *in, const real *W, long count, const ConvShape *s) {
+    Dense d;
+    HS_TRY(dense_prepare(&d, s));
+    const real *Wd = FN(dense_weights)(&d, SLOT_COL, W, s);
+    if (!Wd) return -1;
+    FN(gemm)(0, 1, (int)count, d.P, d.Q, 1, in, d.Q, Wd, d.Q, 0, out, d.P);
+    return 0;
+}
+
+/* d_in (count, C*H*W) = d_out (count, O*L) Wd. */
+static int FN(dense_backward_data)(real *d_in, const real *d_out, const real *W, long count, const ConvShape *s) {
+    Dense d;
+    HS_TRY(dense_prepare(&d, s));
+    const real *Wd = FN(dense_weights)(&d, SLOT_COL, W, s);
+    if (!Wd) return -1;
+    FN(gemm)(0, 0, (int)count, d.Q, d.P, 1, d_out, d.P, Wd, d.Q, 0, d_in, d.Q);
+    return 0;
+}
+
+/* t_out (N,K,O*L) += in (N, C*H*W) Wd(t_W[k])^T for the K weight tangents. */
+static int FN(dense_tangent_weights)(real *t_out, const real *t_W, size_t ldw, const real *in, int K, int N,
+                                     const ConvShape *s) {
+    Dense d;
+    HS_TRY(dense_prepare(&d, s));
+    for (int k = 0; k < K; k++) {
+        const real *Wd = FN(dense_weights)(&d, SLOT_COL, t_W + (size_t)k * ldw, s);
+        if (!Wd) return -1;
+        FN(gemm)(0, 1, N, d.P, d.Q, 1, in, d.Q, Wd, d.Q, 1, t_out + (size_t)k * d.P, K * d.P);
+    }
+    return 0;
+}
+
+/* batched_tangent_backward's passes with the dense matrices:
+ *   td_in[:,k] = td_out[:,k] Wd + d_out Wd(t_W[k]);   td_W[k] += fold(td_out[:,k]^T in + d_out^T t_in[:,k]) */
+static int FN(dense_tangent_backward)(real *td_in, real *td_W, size_t ldw, const real *td_out, const real *d_out,
+                                      const real *t_in, const real *t_W, const real *in, const real *W, int K, int N,
+                                      const ConvShape *s) {
+    int cross_in = d_out && t_W && td_in, cross_w = d_out && t_in;
+    if (td_in) HS_TRY(FN(dense_backward_data)(td_in, td_out, W, (long)N * K, s));
+    if (!td_W) return 0; /* activation gradients only, as on the other paths */
+    Dense d;
+    HS_TRY(dense_prepare(&d, s));
+    real *dWd = NULL; /* (P, Q) */
+    if (!d.identity && !(dWd = scratch_get(SLOT_WIDE, sizeof(real) * (size_t)d.P * d.Q))) return -1;
+    for (int k = 0; k < K; k++) {
+        real *dst = d.identity ? td_W + (size_t)k * ldw : dWd;
+        FN(gemm)(1, 0, d.P, d.Q, N, 1, td_out + (size_t)k * d.P, K * d.P, in, d.Q, d.identity ? 1 : 0, dst, d.Q);
+        if (cross_w) FN(gemm)(1, 0, d.P, d.Q, N, 1, d_out, d.P, t_in + (size_t)k * d.Q, K * d.Q, 1, dst, d.Q);
+        if (!d.identity) FN(dense_fold)(td_W + (size_t)k * ldw, dWd, &d, s);
+        if (cross_in) {
+            const real *Wd = FN(dense_weights)(&d, SLOT_COL2, t_W + (size_t)k * ldw, s);
+            if (!Wd) return -1;
+            FN(gemm)(0, 0, N, d.Q, d.P, 1, d_out, d.P, Wd, d.Q, 1, td_in + (size_t)k * d.Q, K * d.Q);
+        }
+    }
+    return 0;
 }
 
 /* out = conv(in, W) for `count` contiguous images (no bias). */
 static int FN(batched_forward)(real *out, const real *in, const real *W, long count, const ConvShape *s) {
+    if (FN(dense)(s)) return FN(dense_forward)(out, in, W, count, s);
     int R = s->C * s->kh * s->kw, O = s->O;
     size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
     int B = FN(batch_size)(s, count, (size_t)(R > O ? R : O));
     real *col = scratch_get(SLOT_COL, sizeof(real) * (size_t)R * B * L);
     real *Y = scratch_get(SLOT_WIDE, sizeof(real) * (size_t)O * B * L);
-    if (!col || !Y) return -1;
+    PlaneLinks pl;
+    if (!col || !Y || plane_links(&pl, s) != 0) return -1;
     for (long b0 = 0; b0 < count; b0 += B) {
         int bn = (int)(count - b0 < B ? count - b0 : B), nc = bn * (int)L;
-        FN(gather_cols)(col, in + b0 * in_size, in_size, bn, s);
+        FN(gather_cols)(col, in + b0 * in_size, in_size, bn, &pl, s);
         FN(gemm)(0, 0, O, nc, R, 1, W, R, col, nc, 0, Y, nc);
         FN(scatter_out)(out + b0 * out_size, out_size, Y, bn, O, L, 0);
     }
@@ -451,17 +576,19 @@ static int FN(batched_forward)(real *out, const real *in, const real *W, long co
 
 /* d_in = conv^T(d_out, W) for `count` contiguous images. */
 static int FN(batched_backward_data)(real *d_in, const real *d_out, const real *W, long count, const ConvShape *s) {
+    if (FN(dense)(s)) return FN(dense_backward_data)(d_in, d_out, W, count, s);
     int R = s->C * s->kh * s->kw, O = s->O;
     size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
     int B = FN(batch_size)(s, count, (size_t)(R > O ? R : O));
     real *col = scratch_get(SLOT_COL, sizeof(real) * (size_t)R * B * L);
     real *Y = scratch_get(SLOT_WIDE, sizeof(real) * (size_t)O * B * L);
-    if (!col || !Y) return -1;
+    PlaneLinks pl;
+    if (!col || !Y || plane_links(&pl, s) != 0) return -1;
     for (long b0 = 0; b0 < count; b0 += B) {
         int bn = (int)(count - b0 < B ? count - b0 : B), nc = bn * (int)L;
         FN(gather_out)(Y, d_out + b0 * out_size, out_size, bn, O, L);
         FN(gemm)(1, 0, R, nc, O, 1, W, R, Y, nc, 0, col, nc);
-        FN(scatter_cols)(d_in + b0 * in_size, in_size, col, bn, s, 0);
+        FN(scatter_cols)(d_in + b0 * in_size, in_size, col, bn, &pl, s, 0);
     }
     return 0;
 }
@@ -469,6 +596,7 @@ static int FN(batched_backward_data)(real *d_in, const real *d_out, const real *
 /* t_out (N,K,O,L) += conv(in, t_W[k]) for the K weight tangents. */
 static int FN(batched_tangent_weights)(real *t_out, const real *t_W, size_t ldw, const real *in, int K, int N,
                                        const ConvShape *s) {
+    if (FN(dense)(s)) return FN(dense_tangent_weights)(t_out, t_W, ldw, in, K, N, s);
     int R = s->C * s->kh * s->kw, O = s->O;
     size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
     size_t KO = (size_t)K * O;
@@ -476,11 +604,12 @@ static int FN(batched_tangent_weights)(real *t_out, const real *t_W, size_t ldw,
     real *col = scratch_get(SLOT_COL, sizeof(real) * (size_t)R * B * L);
     real *Y = scratch_get(SLOT_WIDE, sizeof(real) * KO * B * L);
     real *stacked = scratch_get(SLOT_STACKED, sizeof(real) * KO * R);
-    if (!col || !Y || !stacked) return -1;
+    PlaneLinks pl;
+    if (!col || !Y || !stacked || plane_links(&pl, s) != 0) return -1;
     for (int k = 0; k < K; k++) memcpy(stacked + (size_t)k * O * R, t_W + (size_t)k * ldw, sizeof(real) * O * R);
     for (int b0 = 0; b0 < N; b0 += B) {
         int bn = N - b0 < B ? N - b0 : B, nc = bn * (int)L;
-        FN(gather_cols)(col, in + b0 * in_size, in_size, bn, s);
+        FN(gather_cols)(col, in + b0 * in_size, in_size, bn, &pl, s);
         FN(gemm)(0, 0, (int)KO, nc, R, 1, stacked, R, col, nc, 0, Y, nc);
         for (int k = 0; k < K; k++)
             FN(scatter_out)(t_out + ((size_t)b0 * K + k) * out_size, K * out_size, Y + (size_t)k * O * nc, bn, O, L, 1);
@@ -494,6 +623,7 @@ static int FN(batched_tangent_weights)(real *t_out, const real *t_W, size_t ldw,
 static int FN(batched_tangent_backward)(real *td_in, real *td_W, size_t ldw, const real *td_out, const real *d_out,
                                         const real *t_in, const real *t_W, const real *in, const real *W, int K, int N,
                                         const ConvShape *s) {
+    if (FN(dense)(s)) return FN(dense_tangent_backward)(td_in, td_W, ldw, td_out, d_out, t_in, t_W, in, W, K, N, s);
     int R = s->C * s->kh * s->kw, O = s->O;
     size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
     int cross_in = d_out && t_W && td_in, cross_w = d_out && t_in;
@@ -503,10 +633,11 @@ static int FN(batched_tangent_backward)(real *td_in, real *td_W, size_t ldw, con
     real *col = scratch_get(SLOT_COL, sizeof(real) * (size_t)R * B * L);
     real *Y = scratch_get(SLOT_WIDE, sizeof(real) * (size_t)O * B * L);
     real *col2 = (cross_in || cross_w) ? scratch_get(SLOT_COL2, sizeof(real) * (size_t)R * B * L) : col;
-    if (!col || !Y || !col2) return -1;
+    PlaneLinks pl;
+    if (!col || !Y || !col2 || plane_links(&pl, s) != 0) return -1;
     for (int b0 = 0; b0 < N; b0 += B) {
         int bn = N - b0 < B ? N - b0 : B, nc = bn * (int)L;
-        FN(gather_cols)(col, in + b0 * in_size, in_size, bn, s);
+        FN(gather_cols)(col, in + b0 * in_size, in_size, bn, &pl, s);
         for (int k = 0; k < K; k++) {
             FN(gather_out)(Y, td_out + ((size_t)b0 * K + k) * out_size, K * out_size, bn, O, L);
             FN(gemm)(0, 1, O, R, nc, 1, Y, nc, col, nc, 1, td_W + (size_t)k * ldw, R);
@@ -515,12 +646,12 @@ static int FN(batched_tangent_backward)(real *td_in, real *td_W, size_t ldw, con
         FN(gather_out)(Y, d_out + (size_t)b0 * out_size, out_size, bn, O, L);
         for (int k = 0; k < K; k++) {
             if (cross_w) {
-                FN(gather_cols)(col2, t_in + ((size_t)b0 * K + k) * in_size, K * in_size, bn, s);
+                FN(gather_cols)(col2, t_in + ((size_t)b0 * K + k) * in_size, K * in_size, bn, &pl, s);
                 FN(gemm)(0, 1, O, R, nc, 1, Y, nc, col2, nc, 1, td_W + (size_t)k * ldw, R);
             }
             if (cross_in) {
                 FN(gemm)(1, 0, R, nc, O, 1, t_W + (size_t)k * ldw, R, Y, nc, 0, col2, nc);
-                FN(scatter_cols)(td_in + ((size_t)b0 * K + k) * in_size, K * in_size, col2, bn, s, 1);
+                FN(scatter_cols)(td_in + ((size_t)b0 * K + k) * in_size, K * in_size, col2, bn, &pl, s, 1);
             }
         }
     }
