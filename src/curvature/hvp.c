@@ -62,15 +62,34 @@ int FN(curv_check_source)(const Model *m, const SampleSource *s) {
     return 0;
 }
 
-/* acc (n) = or += part (n): the first chunk assigns, so the double buffer is written once, not cleared first. */
-static void FN(accumulate_chunk)(double *acc, const real *part, size_t n, int first) {
+/* acc (n) = or += part (n): the first chunk assigns, so the double buffer is written once, not cleared first.
+ * Returns the sum of |acc| after the update, in the same pass (a NaN or infinity anywhere makes it non-finite):
+ * the last chunk's is the finiteness check of the whole result, without another pass over it (a ResNet-50
+ * gradient is 188 MB of doubles). */
+static double FN(accumulate_chunk)(double *acc, const real *part, size_t n, int first) {
+    double norm = 0;
     if (first) {
-#pragma omp parallel for schedule(static) if (n > 100000)
-        for (size_t i = 0; i < n; i++) acc[i] = (double)part[i];
+#pragma omp parallel for schedule(static) reduction(+ : norm) if (n > 100000)
+        for (size_t i = 0; i < n; i++) {
+            acc[i] = (double)part[i];
+            norm += fabs(acc[i]);
+        }
     } else {
-#pragma omp parallel for schedule(static) if (n > 100000)
-        for (size_t i = 0; i < n; i++) acc[i] += (double)part[i];
+#pragma omp parallel for schedule(static) reduction(+ : norm) if (n > 100000)
+        for (size_t i = 0; i < n; i++) {
+            acc[i] += (double)part[i];
+            norm += fabs(acc[i]);
+        }
     }
+    return norm;
+}
+
+/* The sum of |x| over n values (non-finite when any is). */
+static double abs_sum(const double *x, size_t n) {
+    double sum = 0;
+#pragma omp parallel for schedule(static) reduction(+ : sum) if (n > 100000)
+    for (size_t i = 0; i < n; i++) sum += fabs(x[i]);
+    return sum;
 }
 
 /* The automatic chunk (set->chunk <= 0): 128 samples for models without buffers (batch-norm statistics, whose batch
@@ -153,7 +172,7 @@ int FN(curv_loss_grad)(Model *m, const SampleSet *set, double *loss, double *acc
         free(kept_loss);
         return -1;
     }
-    double total = 0, scale = 1.0 / set->count;
+    double total = 0, scale = 1.0 / set->count, grad_norm = 0;
     long right = 0;
     int rc = 0;
     for (int c = plan.lo; c < plan.hi && rc == 0; c++) {
@@ -172,7 +191,7 @@ int FN(curv_loss_grad)(Model *m, const SampleSet *set, double *loss, double *acc
         real *g = plan.keep ? kept + (size_t)(c - plan.lo) * P : b.grad;
         memset(g, 0, sizeof(real) * P);
         rc = FN(model_backward)(m, b.y, scale, g);
-        if (!plan.keep) FN(accumulate_chunk)(grad, g, P, c == 0);
+        if (!plan.keep) grad_norm = FN(accumulate_chunk)(grad, g, P, c == 0);
     }
     if (rc == 0 && plan.split) rc = fault_hook();
     if (rc == 0 && plan.split) {
@@ -196,9 +215,7 @@ int FN(curv_loss_grad)(Model *m, const SampleSet *set, double *loss, double *acc
     if (loss) *loss = total;
     if (accuracy) *accuracy = m->loss == LOSS_CROSS_ENTROPY ? (double)right / set->count : NAN;
     if (grad) {
-        double sum = 0;
-#pragma omp parallel for schedule(static) reduction(+ : sum) if (P > 100000)
-        for (size_t i = 0; i < P; i++) sum += fabs(grad[i]);
+        double sum = plan.split ? abs_sum(grad, P) : grad_norm; /* (the chain's last step is not ours to measure) */
         if (!isfinite(sum))
             for (size_t i = 0; i < P; i++)
                 if (!isfinite(grad[i])) return hs_error("the gradient is not finite at parameter %zu", i);
@@ -318,8 +335,23 @@ int FN(curv_hvp_cached)(Model *m, const SampleSet *set, const double *v, int K, 
         free(kept_loss);
         return -1;
     }
-#pragma omp parallel for schedule(static) if (PK > 100000)
-    for (size_t i = 0; i < PK; i++) b.vr[i] = (real)v[i];
+    double *norms = hs_malloc(sizeof(double) * 2 * (size_t)K); /* (K) sums of |v_k|, then (K) of |Hv_k| */
+    if (!norms) {
+        free(kept);
+        free(kept_loss);
+        return -1;
+    }
+    for (int k = 0; k < K; k++) {
+        const double *vk = v + (size_t)k * P;
+        real *vr = b.vr + (size_t)k * P;
+        double vnorm = 0;
+#pragma omp parallel for schedule(static) reduction(+ : vnorm) if (P > 100000)
+        for (size_t i = 0; i < P; i++) {
+            vr[i] = (real)vk[i];
+            vnorm += fabs(vk[i]);
+        }
+        norms[k] = vnorm, norms[K + k] = 0;
+    }
     double total = 0, scale = 1.0 / set->count;
     int rc = 0;
     for (int c = plan.lo; c < plan.hi && rc == 0; c++) {
@@ -345,7 +377,8 @@ int FN(curv_hvp_cached)(Model *m, const SampleSet *set, const double *v, int K, 
             kept_loss[c - plan.lo] = part;
         } else {
             total += part;
-            FN(accumulate_chunk)(hv, h, PK, c == 0);
+            for (int k = 0; k < K; k++)
+                norms[K + k] = FN(accumulate_chunk)(hv + (size_t)k * P, h + (size_t)k * P, P, c == 0);
         }
     }
     if (fill) {
@@ -359,7 +392,7 @@ int FN(curv_hvp_cached)(Model *m, const SampleSet *set, const double *v, int K, 
         total = sc[0];
         for (int c = plan.lo; rc == 0 && plan.keep && c < plan.hi; c++) {
             total += kept_loss[c - plan.lo];
-            FN(accumulate_chunk)(hv, kept + (size_t)(c - plan.lo) * PK, PK, c == 0);
+            FN(accumulate_chunk)(hv, kept + (size_t)(c - plan.lo) * PK, PK, c == 0); /* (norms: after the chain) */
         }
         sc[0] = total;
         if (rc == 0) rc = dist_chain_send(hv, PK, sc, 1);
@@ -367,23 +400,27 @@ int FN(curv_hvp_cached)(Model *m, const SampleSet *set, const double *v, int K, 
     }
     free(kept);
     free(kept_loss);
-    if (rc != 0) return -1;
+    if (rc != 0) {
+        free(norms);
+        return -1;
+    }
     if (loss) *loss = total;
     for (int k = 0; k < K; k++) {
-        const double *h = hv + (size_t)k * P, *vk = v + (size_t)k * P;
-        double vnorm = 0, hnorm = 0;
-#pragma omp parallel for schedule(static) reduction(+ : vnorm, hnorm) if (P > 100000)
-        for (size_t i = 0; i < P; i++) {
-            vnorm += fabs(vk[i]);
-            hnorm += fabs(h[i]); /* a NaN or infinity anywhere makes the sum non-finite */
-        }
+        const double *h = hv + (size_t)k * P;
+        double vnorm = norms[k], hnorm = plan.split ? abs_sum(h, P) : norms[K + k]; /* (see curv_loss_grad) */
         if (!isfinite(hnorm))
             for (size_t i = 0; i < P; i++)
-                if (!isfinite(h[i])) return hs_error("the Hessian-vector product is not finite at index %zu", i);
-        if (vnorm > 0 && hnorm == 0)
+                if (!isfinite(h[i])) {
+                    free(norms);
+                    return hs_error("the Hessian-vector product is not finite at index %zu", i);
+                }
+        if (vnorm > 0 && hnorm == 0) {
+            free(norms);
             return hs_error("the Hessian-vector product is exactly zero for a non-zero direction: the loss does not "
                             "depend on these parameters (or every unit is inactive); refusing to return a silent "
                             "zero");
+        }
     }
+    free(norms);
     return 0;
 }
