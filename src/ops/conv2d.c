@@ -496,23 +496,15 @@ static void FN(dense_fold)(real *dW, const real *dWd, const Dense *d, const Conv
         }
 }
 
-/* out (count, O*L) = in (count, C*H*W) Wd^T. */
-static int FN(dense_forward)(real *out, const real *in, const real *W, long count, const ConvShape *s) {
+/* The convolution of `count` images, or (transposed) its transpose:
+ *   out (count, O*L) = in (count, C*H*W) Wd^T;   transposed: d_in (count, C*H*W) = d_out (count, O*L) Wd. */
+static int FN(dense_apply)(real *y, const real *x, const real *W, long count, int transposed, const ConvShape *s) {
     Dense d;
     HS_TRY(dense_prepare(&d, s));
     const real *Wd = FN(dense_weights)(&d, SLOT_COL, W, s);
     if (!Wd) return -1;
-    FN(gemm)(0, 1, (int)count, d.P, d.Q, 1, in, d.Q, Wd, d.Q, 0, out, d.P);
-    return 0;
-}
-
-/* d_in (count, C*H*W) = d_out (count, O*L) Wd. */
-static int FN(dense_backward_data)(real *d_in, const real *d_out, const real *W, long count, const ConvShape *s) {
-    Dense d;
-    HS_TRY(dense_prepare(&d, s));
-    const real *Wd = FN(dense_weights)(&d, SLOT_COL, W, s);
-    if (!Wd) return -1;
-    FN(gemm)(0, 0, (int)count, d.Q, d.P, 1, d_out, d.P, Wd, d.Q, 0, d_in, d.Q);
+    int in = transposed ? d.P : d.Q, out = transposed ? d.Q : d.P;
+    FN(gemm)(0, !transposed, (int)count, out, in, 1, x, in, Wd, d.Q, 0, y, out);
     return 0;
 }
 
@@ -535,7 +527,7 @@ static int FN(dense_tangent_backward)(real *td_in, real *td_W, size_t ldw, const
                                       const real *t_in, const real *t_W, const real *in, const real *W, int K, int N,
                                       const ConvShape *s) {
     int cross_in = d_out && t_W && td_in, cross_w = d_out && t_in;
-    if (td_in) HS_TRY(FN(dense_backward_data)(td_in, td_out, W, (long)N * K, s));
+    if (td_in) HS_TRY(FN(dense_apply)(td_in, td_out, W, (long)N * K, 1, s));
     if (!td_W) return 0; /* activation gradients only, as on the other paths */
     Dense d;
     HS_TRY(dense_prepare(&d, s));
@@ -557,7 +549,7 @@ static int FN(dense_tangent_backward)(real *td_in, real *td_W, size_t ldw, const
 
 /* out = conv(in, W) for `count` contiguous images (no bias). */
 static int FN(batched_forward)(real *out, const real *in, const real *W, long count, const ConvShape *s) {
-    if (FN(dense)(s)) return FN(dense_forward)(out, in, W, count, s);
+    if (FN(dense)(s)) return FN(dense_apply)(out, in, W, count, 0, s);
     int R = s->C * s->kh * s->kw, O = s->O;
     size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
     int B = FN(batch_size)(s, count, (size_t)(R > O ? R : O));
@@ -576,7 +568,7 @@ static int FN(batched_forward)(real *out, const real *in, const real *W, long co
 
 /* d_in = conv^T(d_out, W) for `count` contiguous images. */
 static int FN(batched_backward_data)(real *d_in, const real *d_out, const real *W, long count, const ConvShape *s) {
-    if (FN(dense)(s)) return FN(dense_backward_data)(d_in, d_out, W, count, s);
+    if (FN(dense)(s)) return FN(dense_apply)(d_in, d_out, W, count, 1, s);
     int R = s->C * s->kh * s->kw, O = s->O;
     size_t L = (size_t)s->Ho * s->Wo, in_size = (size_t)s->C * s->H * s->W, out_size = (size_t)O * L;
     int B = FN(batch_size)(s, count, (size_t)(R > O ? R : O));
