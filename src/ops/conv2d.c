@@ -19,7 +19,9 @@
  * Small output planes (Ho*Wo < conv2d_batch_below, groups 1; ResNet's late stages: 4x4, 2x2, 1x1 at 32x32)
  * would make the per-sample GEMM a matrix-vector product that packs the whole weight matrix for a handful of
  * columns; there the im2col columns of a batch of samples sit side by side, (C*kh*kw, B*L), and each pass is
- * one GEMM per batch (threaded by FN(gemm)'s tiles), with B*L about conv2d_batch_columns (see "batched").
+ * one GEMM per batch (threaded by FN(gemm)'s tiles), with B*L about conv2d_batch_columns (see "batched"); planes
+ * with no more pixels than the kernel has taps (ResNet's 2x2 and 1x1) multiply by the convolution's dense matrix
+ * instead, on the images as they lie (see "tiny input planes").
  * Convolution is bilinear in (in, W), so for direction k:
  *   t_out   = conv(t_in, W) + conv(in, t_W) + t_b
  *   td_in   = conv^T(td_out, W) + conv^T(d_out, t_W)
@@ -377,7 +379,10 @@ static void FN(gather_cols)(real *col, const real *x0, size_t stride, int bn, co
             for (int c = 0; c < s->C; c++) {
                 const real *x = x0 + (size_t)n * stride + (size_t)c * HW; /* (H*W) */
                 real *dst = col + (size_t)c * T * ld + (size_t)n * L;     /* rows (tap) at stride ld */
-                for (int e = 0; e < pl->count; e++) dst[(size_t)pl->link[e].tap * ld + pl->link[e].p] = x[pl->link[e].q];
+                for (int e = 0; e < pl->count; e++) {
+                    const PlaneLink *k = &pl->link[e];
+                    dst[(size_t)k->tap * ld + k->p] = x[k->q];
+                }
             }
     }
 }
@@ -422,7 +427,10 @@ static void FN(scatter_cols)(real *x0, size_t stride, const real *col, int bn, c
         for (int c = 0; c < s->C; c++) {
             real *xc = x + (size_t)c * HW;                                  /* (H*W) */
             const real *src = col + (size_t)c * T * ld + (size_t)n * L;     /* rows (tap) at stride ld */
-            for (int e = 0; e < pl->count; e++) xc[pl->link[e].q] += src[(size_t)pl->link[e].tap * ld + pl->link[e].p];
+            for (int e = 0; e < pl->count; e++) {
+                const PlaneLink *k = &pl->link[e];
+                xc[k->q] += src[(size_t)k->tap * ld + k->p];
+            }
         }
     }
 }
