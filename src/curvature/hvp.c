@@ -138,6 +138,7 @@ typedef struct {
     real *grad;     /* (P) */
     real *vr;       /* (K,P) directions in working precision */
     real *hv;       /* (K,P) */
+    double *norms;  /* (2K) the sums of |v_k|, then of |Hv_k|: after vr in its slot */
 } ChunkBuffers;
 
 enum { SLOT_X = 8, SLOT_Y, SLOT_GRAD, SLOT_V, SLOT_HV };
@@ -148,8 +149,10 @@ static int FN(chunk_alloc)(ChunkBuffers *b, const SampleSource *s, int chunk, si
     b->y = scratch_get(SLOT_Y, FN(curv_target_bytes)(s) * (size_t)chunk);
     b->grad = scratch_get(SLOT_GRAD, sizeof(real) * P);
     if (K > 0) {
-        b->vr = scratch_get(SLOT_V, sizeof(real) * P * (size_t)K);
+        size_t v_bytes = (sizeof(real) * P * (size_t)K + 63) & ~(size_t)63; /* the norms 64-byte aligned after */
+        b->vr = scratch_get(SLOT_V, v_bytes + sizeof(double) * 2 * (size_t)K);
         b->hv = scratch_get(SLOT_HV, sizeof(real) * P * (size_t)K);
+        if (b->vr) b->norms = (double *)((char *)b->vr + v_bytes);
     }
     if (!b->x || !b->y || !b->grad || (K > 0 && (!b->vr || !b->hv))) return -1;
     return 0;
@@ -335,12 +338,7 @@ int FN(curv_hvp_cached)(Model *m, const SampleSet *set, const double *v, int K, 
         free(kept_loss);
         return -1;
     }
-    double *norms = hs_malloc(sizeof(double) * 2 * (size_t)K); /* (K) sums of |v_k|, then (K) of |Hv_k| */
-    if (!norms) {
-        free(kept);
-        free(kept_loss);
-        return -1;
-    }
+    double *norms = b.norms;
     for (int k = 0; k < K; k++) {
         const double *vk = v + (size_t)k * P;
         real *vr = b.vr + (size_t)k * P;
@@ -400,27 +398,18 @@ int FN(curv_hvp_cached)(Model *m, const SampleSet *set, const double *v, int K, 
     }
     free(kept);
     free(kept_loss);
-    if (rc != 0) {
-        free(norms);
-        return -1;
-    }
+    if (rc != 0) return -1;
     if (loss) *loss = total;
     for (int k = 0; k < K; k++) {
         const double *h = hv + (size_t)k * P;
         double vnorm = norms[k], hnorm = plan.split ? abs_sum(h, P) : norms[K + k]; /* (see curv_loss_grad) */
         if (!isfinite(hnorm))
             for (size_t i = 0; i < P; i++)
-                if (!isfinite(h[i])) {
-                    free(norms);
-                    return hs_error("the Hessian-vector product is not finite at index %zu", i);
-                }
-        if (vnorm > 0 && hnorm == 0) {
-            free(norms);
+                if (!isfinite(h[i])) return hs_error("the Hessian-vector product is not finite at index %zu", i);
+        if (vnorm > 0 && hnorm == 0)
             return hs_error("the Hessian-vector product is exactly zero for a non-zero direction: the loss does not "
                             "depend on these parameters (or every unit is inactive); refusing to return a silent "
                             "zero");
-        }
     }
-    free(norms);
     return 0;
 }
