@@ -192,7 +192,7 @@ void FN(batchnorm_eval_tangent_backward)(real *td_in, real *td_gamma, real *td_b
         }
 }
 
-/* Diagonal pass: per channel, samples and vectors in order, in double. */
+/* Diagonal pass: per channel, samples and vectors in order, each row's sums as ROW_SUM's, in double. */
 void FN(batchnorm_eval_diag)(double *diag_gamma, double *diag_beta, const real *td_out, const real *in,
                              const real *running_mean, const real *running_var, double eps, int K, int N, int C,
                              int HW) {
@@ -203,11 +203,7 @@ void FN(batchnorm_eval_diag)(double *diag_gamma, double *diag_beta, const real *
             const real *x = in + AT(n, c);
             for (int k = 0; k < K; k++) {
                 const real *tdy = td_out + TAT(n, k, c);
-                double sg = 0, sb = 0;
-                for (int i = 0; i < HW; i++) {
-                    sg += (double)tdy[i] * (((double)x[i] - mu) * s);
-                    sb += (double)tdy[i];
-                }
+                double sg = FN(row_xhat)(tdy, x, mu, s, HW), sb = FN(row_sum)(tdy, HW);
                 dg += sg * sg;
                 db += sb * sb;
             }
