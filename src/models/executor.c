@@ -685,8 +685,8 @@ static void FN(recompute_gradient)(Model *m, ExecState *s, int i) {
     if (s->batch)
         FN(batchnorm_train_backward)(s->dscratch, gg, gb, d_out, in, PRM(bn->param[0]), s->mean + p->soff,
                                      s->invstd + p->soff, N, p->C, p->HW, NULL); /* no group: cannot fail */
-    else
-        FN(batchnorm_eval_backward)(s->dscratch, gg, gb, d_out, in, PRM(bn->param[0]), BUF(bn->buffer[0]),
+    else /* (dx = a dy: the parameter sums are not needed, so not formed) */
+        FN(batchnorm_eval_backward)(s->dscratch, NULL, NULL, d_out, in, PRM(bn->param[0]), BUF(bn->buffer[0]),
                                     BUF(bn->buffer[1]), bn->attrs.eps, N, p->C, p->HW);
 }
 

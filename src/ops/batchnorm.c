@@ -117,8 +117,8 @@ void FN(batchnorm_eval_backward)(real *d_in, real *d_gamma, real *d_beta, const 
         for (int n = 0; n < N; n++)
             for (int j = 0; j < nc; j++) {
                 const real *x = in + AT(n, c0 + j), *dy = d_out + AT(n, c0 + j);
-                sg[j] += FN(row_xhat)(dy, x, mu[j], s[j], HW);
-                sb[j] += FN(row_sum)(dy, HW);
+                if (d_gamma) sg[j] += FN(row_xhat)(dy, x, mu[j], s[j], HW);
+                if (d_beta) sb[j] += FN(row_sum)(dy, HW);
                 if (d_in) {
                     real *dx = d_in + AT(n, c0 + j);
                     for (int i = 0; i < HW; i++) dx[i] = a[j] * dy[i];
