@@ -309,15 +309,30 @@ int FN(curv_hvp_cached)(Model *m, const SampleSet *set, const double *v, int K, 
     if (K <= 0) return hs_error("no directions given");
     size_t P = m->num_params;
     HS_TRY(FN(curv_check_source)(m, set->source));
-    for (int k = 0; k < K; k++)
-        for (size_t i = 0; i < P; i++)
-            if (!isfinite(v[(size_t)k * P + i])) return hs_error("direction %d is not finite at index %zu", k, i);
     int chunk = FN(chunk_size)(m, set);
     ChunkPlan plan = plan_chunks(set, chunk);
     int mine = plan.hi - plan.lo;
     size_t PK = P * (size_t)K;
     ChunkBuffers b;
     HS_TRY(FN(chunk_alloc)(&b, set->source, chunk, P, K));
+    /* The directions in the model's precision and their norms, in one parallel pass. A sum of |v| that is not
+     * finite is the sign of a NaN or infinity (or of an overflowing sum: then the search finds none and v is
+     * used): refused here, before any pass, with no separate check on the calling thread (188 MB for ResNet-50). */
+    double *norms = b.norms;
+    for (int k = 0; k < K; k++) {
+        const double *vk = v + (size_t)k * P;
+        real *vr = b.vr + (size_t)k * P;
+        double vnorm = 0;
+#pragma omp parallel for schedule(static) reduction(+ : vnorm) if (P > 100000)
+        for (size_t i = 0; i < P; i++) {
+            vr[i] = (real)vk[i];
+            vnorm += fabs(vk[i]);
+        }
+        if (!isfinite(vnorm))
+            for (size_t i = 0; i < P; i++)
+                if (!isfinite(vk[i])) return hs_error("direction %d is not finite at index %zu", k, i);
+        norms[k] = vnorm, norms[K + k] = 0;
+    }
     /* Primal passes from the cache (reuse: its replicas hold them), into it (fill), or as usual (neither). */
     int reuse = 0, fill = 0;
     if (cache) {
@@ -337,18 +352,6 @@ int FN(curv_hvp_cached)(Model *m, const SampleSet *set, const double *v, int K, 
         free(kept);
         free(kept_loss);
         return -1;
-    }
-    double *norms = b.norms;
-    for (int k = 0; k < K; k++) {
-        const double *vk = v + (size_t)k * P;
-        real *vr = b.vr + (size_t)k * P;
-        double vnorm = 0;
-#pragma omp parallel for schedule(static) reduction(+ : vnorm) if (P > 100000)
-        for (size_t i = 0; i < P; i++) {
-            vr[i] = (real)vk[i];
-            vnorm += fabs(vk[i]);
-        }
-        norms[k] = vnorm, norms[K + k] = 0;
     }
     double total = 0, scale = 1.0 / set->count;
     int rc = 0;
