@@ -144,9 +144,9 @@ static void FN(im2col)(real *restrict col /* (C*kh*kw, L), rows ld apart */, siz
                         memset(dst, 0, sizeof(real) * (size_t)s->Wo);
                         continue;
                     }
-                    const real *src = plane + (size_t)h * s->W + off;
+                    const real *src = plane + (size_t)h * s->W; /* (W) */
                     for (int ow = 0; ow < ow_lo; ow++) dst[ow] = 0;
-                    for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow] = src[(ptrdiff_t)ow * sw];
+                    for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow] = src[ow * sw + off];
                     for (int ow = ow_hi; ow < s->Wo; ow++) dst[ow] = 0;
                 }
             }
