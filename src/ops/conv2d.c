@@ -397,7 +397,7 @@ typedef struct {
     const PlaneLink *link; /* (count) */
     int count;
     int complete; /* every (tap, p) reads an input: the patch rows hold no padding zeros */
-    int identity; /* one tap, and output p reads input p (1x1, stride 1, no padding): the copies are plain rows */
+    int plain_rows; /* one tap, and output p reads input p (1x1, stride 1, no padding): the copies are plain rows */
 } PlaneLinks;
 
 /* Fills pl in scratch slot SLOT_WIDE2 (free on every batched path). */
@@ -415,8 +415,8 @@ static int plane_links(PlaneLinks *pl, const ConvShape *s) {
                         link[n++] = (PlaneLink){oh * s->Wo + ow, h * s->W + w, i * s->kw + j};
                 }
     pl->link = link, pl->count = n, pl->complete = n == L * T;
-    pl->identity = T == 1 && n == L && L == s->H * s->W;
-    for (int e = 0; e < n && pl->identity; e++) pl->identity = link[e].p == link[e].q;
+    pl->plain_rows = T == 1 && n == L && L == s->H * s->W;
+    for (int e = 0; e < n && pl->plain_rows; e++) pl->plain_rows = link[e].p == link[e].q;
     return 0;
 }
 
@@ -437,7 +437,7 @@ static void FN(gather_cols)(real *col, size_t ld, const real *x0, size_t stride,
             for (int c = 0; c < s->C; c++) {
                 const real *x = x0 + (size_t)n * stride + (size_t)c * HW; /* (H*W) */
                 real *dst = col + (size_t)c * T * ld + (size_t)n * L;     /* rows (tap) at stride ld */
-                if (pl->identity) {
+                if (pl->plain_rows) {
                     for (size_t l = 0; l < L; l++) dst[l] = x[l];
                     continue;
                 }
@@ -488,7 +488,7 @@ static void FN(scatter_cols)(real *x0, size_t stride, const real *col, int bn, c
         for (int c = 0; c < s->C; c++) {
             real *xc = x + (size_t)c * HW;                                  /* (H*W) */
             const real *src = col + (size_t)c * T * ld + (size_t)n * L;     /* rows (tap) at stride ld */
-            if (pl->identity) {
+            if (pl->plain_rows) {
                 for (size_t l = 0; l < L; l++) xc[l] += src[l];
                 continue;
             }
